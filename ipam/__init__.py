@@ -1,0 +1,1 @@
+"""IPAM plugins, one package per plugin."""

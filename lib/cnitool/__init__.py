@@ -1,0 +1,1 @@
+"""cnitool: run CNI networks by hand, like the reference cnitool."""

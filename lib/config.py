@@ -1,0 +1,45 @@
+"""The network configuration keys every plugin shares.
+
+A plugin's config model is a dataclass extending `NetConf`; decode it
+from `Request.config` with `decode.decode(MyConf, req.config)`.
+"""
+
+from dataclasses import dataclass, field
+
+from .decode import key
+
+
+@dataclass
+class IPAMConf:
+    type: str = ""
+
+
+@dataclass
+class DNSConf:
+    nameservers: list[str] = field(default_factory=list)
+    domain: str = ""
+    search: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NetConf:
+    cni_version: str = ""
+    name: str = ""
+    type: str = ""
+    capabilities: dict = field(default_factory=dict)
+    ipam: IPAMConf = field(default_factory=IPAMConf)
+    dns: DNSConf = field(default_factory=DNSConf)
+    runtime_config: dict = field(default_factory=dict)
+    args: dict = field(default_factory=dict)
+    prev_result: dict | None = None
+    # pycni diagnostics (same spelling as Multus): see log.py
+    log_file: str = ""
+    log_level: str = ""
+
+
+@dataclass
+class Attachment:
+    """One entry of GC's cni.dev/valid-attachments."""
+    container_id: str = key("containerID", default="")
+    ifname: str = key("ifname", default="")

@@ -1,0 +1,54 @@
+"""CNI error codes and the error type every plugin raises.
+
+The spec reserves codes 0-99; plugin-specific codes start at 100. The
+reference Go library also uses 8 (invalid netns) and 999 (internal).
+"""
+
+INCOMPATIBLE_VERSION = 1
+UNSUPPORTED_FIELD = 2
+UNKNOWN_CONTAINER = 3
+INVALID_ENVIRONMENT = 4
+IO_FAILURE = 5
+DECODING_FAILURE = 6
+INVALID_NETWORK_CONFIG = 7
+INVALID_NETNS = 8
+TRY_AGAIN_LATER = 11
+PLUGIN_NOT_AVAILABLE = 50
+PLUGIN_NOT_AVAILABLE_LIMITED_CONNECTIVITY = 51
+INTERNAL = 999
+
+
+class CNIError(Exception):
+    """A failure reported to the runtime as a spec error object."""
+
+    def __init__(self, code: int, msg: str, details: str = ""):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details
+
+    def to_dict(self, cni_version: str) -> dict:
+        out = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CNIError":
+        code = data.get("code")
+        return cls(code if isinstance(code, int) else INTERNAL,
+                   str(data.get("msg", "")), str(data.get("details", "") or ""))
+
+    def __str__(self) -> str:
+        return f"{self.msg}; {self.details}" if self.details else self.msg
+
+    def __repr__(self) -> str:
+        return f"CNIError({self.code}, {self.msg!r}, {self.details!r})"
+
+
+def invalid_config(msg: str, details: str = "") -> CNIError:
+    return CNIError(INVALID_NETWORK_CONFIG, msg, details)
+
+
+def internal(msg: str, details: str = "") -> CNIError:
+    return CNIError(INTERNAL, msg, details)

@@ -1,0 +1,116 @@
+"""Entering network namespaces.
+
+`entered(path)` switches the calling thread into the namespace at `path`
+and always switches back, also when the body raises. Netlink sockets and
+/proc/sys/net files opened inside stay bound to that namespace after
+leaving it, so most work is: enter, open socket, leave.
+"""
+
+import errno
+import os
+
+from .errors import CNIError, INVALID_ENVIRONMENT, UNKNOWN_CONTAINER
+
+CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703  # ioctl: which kind of namespace an nsfs fd is
+
+_setns = None
+
+
+def _libc_setns():
+    global _setns
+    if _setns is None:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        _setns = libc.setns
+    return _setns
+
+
+def setns(fd: int) -> None:
+    if hasattr(os, "setns"):  # Python 3.12+
+        os.setns(fd, CLONE_NEWNET)
+        return
+    if _libc_setns()(fd, CLONE_NEWNET) != 0:
+        import ctypes
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+class NetnsNotFound(CNIError):
+    def __init__(self, path: str):
+        super().__init__(UNKNOWN_CONTAINER, f'network namespace "{path}" does not exist')
+        self.path = path
+
+
+def open_netns(path: str) -> int:
+    """Open `path` and make sure it really is a network namespace."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsNotFound(path) from None
+    except OSError as exc:
+        raise CNIError(INVALID_ENVIRONMENT, f'cannot open network namespace "{path}"',
+                       exc.strerror or str(exc)) from None
+    import fcntl
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        kind = None
+    if kind != CLONE_NEWNET:
+        os.close(fd)
+        raise CNIError(INVALID_ENVIRONMENT, f'"{path}" is not a network namespace')
+    return fd
+
+
+def exists(path: str) -> bool:
+    return bool(path) and os.path.exists(path)
+
+
+def is_current(path: str) -> bool:
+    """True if `path` is the namespace this process runs in."""
+    try:
+        a = os.stat(path)
+        b = os.stat("/proc/thread-self/ns/net")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+class entered:
+    """Context manager: run the body inside the network namespace at `path`."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._orig = -1
+        self._target = -1
+
+    def __enter__(self):
+        self._target = open_netns(self.path)
+        self._orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns(self._target)
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            setns(self._orig)
+        except OSError as err:
+            # Continuing in the wrong namespace would act on the wrong host.
+            os.write(2, f"pycni: cannot return to original netns: {err}\n".encode())
+            os._exit(70)
+        finally:
+            self._close()
+        return False
+
+    def _close(self):
+        for fd in (self._target, self._orig):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError as e:
+                    if e.errno != errno.EBADF:
+                        raise
+        self._target = self._orig = -1

@@ -1,0 +1,277 @@
+"""The plugin skeleton: environment, stdin, version negotiation, dispatch.
+
+A plugin is a `Plugin` subclass (config model plus add/delete/check and
+optionally gc/status); its executable calls `skel.main(MyPlugin())`.
+
+Behaviour follows the spec and, where the spec is vague, the reference
+pkg/skel: which variables each command needs, the container-ID and
+interface-name rules, VERSION without reading stdin, error objects on
+stdout with exit code 1, results printed in the config's cniVersion.
+"""
+
+import json
+import os
+import re
+import sys
+
+from . import version as versions
+from .args import CniArgs, parse_cni_args
+from .errors import (CNIError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INTERNAL,
+                     INVALID_ENVIRONMENT, INVALID_NETNS, INVALID_NETWORK_CONFIG,
+                     IO_FAILURE)
+from .result import Result, parse_result
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
+# Required variables per command, as the reference skel requires them.
+REQUIRED_ENV = {
+    "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "DEL": ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"),
+    "GC": ("CNI_PATH",),
+    "STATUS": ("CNI_PATH",),
+    "VERSION": (),
+}
+# Container IDs and network names end up in file names: this rule keeps
+# them free of path separators and dot-dot.
+ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
+MAX_ID_LEN = 255
+IFNAMSIZ = 16
+
+
+class Request:
+    """One plugin invocation: environment plus the decoded stdin config."""
+
+    def __init__(self, command: str, env, stdin: bytes = b"", config: dict | None = None):
+        self.command = command
+        self.env = env
+        self.container_id = env.get("CNI_CONTAINERID", "")
+        self.netns = env.get("CNI_NETNS", "")
+        self.ifname = env.get("CNI_IFNAME", "")
+        self.args_text = env.get("CNI_ARGS", "")
+        self.path = [p for p in env.get("CNI_PATH", "").split(os.pathsep) if p]
+        self.stdin = stdin
+        self.config = config or {}
+        self.cni_version = versions.DEFAULT
+        self.network_name = ""
+        self._args = None
+
+    @property
+    def cni_args(self) -> CniArgs:
+        if self._args is None:
+            self._args = parse_cni_args(self.args_text)
+        return self._args
+
+    @property
+    def prev_result(self) -> Result | None:
+        from .decode import lookup
+        raw = lookup(self.config, "prevResult")
+        if not raw:
+            return None
+        return parse_result(raw, self.cni_version)
+
+    @property
+    def valid_attachments(self) -> list:
+        """GC: the attachments to keep (cni.dev/valid-attachments)."""
+        from .config import Attachment
+        from .decode import decode
+        raw = self.config.get("cni.dev/valid-attachments")
+        if raw is None:
+            raw = self.config.get("cni.dev/attachments") or []
+        if not isinstance(raw, list):
+            raise CNIError(INVALID_NETWORK_CONFIG,
+                           "cni.dev/valid-attachments must be a list")
+        return [decode(Attachment, a, f"cni.dev/valid-attachments[{i}]")
+                for i, a in enumerate(raw)]
+
+
+class Plugin:
+    """Base class: override what the plugin supports.
+
+    Not overriding gc/status makes them succeed silently, which is what
+    the reference plugins do for commands they do not implement.
+    """
+
+    name = "plugin"
+    about = ""
+    supported_versions = versions.ALL
+
+    def add(self, req: Request) -> Result:
+        raise CNIError(INTERNAL, f"{self.name} does not implement ADD")
+
+    def delete(self, req: Request) -> None:
+        raise CNIError(INTERNAL, f"{self.name} does not implement DEL")
+
+    def check(self, req: Request) -> None:
+        raise CNIError(INTERNAL, f"{self.name} does not implement CHECK")
+
+    def gc(self, req: Request) -> None:
+        return None
+
+    def status(self, req: Request) -> None:
+        return None
+
+
+def main(plugin: Plugin) -> None:
+    code = run(plugin, os.environ, sys.stdin.buffer, sys.stdout)
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def run(plugin: Plugin, env, stdin, stdout) -> int:
+    """Serve one invocation; return the process exit code."""
+    command = env.get("CNI_COMMAND", "")
+    if not command:
+        versions_text = ", ".join(plugin.supported_versions)
+        sys.stderr.write(f"{plugin.about or 'CNI ' + plugin.name + ' plugin (pycni)'}\n"
+                         f"CNI protocol versions supported: {versions_text}\n")
+        return 0
+    if command == "VERSION":
+        stdout.write(json.dumps({"cniVersion": versions.CURRENT,
+                                 "supportedVersions": list(plugin.supported_versions)},
+                                separators=(",", ":")) + "\n")
+        return 0
+
+    req = None
+    log = None
+    cni_version = versions.CURRENT
+    try:
+        if command not in COMMANDS:
+            raise CNIError(INVALID_ENVIRONMENT, f"unknown CNI_COMMAND: {command}")
+        validate_env(command, env)
+        try:
+            data = stdin.read()
+        except OSError as exc:
+            raise CNIError(IO_FAILURE, "error reading from stdin", str(exc)) from None
+        config = parse_config(data)
+        from .log import OperationLog
+        log = OperationLog.from_config(config, env)
+        req = Request(command, env, data, config)
+        req.network_name = config["name"]
+        req.cni_version = cni_version = negotiate(config, plugin.supported_versions)
+        check_command_allowed(command, cni_version)
+        if command in ("ADD", "DEL") and req.netns:
+            refuse_own_netns(req.netns, env)
+        output = dispatch(plugin, req)
+    except CNIError as err:
+        _print_error(stdout, err, cni_version)
+        _log(log, plugin, command, req, env, err)
+        return 1
+    except Exception as exc:  # a bug or an unexpected OS failure
+        import traceback
+        traceback.print_exc(file=sys.stderr)
+        err = CNIError(INTERNAL, str(exc) or type(exc).__name__)
+        _print_error(stdout, err, cni_version)
+        _log(log, plugin, command, req, env, err)
+        return 1
+    if output is not None:
+        stdout.write(json.dumps(output, indent=4))
+    _log(log, plugin, command, req, env, None, output)
+    return 0
+
+
+def dispatch(plugin: Plugin, req: Request) -> dict | None:
+    if req.command == "ADD":
+        result = plugin.add(req)
+        if result is None:
+            raise CNIError(INTERNAL, f"{plugin.name} returned no result")
+        return result.to_dict(req.cni_version)
+    handler = {"DEL": plugin.delete, "CHECK": plugin.check,
+               "GC": plugin.gc, "STATUS": plugin.status}[req.command]
+    handler(req)
+    return None
+
+
+def validate_env(command: str, env) -> None:
+    missing = [name for name in REQUIRED_ENV[command] if not env.get(name)]
+    if missing:
+        raise CNIError(INVALID_ENVIRONMENT,
+                       f"required env variables [{','.join(missing)}] missing")
+    cid = env.get("CNI_CONTAINERID", "")
+    if "CNI_CONTAINERID" in REQUIRED_ENV[command]:
+        validate_container_id(cid)
+    if "CNI_IFNAME" in REQUIRED_ENV[command]:
+        validate_ifname(env.get("CNI_IFNAME", ""))
+
+
+def validate_container_id(cid: str) -> None:
+    if len(cid) > MAX_ID_LEN:
+        raise CNIError(INVALID_ENVIRONMENT, "containerID is too long",
+                       f"{len(cid)} characters, at most {MAX_ID_LEN}")
+    if not ID_RE.match(cid):
+        raise CNIError(INVALID_ENVIRONMENT, "invalid characters in containerID", cid)
+
+
+def validate_ifname(name: str) -> None:
+    problem = None
+    if not name:
+        problem = "interface name is empty"
+    elif len(name.encode()) >= IFNAMSIZ:
+        problem = f"interface name is too long (max {IFNAMSIZ - 1} bytes)"
+    elif name in (".", ".."):
+        problem = "interface name is . or .."
+    elif any(c in name for c in "/:") or any(c.isspace() for c in name):
+        problem = "interface name contains / or : or whitespace characters"
+    if problem:
+        raise CNIError(INVALID_ENVIRONMENT, problem, name)
+
+
+def parse_config(data: bytes) -> dict:
+    try:
+        config = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CNIError(DECODING_FAILURE, "error unmarshalling network config",
+                       str(exc)) from None
+    if not isinstance(config, dict):
+        raise CNIError(DECODING_FAILURE, "error unmarshalling network config",
+                       "network config is not a JSON object")
+    name = config.get("name")
+    if not name:
+        raise CNIError(INVALID_NETWORK_CONFIG, "missing network name")
+    if not isinstance(name, str) or len(name) > MAX_ID_LEN or not ID_RE.match(name):
+        raise CNIError(INVALID_NETWORK_CONFIG, "invalid characters found in network name",
+                       str(name))
+    return config
+
+
+def negotiate(config: dict, supported) -> str:
+    """The config's cniVersion if we speak it; a missing one means 0.1.0."""
+    version = config.get("cniVersion") or versions.DEFAULT
+    if not isinstance(version, str):
+        raise CNIError(DECODING_FAILURE, "cniVersion must be a string", repr(version))
+    if version not in supported:
+        listed = " ".join(f'"{v}"' for v in supported)
+        raise CNIError(INCOMPATIBLE_VERSION, "incompatible CNI versions",
+                       f'config is "{version}", plugin supports [{listed}]')
+    return version
+
+
+def check_command_allowed(command: str, cni_version: str) -> None:
+    if command == "CHECK" and not versions.has_check(cni_version):
+        raise CNIError(INCOMPATIBLE_VERSION, "config version does not allow CHECK")
+    if command in ("GC", "STATUS") and not versions.has_gc_and_status(cni_version):
+        raise CNIError(INCOMPATIBLE_VERSION, f"config version does not allow {command}")
+
+
+def refuse_own_netns(path: str, env) -> None:
+    """Acting on our own namespace as if it were a container's is a runtime
+    bug that would wreck the host's networking; the reference refuses it
+    unless CNI_NETNS_OVERRIDE is set."""
+    from . import netns
+    if env.get("CNI_NETNS_OVERRIDE", "").upper() in ("1", "TRUE"):
+        return
+    if netns.is_current(path):
+        raise CNIError(INVALID_NETNS,
+                       f'netns "{path}" is the plugin\'s own network namespace',
+                       "set CNI_NETNS_OVERRIDE=1 if this is intended")
+
+
+def _print_error(stdout, err: CNIError, cni_version: str) -> None:
+    stdout.write(json.dumps(err.to_dict(cni_version), indent=4))
+
+
+def _log(log, plugin, command, req, env, err, output=None):
+    if log is None:
+        return
+    log.finish(plugin.name, command, req.network_name if req else "",
+               env.get("CNI_CONTAINERID", ""), env.get("CNI_IFNAME", ""),
+               err, req.config if req else None, output)

@@ -1,0 +1,1 @@
+"""Main and meta plugins, one package per plugin."""

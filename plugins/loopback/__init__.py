@@ -1,0 +1,1 @@
+"""loopback plugin: see README.md."""
