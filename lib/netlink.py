@@ -235,3 +235,138 @@ def list_addresses(nl: RtNetlink, index: int = 0,
             continue
         out.append(Address(fam, socket.inet_ntop(fam, raw), prefixlen, scope, ifindex))
     return out
+
+
+# --- addresses ---------------------------------------------------------------
+
+IFA_BROADCAST = 4
+
+
+def _addr_body(index: int, cidr: str) -> tuple[int, bytes]:
+    address, _, prefix = cidr.partition("/")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    bits = 128 if family == socket.AF_INET6 else 32
+    prefixlen = int(prefix) if prefix else bits
+    raw = socket.inet_pton(family, address)
+    body = _IFADDRMSG.pack(family, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
+    body += attr(IFA_LOCAL, raw) + attr(IFA_ADDRESS, raw)
+    if family == socket.AF_INET and prefixlen < 31:
+        host_bits = (1 << (32 - prefixlen)) - 1
+        (value,) = struct.unpack("!I", raw)
+        body += attr(IFA_BROADCAST, struct.pack("!I", value | host_bits))
+    return family, body
+
+
+def add_address(nl: RtNetlink, index: int, cidr: str) -> None:
+    """Add `cidr` ("10.1.2.3/24", "fd00::3/64") to link `index`."""
+    _, body = _addr_body(index, cidr)
+    nl.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def del_address(nl: RtNetlink, index: int, cidr: str) -> None:
+    _, body = _addr_body(index, cidr)
+    nl.request(RTM_DELADDR, 0, body)
+
+
+# --- routes ------------------------------------------------------------------
+
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_PREFSRC = 7
+RTA_METRICS = 8
+RTA_TABLE = 15
+RTAX_MTU = 2
+RTAX_ADVMSS = 8
+RT_TABLE_MAIN = 254
+RTPROT_BOOT = 3
+RTN_UNICAST = 1
+RT_SCOPE_LINK = 253
+_RTMSG = struct.Struct("=BBBBBBBBI")
+
+
+@dataclass
+class RouteEntry:
+    family: int
+    dst: str            # CIDR; "0.0.0.0/0" / "::/0" for default routes
+    gw: str = ""
+    oif: int = 0
+    table: int = RT_TABLE_MAIN
+    priority: int = 0
+    scope: int = RT_SCOPE_UNIVERSE
+    src: str = ""
+
+
+def _route_body(dst: str, gw: str = "", oif: int = 0, table: int = RT_TABLE_MAIN,
+                priority: int = 0, scope: int | None = None, src: str = "",
+                mtu: int = 0, advmss: int = 0) -> bytes:
+    address, _, prefix = dst.partition("/")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    bits = 128 if family == socket.AF_INET6 else 32
+    dst_len = int(prefix) if prefix else bits
+    if scope is None:
+        scope = RT_SCOPE_UNIVERSE if gw else RT_SCOPE_LINK
+    body = _RTMSG.pack(family, dst_len, 0, 0, table if table < 256 else 0,
+                       RTPROT_BOOT, scope, RTN_UNICAST, 0)
+    if dst_len:
+        body += attr(RTA_DST, socket.inet_pton(family, address))
+    if gw:
+        body += attr(RTA_GATEWAY, socket.inet_pton(family, gw))
+    if oif:
+        body += attr_u32(RTA_OIF, oif)
+    if priority:
+        body += attr_u32(RTA_PRIORITY, priority)
+    if src:
+        body += attr(RTA_PREFSRC, socket.inet_pton(family, src))
+    if table >= 256:
+        body += attr_u32(RTA_TABLE, table)
+    metrics = b""
+    if mtu:
+        metrics += attr_u32(RTAX_MTU, mtu)
+    if advmss:
+        metrics += attr_u32(RTAX_ADVMSS, advmss)
+    if metrics:
+        body += attr(RTA_METRICS, metrics)
+    return body
+
+
+def add_route(nl: RtNetlink, dst: str, gw: str = "", oif: int = 0, **kw) -> None:
+    """Add a route; `dst` is a CIDR ("0.0.0.0/0" for the default route)."""
+    nl.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, _route_body(dst, gw, oif, **kw))
+
+
+def del_route(nl: RtNetlink, dst: str, gw: str = "", oif: int = 0, **kw) -> None:
+    nl.request(RTM_DELROUTE, 0, _route_body(dst, gw, oif, **kw))
+
+
+def list_routes(nl: RtNetlink, family: int = socket.AF_UNSPEC,
+                table: int | None = RT_TABLE_MAIN) -> list[RouteEntry]:
+    """Routes of `table` (every table if None)."""
+    body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    out = []
+    for kind, payload in nl.request(RTM_GETROUTE, NLM_F_DUMP, body):
+        if kind != RTM_NEWROUTE:
+            continue
+        fam, dst_len, _src_len, _tos, tbl, _proto, scope, rtype, _flags = \
+            _RTMSG.unpack_from(payload)
+        attrs = parse_attrs(payload[_RTMSG.size:])
+        if RTA_TABLE in attrs:
+            tbl = struct.unpack("=I", attrs[RTA_TABLE])[0]
+        if table is not None and tbl != table:
+            continue
+        if rtype != RTN_UNICAST:
+            continue
+        zero = "::" if fam == socket.AF_INET6 else "0.0.0.0"
+        dst = socket.inet_ntop(fam, attrs[RTA_DST]) if RTA_DST in attrs else zero
+        out.append(RouteEntry(
+            family=fam, dst=f"{dst}/{dst_len}",
+            gw=socket.inet_ntop(fam, attrs[RTA_GATEWAY]) if RTA_GATEWAY in attrs else "",
+            oif=struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0,
+            table=tbl,
+            priority=struct.unpack("=I", attrs[RTA_PRIORITY])[0]
+            if RTA_PRIORITY in attrs else 0,
+            scope=scope,
+            src=socket.inet_ntop(fam, attrs[RTA_PREFSRC]) if RTA_PREFSRC in attrs else ""))
+    return out

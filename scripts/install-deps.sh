@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install what pycni's demo and test suite need on a Debian machine (as root),
+# then create .venv with pycni installed into it. Safe to run repeatedly:
+# apt is only called for packages that are missing.
+#
+#   scripts/install-deps.sh            runtime + test + build dependencies
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv python3-pip   # the interpreter our plugins run on
+  iproute2 iptables nftables         # namespaces, links, firewall backends
+  containernetworking-plugins        # the reference Go plugins (/usr/lib/cni), compared against
+  golang-go golang-github-appc-cni-dev  # a Go libcni client that checks our results
+  binutils                           # objdump, used by pyinstaller
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q '.[test,build]'

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install everything needed and run pycni's whole test suite (as root).
+# Real-kernel tests build their own network namespaces and never touch the
+# machine's own interfaces, routes, sysctls or firewall.
+#
+#   ./test.sh                 everything
+#   ./test.sh tests/unit      pytest arguments are passed through
+set -euo pipefail
+cd "$(dirname "$0")"
+
+scripts/install-deps.sh
+# Standalone binaries (PyInstaller); tests/integration/test_binaries.py
+# smoke-tests them.
+./build.sh
+exec .venv/bin/python -m pytest "${@:-tests}"

@@ -1,0 +1,102 @@
+"""lib/netlink.py, lib/netns.py and lib/sysctl.py against the real kernel,
+cross-checked with iproute2's JSON output."""
+
+import os
+import socket
+
+import pytest
+
+from pycni import netlink, netns, sysctl
+
+
+@pytest.fixture
+def ns(world):
+    """A namespace with a veth pair (a0 <-> a1) to play with."""
+    n = world.external("nl")
+    n.run("ip", "link", "add", "a0", "type", "veth", "peer", "name", "a1")
+    n.run("ip", "link", "set", "a0", "up")
+    n.run("ip", "link", "set", "a1", "up")
+    return n
+
+
+def sock(n) -> netlink.RtNetlink:
+    with netns.entered(n.path):
+        return netlink.RtNetlink()
+
+
+def test_entered_restores_namespace_on_exception(ns):
+    before = os.stat("/proc/thread-self/ns/net").st_ino
+    with pytest.raises(RuntimeError):
+        with netns.entered(ns.path):
+            assert os.stat("/proc/thread-self/ns/net").st_ino != before
+            raise RuntimeError("boom")
+    assert os.stat("/proc/thread-self/ns/net").st_ino == before
+
+
+def test_open_netns_rejects_missing_and_non_netns(tmp_path):
+    with pytest.raises(netns.NetnsNotFound) as err:
+        netns.open_netns(str(tmp_path / "gone"))
+    assert err.value.code == 3
+    regular = tmp_path / "file"
+    regular.write_text("x")
+    with pytest.raises(Exception) as err:
+        netns.open_netns(str(regular))
+    assert err.value.code == 4
+
+
+def test_links_and_flags(ns):
+    with sock(ns) as nl:
+        a0 = netlink.get_link(nl, "a0")
+        assert a0 is not None and a0.kind == "veth" and a0.is_up
+        assert a0.mac == ns.link("a0")["address"]
+        assert netlink.get_link(nl, "nope") is None
+        netlink.set_link_up(nl, a0.index, up=False)
+        assert "UP" not in ns.link("a0")["flags"]
+        names = {link.name for link in netlink.list_links(nl)}
+    assert {"lo", "a0", "a1"} <= names
+
+
+def test_addresses(ns):
+    with sock(ns) as nl:
+        a0 = netlink.get_link(nl, "a0")
+        netlink.add_address(nl, a0.index, "10.99.0.2/24")
+        netlink.add_address(nl, a0.index, "fd99::2/64")
+        with pytest.raises(netlink.NetlinkError):   # EEXIST
+            netlink.add_address(nl, a0.index, "10.99.0.2/24")
+        ours = {a.cidr for a in netlink.list_addresses(nl, a0.index)}
+        assert {"10.99.0.2/24", "fd99::2/64"} <= ours
+        info = ns.ip_json("addr", "show", "dev", "a0")[0]["addr_info"]
+        v4 = next(a for a in info if a["family"] == "inet")
+        assert v4["broadcast"] == "10.99.0.255"
+        netlink.del_address(nl, a0.index, "10.99.0.2/24")
+    assert "10.99.0.2/24" not in ns.addresses("a0")
+
+
+def test_routes(ns):
+    with sock(ns) as nl:
+        a0 = netlink.get_link(nl, "a0")
+        netlink.add_address(nl, a0.index, "10.98.0.2/24")
+        netlink.add_route(nl, "0.0.0.0/0", gw="10.98.0.1", oif=a0.index)
+        netlink.add_route(nl, "192.0.2.0/24", gw="10.98.0.1", oif=a0.index,
+                          priority=50, mtu=1400)
+        routes = netlink.list_routes(nl, socket.AF_INET)
+        default = next(r for r in routes if r.dst == "0.0.0.0/0")
+        assert default.gw == "10.98.0.1" and default.oif == a0.index
+        ip_routes = ns.ip_json("route", "show")
+        doc = next(r for r in ip_routes if r["dst"] == "192.0.2.0/24")
+        assert doc["metric"] == 50 and doc["gateway"] == "10.98.0.1"
+        assert "mtu" in (doc.get("metrics") or [{}])[0]
+        netlink.del_route(nl, "192.0.2.0/24", gw="10.98.0.1", oif=a0.index, priority=50)
+        assert not any(r.dst == "192.0.2.0/24" for r in netlink.list_routes(nl))
+
+
+def test_sysctl_is_per_namespace(ns):
+    outside = sysctl.read("net", "ipv4", "conf", "lo", "arp_notify")
+    with netns.entered(ns.path):
+        sysctl.write("1", "net", "ipv4", "conf", "a0", "arp_notify")
+        assert sysctl.read("net", "ipv4", "conf", "a0", "arp_notify") == "1"
+        assert sysctl.ensure("1", "net", "ipv4", "conf", "a0", "arp_notify") is False
+    assert sysctl.read("net", "ipv4", "conf", "lo", "arp_notify") == outside
+    assert ns.run("sysctl", "-n", "net.ipv4.conf.a0.arp_notify").stdout.strip() == b"1"
+    with pytest.raises(ValueError):
+        sysctl.path("net", "..", "x")
