@@ -152,6 +152,7 @@ class Link:
     mac: str = ""
     kind: str = ""
     master: int = 0
+    link: int = 0          # IFLA_LINK: a veth's peer index, a macvlan's parent
 
     @property
     def is_up(self) -> bool:
@@ -190,6 +191,7 @@ def _parse_link(body: bytes) -> Link:
         mac=_format_mac(attrs.get(IFLA_ADDRESS, b"")),
         kind=kind,
         master=struct.unpack("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0,
+        link=struct.unpack("=I", attrs[IFLA_LINK])[0] if IFLA_LINK in attrs else 0,
     )
 
 
@@ -370,3 +372,143 @@ def list_routes(nl: RtNetlink, family: int = socket.AF_UNSPEC,
             scope=scope,
             src=socket.inet_ntop(fam, attrs[RTA_PREFSRC]) if RTA_PREFSRC in attrs else ""))
     return out
+
+
+# --- creating and changing links -----------------------------------------------
+
+IFLA_NET_NS_FD = 28
+IFLA_PROTINFO = 12
+IFLA_INFO_DATA = 2
+VETH_INFO_PEER = 1
+IFLA_MACVLAN_MODE = 1
+IFLA_BR_VLAN_FILTERING = 7
+IFLA_BRPORT_MODE = 4          # hairpin
+IFLA_BRPORT_ISOLATED = 33
+NLA_F_NESTED = 0x8000
+AF_BRIDGE = 7
+IFF_PROMISC = 0x100
+
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def _link_attrs(name: str = "", mtu: int = 0, mac: str = "", netns_fd: int | None = None,
+                master: int = 0, link: int = 0) -> bytes:
+    out = b""
+    if name:
+        out += attr_str(IFLA_IFNAME, name)
+    if mtu:
+        out += attr_u32(IFLA_MTU, mtu)
+    if mac:
+        out += attr(IFLA_ADDRESS, _mac_bytes(mac))
+    if netns_fd is not None:
+        out += attr_u32(IFLA_NET_NS_FD, netns_fd)
+    if master:
+        out += attr_u32(IFLA_MASTER, master)
+    if link:
+        out += attr_u32(IFLA_LINK, link)
+    return out
+
+
+def _linkinfo(kind: str, data: bytes = b"") -> bytes:
+    info = attr_str(IFLA_INFO_KIND, kind)
+    if data:
+        info += attr(IFLA_INFO_DATA, data)
+    return attr(IFLA_LINKINFO, info)
+
+
+def _new_link(nl: RtNetlink, attrs: bytes) -> None:
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attrs
+    nl.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def create_veth(nl: RtNetlink, name: str, peer: str, peer_netns_fd: int | None = None,
+                mtu: int = 0, mac: str = "", peer_mac: str = "") -> None:
+    """Create veth `name` here and its peer `peer` (in `peer_netns_fd` if given)."""
+    peer_msg = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + \
+        _link_attrs(peer, mtu, peer_mac, peer_netns_fd)
+    _new_link(nl, _link_attrs(name, mtu, mac) +
+              _linkinfo("veth", attr(VETH_INFO_PEER, peer_msg)))
+
+
+def create_bridge(nl: RtNetlink, name: str, mtu: int = 0,
+                  vlan_filtering: bool | None = None) -> None:
+    data = b""
+    if vlan_filtering is not None:
+        data = attr(IFLA_BR_VLAN_FILTERING, struct.pack("=B", int(vlan_filtering)))
+    _new_link(nl, _link_attrs(name, mtu) + _linkinfo("bridge", data))
+
+
+def create_macvlan(nl: RtNetlink, name: str, master: int, mode: str = "bridge",
+                   netns_fd: int | None = None, mtu: int = 0, mac: str = "") -> None:
+    data = attr_u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])
+    _new_link(nl, _link_attrs(name, mtu, mac, netns_fd, link=master) +
+              _linkinfo("macvlan", data))
+
+
+def _set_link(nl: RtNetlink, index: int, attrs: bytes, flags: int = 0,
+              change: int = 0) -> None:
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change) + attrs
+    nl.request(RTM_NEWLINK, 0, body)
+
+
+def set_master(nl: RtNetlink, index: int, master: int) -> None:
+    """Enslave link `index` to bridge `master` (0 to release it)."""
+    _set_link(nl, index, attr_u32(IFLA_MASTER, master))
+
+
+def set_netns(nl: RtNetlink, index: int, netns_fd: int) -> None:
+    _set_link(nl, index, attr_u32(IFLA_NET_NS_FD, netns_fd))
+
+
+def rename_link(nl: RtNetlink, index: int, name: str) -> None:
+    """Rename (the link must be down)."""
+    _set_link(nl, index, attr_str(IFLA_IFNAME, name))
+
+
+def set_mtu(nl: RtNetlink, index: int, mtu: int) -> None:
+    _set_link(nl, index, attr_u32(IFLA_MTU, mtu))
+
+
+def set_mac(nl: RtNetlink, index: int, mac: str) -> None:
+    _set_link(nl, index, attr(IFLA_ADDRESS, _mac_bytes(mac)))
+
+
+def set_promisc(nl: RtNetlink, index: int, on: bool = True) -> None:
+    _set_link(nl, index, b"", IFF_PROMISC if on else 0, IFF_PROMISC)
+
+
+def delete_link(nl: RtNetlink, index: int) -> None:
+    nl.request(RTM_DELLINK, 0, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))
+
+
+def set_bridge_port(nl: RtNetlink, index: int, hairpin: bool | None = None,
+                    isolated: bool | None = None) -> None:
+    """Bridge-port flags of link `index` (it must be enslaved to a bridge)."""
+    protinfo = b""
+    if hairpin is not None:
+        protinfo += attr(IFLA_BRPORT_MODE, struct.pack("=B", int(hairpin)))
+    if isolated is not None:
+        protinfo += attr(IFLA_BRPORT_ISOLATED, struct.pack("=B", int(isolated)))
+    if not protinfo:
+        return
+    body = _IFINFOMSG.pack(AF_BRIDGE, 0, index, 0, 0) + \
+        attr(IFLA_PROTINFO | NLA_F_NESTED, protinfo)
+    nl.request(RTM_SETLINK, 0, body)
+
+
+def get_link_by_index(nl: RtNetlink, index: int) -> Link | None:
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+    try:
+        replies = nl.request(RTM_GETLINK, 0, body)
+    except NetlinkError as exc:
+        if exc.errno in (19, 2):
+            return None
+        raise
+    for kind, payload in replies:
+        if kind == RTM_NEWLINK:
+            return _parse_link(payload)
+    return None

@@ -100,3 +100,64 @@ def test_sysctl_is_per_namespace(ns):
     assert ns.run("sysctl", "-n", "net.ipv4.conf.a0.arp_notify").stdout.strip() == b"1"
     with pytest.raises(ValueError):
         sysctl.path("net", "..", "x")
+
+
+def test_veth_with_peer_in_other_namespace(world):
+    host = world.external("vh")
+    ctr = world.container("vc")
+    ctr_fd = netns.open_netns(ctr.path)
+    try:
+        with sock(host) as nl:
+            netlink.create_veth(nl, "vethtest0", "eth0", peer_netns_fd=ctr_fd, mtu=1400,
+                                peer_mac="0a:58:0a:00:00:05")
+            v = netlink.get_link(nl, "vethtest0")
+            assert v.kind == "veth" and v.mtu == 1400
+            with pytest.raises(netlink.NetlinkError):   # EEXIST
+                netlink.create_veth(nl, "vethtest0", "x1")
+    finally:
+        os.close(ctr_fd)
+    peer = ctr.link("eth0")
+    assert peer["address"] == "0a:58:0a:00:00:05" and peer["mtu"] == 1400
+    with sock(ctr) as nl:
+        eth0 = netlink.get_link(nl, "eth0")
+        netlink.set_link_up(nl, eth0.index)
+        netlink.set_link_up(nl, eth0.index, up=False)
+        netlink.rename_link(nl, eth0.index, "net1")
+        netlink.set_mac(nl, eth0.index, "0a:58:0a:00:00:06")
+        netlink.set_mtu(nl, eth0.index, 1300)
+        assert netlink.get_link_by_index(nl, eth0.index).name == "net1"
+        netlink.delete_link(nl, eth0.index)
+        assert netlink.get_link_by_index(nl, eth0.index) is None
+    assert host.link("vethtest0") is None   # deleting one end removes both
+
+
+def test_bridge_ports_and_flags(ns):
+    with sock(ns) as nl:
+        netlink.create_bridge(nl, "br-test", mtu=1450)
+        br = netlink.get_link(nl, "br-test")
+        assert br.kind == "bridge"
+        a0 = netlink.get_link(nl, "a0")
+        netlink.set_master(nl, a0.index, br.index)
+        netlink.set_bridge_port(nl, a0.index, hairpin=True, isolated=True)
+        netlink.set_promisc(nl, br.index)
+        assert netlink.get_link(nl, "a0").master == br.index
+        assert netlink.get_link(nl, "br-test").flags & netlink.IFF_PROMISC
+    info = ns.link("a0")["linkinfo"]["info_slave_data"]
+    assert info["hairpin"] is True and info["isolated"] is True
+    with sock(ns) as nl:
+        netlink.set_master(nl, netlink.get_link(nl, "a0").index, 0)
+    assert "master" not in ns.link("a0")
+
+
+def test_macvlan_on_veth_parent(ns, world):
+    ctr = world.container("mc")
+    fd = netns.open_netns(ctr.path)
+    try:
+        with sock(ns) as nl:
+            a0 = netlink.get_link(nl, "a0")
+            netlink.create_macvlan(nl, "mv0", a0.index, mode="private", netns_fd=fd)
+    finally:
+        os.close(fd)
+    info = ctr.link("mv0")
+    assert info["linkinfo"]["info_kind"] == "macvlan"
+    assert info["linkinfo"]["info_data"]["mode"] == "private"
