@@ -161,3 +161,21 @@ def test_macvlan_on_veth_parent(ns, world):
     info = ctr.link("mv0")
     assert info["linkinfo"]["info_kind"] == "macvlan"
     assert info["linkinfo"]["info_data"]["mode"] == "private"
+
+
+def test_configure_iface_applies_result(world):
+    from pycni.ipconfig import configure_iface
+    from pycni.result import Interface, IPConfig, Result, Route
+    ctr = world.container("cfg")
+    ctr.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+    r = Result(interfaces=[Interface("eth0", sandbox=ctr.path)],
+               ips=[IPConfig("10.77.0.5/24", "10.77.0.1", interface=0),
+                    IPConfig("fd77::5/64", "fd77::1", interface=0)],
+               routes=[Route("0.0.0.0/0"), Route("198.51.100.0/24", gw="10.77.0.9", priority=7)])
+    with netns.entered(ctr.path):
+        configure_iface("eth0", r)
+    assert {"10.77.0.5/24", "fd77::5/64"} <= set(ctr.addresses("eth0"))
+    routes = ctr.ip_json("route", "show")
+    assert any(x["dst"] == "default" and x["gateway"] == "10.77.0.1" for x in routes)
+    assert any(x["dst"] == "198.51.100.0/24" and x.get("metric") == 7 for x in routes)
+    assert "UP" in ctr.link("eth0")["flags"]
