@@ -31,4 +31,5 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q '.[test,build]'
+# (drop pip's warnings about local index mirrors that some machines configure)
+.venv/bin/python -m pip install -q '.[test,build]' 2> >(grep -v "is ignored: it is neither" >&2)
