@@ -23,7 +23,8 @@ class CniArgs:
     pairs: list[tuple[str, str]] = field(default_factory=list)
 
     def get(self, key: str, default: str = "") -> str:
-        for k, v in self.pairs:
+        """The value of `key`; the last one if repeated, as in the reference."""
+        for k, v in reversed(self.pairs):
             if k == key:
                 return v
         return default

@@ -10,10 +10,13 @@ A field's JSON key is its name in lowerCamelCase (``ip_masq`` -> ``ipMasq``)
 unless ``key("...")`` names it. Supported field types: str, int, float,
 bool, dict, list[T], T | None, nested dataclasses and ``object`` (raw JSON).
 Unknown keys are ignored, as the spec asks (they pass through untouched in
-the raw config).
+the raw config). JSON null keeps a field's default, except for optional
+fields (None), lists ([]), maps ({}) and ``object`` fields (None), which
+is what Go does with pointers, slices and maps.
 """
 
 import dataclasses
+import sys
 import types
 
 from .errors import CNIError, INVALID_NETWORK_CONFIG
@@ -64,16 +67,21 @@ def decode(cls, obj, path: str = "config"):
     """Build dataclass `cls` from JSON object `obj`; raises DecodeError."""
     if not isinstance(obj, dict):
         raise DecodeError(path, "an object", obj)
+    hints = _field_types(cls)
     values = {}
     for field in dataclasses.fields(cls):
         if not field.init:
             continue
         name = json_name(field)
-        sentinel = _MISSING
-        raw = lookup(obj, name, sentinel)
-        if raw is sentinel:
+        raw = lookup(obj, name, _MISSING)
+        if raw is _MISSING:
             continue
-        values[field.name] = _convert(field.type, raw, f"{path}.{name}")
+        tp = hints[field.name]
+        if raw is None and not _nullable(tp):
+            # Go: null leaves a non-pointer value (number, string, bool,
+            # struct) untouched, so the field keeps its default.
+            continue
+        values[field.name] = _convert(tp, raw, f"{path}.{name}")
     try:
         return cls(**values)
     except TypeError as exc:  # a required field is missing
@@ -88,13 +96,50 @@ def decode(cls, obj, path: str = "config"):
 
 
 _MISSING = object()
+_HINTS: dict = {}
+
+
+def _field_types(cls) -> dict:
+    """Field name -> type, resolving postponed (string) annotations."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        fields = dataclasses.fields(cls)
+        if any(isinstance(f.type, str) for f in fields):
+            import typing
+            resolved = typing.get_type_hints(cls)
+            hints = {f.name: resolved.get(f.name, f.type) for f in fields}
+        else:
+            hints = {f.name: f.type for f in fields}
+        _HINTS[cls] = hints
+    return hints
+
+
+def _union_args(tp):
+    """Members of `A | B` or typing.Union/Optional, else None. typing is
+    only consulted if something already imported it (it is not free)."""
+    if isinstance(tp, types.UnionType):
+        return tp.__args__
+    typing = sys.modules.get("typing")
+    if typing is not None and typing.get_origin(tp) is typing.Union:
+        return typing.get_args(tp)
+    return None
+
+
+def _nullable(tp) -> bool:
+    """Types JSON null means something for: optional, raw, list, dict."""
+    if tp is object or tp is dict or tp is list:
+        return True
+    args = _union_args(tp)
+    if args is not None:
+        return type(None) in args
+    return getattr(tp, "__origin__", None) in (list, dict)
 
 
 def _convert(tp, raw, path: str):
     if tp is object:
         return raw
-    if isinstance(tp, types.UnionType):
-        args = tp.__args__
+    args = _union_args(tp)
+    if args is not None:
         if raw is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
@@ -102,7 +147,9 @@ def _convert(tp, raw, path: str):
             return _convert(inner[0], raw, path)
         raise TypeError(f"unsupported union {tp}")
     if raw is None:
-        # JSON null leaves Go zero values; treat as "not given" for scalars.
+        # null inside a list or map: Go's zero value
+        if dataclasses.is_dataclass(tp):
+            return decode(tp, {}, path)
         return _zero(tp)
     if tp is bool:
         if isinstance(raw, bool):
@@ -126,18 +173,21 @@ def _convert(tp, raw, path: str):
         if isinstance(raw, dict):
             return raw
         raise DecodeError(path, "an object", raw)
-    if isinstance(tp, types.GenericAlias):
-        origin = tp.__origin__
-        if origin is list:
-            if not isinstance(raw, list):
-                raise DecodeError(path, "a list", raw)
-            (item,) = tp.__args__
-            return [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(raw)]
-        if origin is dict:
-            if not isinstance(raw, dict):
-                raise DecodeError(path, "an object", raw)
-            _, item = tp.__args__
-            return {k: _convert(item, v, f"{path}.{k}") for k, v in raw.items()}
+    if tp is list:
+        if isinstance(raw, list):
+            return raw
+        raise DecodeError(path, "a list", raw)
+    origin = getattr(tp, "__origin__", None)
+    if origin is list:
+        if not isinstance(raw, list):
+            raise DecodeError(path, "a list", raw)
+        (item,) = tp.__args__
+        return [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(raw)]
+    if origin is dict:
+        if not isinstance(raw, dict):
+            raise DecodeError(path, "an object", raw)
+        _, item = tp.__args__
+        return {k: _convert(item, v, f"{path}.{k}") for k, v in raw.items()}
     if dataclasses.is_dataclass(tp):
         return decode(tp, raw, path)
     raise TypeError(f"unsupported field type {tp!r} at {path}")
@@ -152,8 +202,11 @@ def _zero(tp):
         return 0.0
     if tp is str:
         return ""
-    if isinstance(tp, types.GenericAlias) and tp.__origin__ is list:
+    origin = getattr(tp, "__origin__", None)
+    if tp is list or origin is list:
         return []
+    if tp is dict or origin is dict:
+        return {}
     return None
 
 

@@ -36,7 +36,8 @@ class CNIError(Exception):
     @classmethod
     def from_dict(cls, data: dict) -> "CNIError":
         code = data.get("code")
-        return cls(code if isinstance(code, int) else INTERNAL,
+        valid = isinstance(code, int) and not isinstance(code, bool)
+        return cls(code if valid else INTERNAL,
                    str(data.get("msg", "")), str(data.get("details", "") or ""))
 
     def __str__(self) -> str:

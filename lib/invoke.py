@@ -33,7 +33,7 @@ def find_in_path(plugin_type: str, path: list[str]) -> str:
         if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
             return candidate
     raise CNIError(INVALID_NETWORK_CONFIG,
-                   f'failed to find plugin "{plugin_type}" in path {path}')
+                   f'failed to find plugin "{plugin_type}" in path [{" ".join(path)}]')
 
 
 def exec_plugin(binary: str, stdin: bytes, env: dict) -> bytes:
@@ -49,21 +49,27 @@ def exec_plugin(binary: str, stdin: bytes, env: dict) -> bytes:
         sys.stderr.buffer.write(proc.stderr)
         sys.stderr.flush()
     if proc.returncode != 0:
-        raise error_from_output(proc.stdout, proc.stderr)
+        raise error_from_output(proc.stdout, proc.stderr, proc.returncode)
     return proc.stdout
 
 
-def error_from_output(stdout: bytes, stderr: bytes) -> CNIError:
+def error_from_output(stdout: bytes, stderr: bytes, returncode: int | None = None) -> CNIError:
+    """The error a failed plugin reported: its error object on stdout, else
+    its stderr, as the reference runtime (invoke) builds it."""
     if stdout.strip():
         try:
             data = json.loads(stdout)
         except ValueError:
             data = None
-        if isinstance(data, dict) and "code" in data:
+        if isinstance(data, dict) and ("code" in data or "msg" in data):
             return CNIError.from_dict(data)
         return CNIError(INTERNAL, "netplugin failed with an unparsable error",
                         stdout.decode(errors="replace"))
-    return CNIError(INTERNAL, f'netplugin failed: "{stderr.decode(errors="replace").strip()}"')
+    text = stderr.decode(errors="replace").strip()
+    if not text:
+        status = "" if returncode is None else f": exit status {returncode}"
+        return CNIError(INTERNAL, f"netplugin failed with no error message{status}")
+    return CNIError(INTERNAL, f'netplugin failed: "{text}"')
 
 
 def parse_result_output(stdout: bytes, default_version: str) -> Result:

@@ -17,19 +17,20 @@ LEVELS = {"panic": 0, "error": 0, "info": 1, "verbose": 1, "debug": 2}
 
 
 class OperationLog:
-    def __init__(self, path: str, level: str):
+    def __init__(self, path: str, level: str, started: float | None = None):
         self.path = path
         self.level = LEVELS.get((level or "info").lower(), 1)
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() if started is None else started
 
     @classmethod
-    def from_config(cls, config: dict | None, env) -> "OperationLog | None":
+    def from_config(cls, config: dict | None, env,
+                    started: float | None = None) -> "OperationLog | None":
         config = config or {}
         path = _get(config, "logFile") or env.get("PYCNI_LOG_FILE", "")
         if not path:
             return None
         level = _get(config, "logLevel") or env.get("PYCNI_LOG_LEVEL", "")
-        return cls(path, level)
+        return cls(path, level, started)
 
     def finish(self, plugin: str, command: str, net: str, cid: str, ifname: str,
                error=None, config=None, result=None) -> None:

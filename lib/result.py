@@ -14,7 +14,7 @@ Shapes:
 from dataclasses import dataclass, field
 
 from . import version as versions
-from .errors import CNIError, DECODING_FAILURE, INTERNAL
+from .errors import CNIError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INTERNAL
 
 
 @dataclass
@@ -168,7 +168,11 @@ class Result:
 
 def parse_result(data, default_version: str) -> Result:
     """Parse a result of any spec version. A missing cniVersion means the
-    caller's (config's) version, as the reference runtime assumes."""
+    caller's (config's) version, as the reference runtime assumes.
+
+    Anything malformed (wrong JSON types, addresses that are not CIDRs,
+    gateways that are not IPs) is a decoding failure (code 6), so plugins
+    never trip over a bad prevResult later on."""
     if not isinstance(data, dict):
         raise CNIError(DECODING_FAILURE, "failed to parse result",
                        "result is not a JSON object")
@@ -177,6 +181,9 @@ def parse_result(data, default_version: str) -> Result:
         if not isinstance(version, str):
             raise ValueError("cniVersion is not a string")
         versions.parse(version)
+        if version not in versions.ALL:
+            raise CNIError(INCOMPATIBLE_VERSION,
+                           f'unsupported CNI result version "{version}"')
         if "ip4" in data or "ip6" in data:
             result = _parse_legacy(data)
         else:
@@ -192,42 +199,66 @@ def _parse_legacy(data: dict) -> Result:
     result = Result()
     for key in ("ip4", "ip6"):
         entry = data.get(key)
-        if not entry:
+        if entry is None:
             continue
-        result.ips.append(IPConfig(address=_str(entry["ip"]),
-                                   gateway=_str(entry.get("gateway", ""))))
-        for r in entry.get("routes") or []:
-            result.routes.append(Route(dst=_str(r["dst"]), gw=_str(r.get("gw", ""))))
+        entry = _obj(entry, key)
+        result.ips.append(IPConfig(address=_cidr(entry["ip"]),
+                                   gateway=_ip(entry.get("gateway", ""))))
+        for r in _list(entry.get("routes"), f"{key}.routes"):
+            r = _obj(r, "route")
+            result.routes.append(Route(dst=_cidr(r["dst"]), gw=_ip(r.get("gw", ""))))
     return result
 
 
 def _parse_current(data: dict) -> Result:
     result = Result()
-    for i in data.get("interfaces") or []:
+    for i in _list(data.get("interfaces"), "interfaces"):
+        i = _obj(i, "interface")
         result.interfaces.append(Interface(
             name=_str(i.get("name", "")), mac=_str(i.get("mac", "")),
             sandbox=_str(i.get("sandbox", "")), mtu=_int(i.get("mtu", 0)),
             socket_path=_str(i.get("socketPath", "")), pci_id=_str(i.get("pciID", ""))))
-    for ip in data.get("ips") or []:
+    for ip in _list(data.get("ips"), "ips"):
+        ip = _obj(ip, "ips entry")
         index = ip.get("interface")
         result.ips.append(IPConfig(
-            address=_str(ip["address"]), gateway=_str(ip.get("gateway", "")),
+            address=_cidr(ip["address"]), gateway=_ip(ip.get("gateway", "")),
             interface=None if index is None else _int(index)))
-    for r in data.get("routes") or []:
+    for r in _list(data.get("routes"), "routes"):
+        r = _obj(r, "route")
         result.routes.append(Route(
-            dst=_str(r["dst"]), gw=_str(r.get("gw", "")), mtu=_int(r.get("mtu", 0)),
+            dst=_cidr(r["dst"]), gw=_ip(r.get("gw", "")), mtu=_int(r.get("mtu", 0)),
             advmss=_int(r.get("advmss", 0)), priority=_int(r.get("priority", 0)),
             table=_opt_int(r.get("table")), scope=_opt_int(r.get("scope"))))
     return result
 
 
 def _parse_dns(data) -> DNS:
-    if not data:
+    if data is None:
         return DNS()
-    return DNS(nameservers=[_str(s) for s in data.get("nameservers") or []],
+    data = _obj(data, "dns")
+    return DNS(nameservers=_strs(data.get("nameservers"), "dns.nameservers"),
                domain=_str(data.get("domain", "")),
-               search=[_str(s) for s in data.get("search") or []],
-               options=[_str(s) for s in data.get("options") or []])
+               search=_strs(data.get("search"), "dns.search"),
+               options=_strs(data.get("options"), "dns.options"))
+
+
+def _obj(value, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} must be an object, got {value!r}")
+    return value
+
+
+def _list(value, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{what} must be a list, got {value!r}")
+    return value
+
+
+def _strs(value, what: str) -> list[str]:
+    return [_str(s) for s in _list(value, what)]
 
 
 def _str(value) -> str:
@@ -236,6 +267,37 @@ def _str(value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value
+
+
+def _ip(value) -> str:
+    """An optional IP address (gateways). socket is already loaded by every
+    plugin that talks netlink; ipaddress would cost ~15 ms of start-up."""
+    text = _str(value)
+    if text and _family(text) is None:
+        raise ValueError(f"invalid IP address {text!r}")
+    return text
+
+
+def _cidr(value) -> str:
+    """A required address with prefix length, e.g. 10.1.2.3/24."""
+    text = _str(value)
+    addr, sep, prefix = text.partition("/")
+    family = _family(addr) if sep else None
+    if family is None or not prefix.isascii() or not prefix.isdigit() \
+            or int(prefix) > (32 if family == 4 else 128):
+        raise ValueError(f"invalid CIDR address {text!r}")
+    return text
+
+
+def _family(addr: str):
+    import socket
+    for family, number in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+        try:
+            socket.inet_pton(family, addr)
+            return number
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _int(value) -> int:

@@ -131,8 +131,11 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
                                 separators=(",", ":")) + "\n")
         return 0
 
+    from .log import OperationLog
     req = None
-    log = None
+    # PYCNI_LOG_FILE also records failures that happen before the config
+    # is read; a logFile in the config takes over once it is.
+    log = OperationLog.from_config(None, env)
     cni_version = versions.CURRENT
     try:
         if command not in COMMANDS:
@@ -143,10 +146,12 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
         except OSError as exc:
             raise CNIError(IO_FAILURE, "error reading from stdin", str(exc)) from None
         config = parse_config(data)
-        from .log import OperationLog
-        log = OperationLog.from_config(config, env)
+        log = OperationLog.from_config(config, env, started=log.started if log else None)
         req = Request(command, env, data, config)
-        req.network_name = config["name"]
+        req.network_name = _get(config, "name")
+        requested = _get(config, "cniVersion")
+        if requested in versions.ALL:
+            cni_version = requested   # errors speak the config's version
         req.cni_version = cni_version = negotiate(config, plugin.supported_versions)
         check_command_allowed(command, cni_version)
         if command in ("ADD", "DEL") and req.netns:
@@ -224,7 +229,7 @@ def parse_config(data: bytes) -> dict:
     if not isinstance(config, dict):
         raise CNIError(DECODING_FAILURE, "error unmarshalling network config",
                        "network config is not a JSON object")
-    name = config.get("name")
+    name = _get(config, "name")
     if not name:
         raise CNIError(INVALID_NETWORK_CONFIG, "missing network name")
     if not isinstance(name, str) or len(name) > MAX_ID_LEN or not ID_RE.match(name):
@@ -233,9 +238,15 @@ def parse_config(data: bytes) -> dict:
     return config
 
 
+def _get(config: dict, name: str):
+    """Top-level keys match case-insensitively, as Go decodes them."""
+    from .decode import lookup
+    return lookup(config, name)
+
+
 def negotiate(config: dict, supported) -> str:
     """The config's cniVersion if we speak it; a missing one means 0.1.0."""
-    version = config.get("cniVersion") or versions.DEFAULT
+    version = _get(config, "cniVersion") or versions.DEFAULT
     if not isinstance(version, str):
         raise CNIError(DECODING_FAILURE, "cniVersion must be a string", repr(version))
     if version not in supported:

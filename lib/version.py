@@ -9,7 +9,7 @@ DEFAULT = "0.1.0"
 def parse(version: str) -> tuple[int, int, int]:
     """'0.3.1' -> (0, 3, 1). Raises ValueError on anything else."""
     parts = version.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise ValueError(f"invalid version {version!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
