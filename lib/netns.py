@@ -42,6 +42,20 @@ class NetnsNotFound(CNIError):
         self.path = path
 
 
+class NotANetns(CNIError):
+    """The path exists but is no network namespace. On DEL this usually means
+    the runtime unmounted the namespace and left the mount point behind:
+    the container is gone."""
+
+    def __init__(self, path: str):
+        super().__init__(INVALID_ENVIRONMENT, f'"{path}" is not a network namespace')
+        self.path = path
+
+
+# What DEL treats as "the container is already gone".
+GONE = (NetnsNotFound, NotANetns)
+
+
 def open_netns(path: str) -> int:
     """Open `path` and make sure it really is a network namespace."""
     try:
@@ -58,7 +72,7 @@ def open_netns(path: str) -> int:
         kind = None
     if kind != CLONE_NEWNET:
         os.close(fd)
-        raise CNIError(INVALID_ENVIRONMENT, f'"{path}" is not a network namespace')
+        raise NotANetns(path)
     return fd
 
 

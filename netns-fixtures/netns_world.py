@@ -39,10 +39,42 @@ def sh(*argv, netns: str | None = None, check: bool = True, input: bytes | None 
     return proc
 
 
-def leftovers() -> list[str]:
+def namespace_names() -> list[str]:
+    """Every named network namespace (`ip netns list`)."""
     out = sh("ip", "netns", "list").stdout.decode()
-    return [line.split()[0] for line in out.splitlines()
-            if line.startswith(PREFIX + f"{os.getpid()}-")]
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def leftovers(pid: int | None = None) -> list[str]:
+    """Test namespaces of process `pid` (default: this one) still present."""
+    prefix = PREFIX + f"{os.getpid() if pid is None else pid}-"
+    return [name for name in namespace_names() if name.startswith(prefix)]
+
+
+def create_namespace(name: str, lo_up: bool = True) -> "Namespace":
+    """Create the named namespace `name` (/run/netns/NAME)."""
+    sh("ip", "netns", "add", name)
+    ns = Namespace(name)
+    try:
+        ns.run("ip", "link", "set", "lo", "up" if lo_up else "down")
+    except BaseException:
+        delete_namespace(name)
+        raise
+    return ns
+
+
+def delete_namespace(name: str) -> str | None:
+    """Kill what runs in namespace `name` and remove it; an error text or None."""
+    pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), 9)
+        except (ProcessLookupError, ValueError):
+            pass
+    proc = sh("ip", "netns", "del", name, check=False)
+    if proc.returncode != 0 and os.path.exists(f"/run/netns/{name}"):
+        return proc.stderr.decode(errors="replace")
+    return None
 
 
 @dataclass
@@ -97,10 +129,8 @@ class World:
 
     def namespace(self, label: str) -> Namespace:
         name = f"{PREFIX}{os.getpid()}-{next(_counter)}-{label}"[:64]
-        sh("ip", "netns", "add", name)
-        ns = Namespace(name)
+        ns = create_namespace(name)
         self.namespaces.append(ns)
-        ns.run("ip", "link", "set", "lo", "up")
         return ns
 
     @property
@@ -140,6 +170,11 @@ class World:
     def exec_plugin(self, plugin_type: str, env: dict, stdin: bytes | str | dict) -> PluginRun:
         """Exec plugin `plugin_type` found on env["CNI_PATH"], inside the host."""
         binary = find_plugin(plugin_type, env.get("CNI_PATH", ""))
+        return self.exec_binary(binary, env, stdin)
+
+    def exec_binary(self, binary: str, env: dict, stdin: bytes | str | dict) -> PluginRun:
+        """Exec the plugin executable `binary` inside the host, whatever CNI_PATH
+        says (runtimes probe VERSION with CNI_PATH=dummy, for example)."""
         if isinstance(stdin, dict):
             stdin = json.dumps(stdin)
         if isinstance(stdin, str):
@@ -161,15 +196,9 @@ class World:
         errors = []
         for ns in reversed(self.namespaces):
             # Kill anything a test left running in the namespace, then drop it.
-            pids = sh("ip", "netns", "pids", ns.name, check=False).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), 9)
-                except (ProcessLookupError, ValueError):
-                    pass
-            proc = sh("ip", "netns", "del", ns.name, check=False)
-            if proc.returncode != 0 and os.path.exists(ns.path):
-                errors.append(proc.stderr.decode())
+            error = delete_namespace(ns.name)
+            if error:
+                errors.append(error)
         self.namespaces.clear()
         self._host = None
         if errors:

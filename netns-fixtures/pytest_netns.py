@@ -5,7 +5,9 @@
   ref_dir       the reference Go plugins (Debian containernetworking-plugins)
 
 Tests that need them are skipped, not failed, when not running as root,
-except under CI=true where a missing prerequisite is a failure.
+except under CI=true where a missing prerequisite is a failure; tests with
+prerequisites of their own (a toolchain, a package) call
+`missing_prerequisite(reason)` for the same behaviour.
 """
 
 import os
@@ -20,10 +22,14 @@ from netns_world import World, leftovers
 REFERENCE_DIR = "/usr/lib/cni"
 
 
-def _missing(reason: str):
+def missing_prerequisite(reason: str):
+    """Skip the test, or fail it under CI=true where everything must be there."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI prerequisite missing: {reason}")
     pytest.skip(reason)
+
+
+_missing = missing_prerequisite
 
 
 @pytest.fixture

@@ -47,12 +47,14 @@ class LoopbackPlugin(skel.Plugin):
     def add(self, req: skel.Request) -> Result:
         with _lo_socket(req.netns) as nl:
             lo = _lo(nl)
-            netlink.set_link_up(nl, lo.index)
             addresses = [a.cidr for a in netlink.list_addresses(nl, lo.index)]
-        foreign = non_loopback(addresses)
-        if foreign:
-            raise CNIError(INTERNAL, "loopback interface found with non-loopback address",
-                           foreign[0])
+            foreign = non_loopback(addresses)
+            if foreign:   # checked before touching lo: a failed ADD changes nothing
+                raise CNIError(INTERNAL, "loopback interface found with non-loopback address",
+                               foreign[0])
+            netlink.set_link_up(nl, lo.index)
+            # the kernel (re)adds 127.0.0.1 and ::1 when lo comes up
+            addresses = [a.cidr for a in netlink.list_addresses(nl, lo.index)]
         prev = req.prev_result
         if prev is not None:
             return prev  # chained after another plugin: pass its result through
@@ -63,7 +65,7 @@ class LoopbackPlugin(skel.Plugin):
             return
         try:
             nl = _lo_socket(req.netns)
-        except netns.NetnsNotFound:
+        except netns.GONE:
             return  # the container is gone: nothing left to undo
         with nl:
             lo = netlink.get_link(nl, "lo")
