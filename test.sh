@@ -11,5 +11,5 @@ cd "$(dirname "$0")"
 scripts/install-deps.sh
 # Standalone binaries (PyInstaller); tests/integration/test_binaries.py
 # smoke-tests them.
-./build.sh
+PYCNI_BUILD_VENV=.venv ./build.sh
 exec .venv/bin/python -m pytest "${@:-tests}"

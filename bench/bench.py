@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Start-up and per-call cost of pycni plugins against the reference Go plugins.
+
+    sudo python3 bench/bench.py            # 50 iterations per case
+    sudo python3 bench/bench.py -n 200 --case version
+
+Implementations compared, each a CNI_PATH directory:
+  pycni          launchers written by `pycni install --dir` (this Python)
+  pycni-frozen   the PyInstaller executables in dist/cni-bin, if built
+  go-reference   Debian's containernetworking-plugins in /usr/lib/cni
+
+Runs alternate between implementations (A B C, B C A, ...) so that load
+changes on the machine hit all of them alike; a few warm-up runs are not
+counted. Prints medians, p90 and the ratio to the reference as markdown,
+followed by the Python import profile of the loopback ADD path.
+
+Nothing touches the machine's own network namespace: the script creates a
+"host" namespace and the container namespaces it needs (unique names),
+re-executes itself inside the host namespace (`ip netns exec`, once, so the
+per-call timings do not include it) and removes every namespace it created
+in a `finally`.
+
+A case is a small object (see CASES): a name, the plugin, and the steps of
+one iteration, each a CNI command with its config. Adding host-local or
+bridge means appending a case.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE_DIR = "/usr/lib/cni"
+FROZEN_DIR = os.path.join(ROOT, "dist", "cni-bin")
+REFERENCE = "go-reference"
+BARE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+WARMUP = 3
+
+
+# ------------------------------------------------------------------ cases
+
+@dataclass
+class Step:
+    """One plugin exec: CNI command plus config (a dict or a function of
+    the context, for configs that depend on paths or namespaces)."""
+    command: str
+    config: dict | Callable[["Context"], dict] | None = None
+    ifname: str = "eth0"
+
+
+@dataclass
+class Case:
+    name: str
+    plugin: str
+    steps: list[Step]
+    containers: int = 0          # container namespaces the case needs
+
+    def label(self, step: Step) -> str:
+        return f"{self.plugin} {step.command}"
+
+
+@dataclass
+class Context:
+    """What a step may refer to: container namespace paths, a scratch dir."""
+    containers: list[str]
+    scratch: str
+
+
+def loopback_conf(ctx: Context) -> dict:
+    return {"cniVersion": "1.0.0", "name": "bench-lo", "type": "loopback"}
+
+
+CASES = [
+    Case("version", "loopback", [Step("VERSION")]),
+    Case("loopback-add-del", "loopback",
+         [Step("ADD", loopback_conf, ifname="lo"), Step("DEL", loopback_conf, ifname="lo")],
+         containers=1),
+]
+
+
+# ------------------------------------------------------------ measuring
+
+def implementations(frozen: bool = True, extra: list[str] = ()) -> dict[str, str]:
+    impls = {}
+    ours = tempfile.mkdtemp(prefix="pycni-bench-bin-")
+    subprocess.run([sys.executable, "-m", "pycni.cli", "install", "--dir", ours],
+                   check=True, capture_output=True)
+    impls["pycni"] = ours
+    if frozen and os.path.isfile(os.path.join(FROZEN_DIR, "loopback")):
+        impls["pycni-frozen"] = FROZEN_DIR
+    for spec in extra:              # NAME=DIR, e.g. another bundle shape
+        name, _, directory = spec.partition("=")
+        impls[name] = os.path.abspath(directory)
+    if os.path.isfile(os.path.join(REFERENCE_DIR, "loopback")):
+        impls[REFERENCE] = REFERENCE_DIR
+    return impls
+
+
+def step_env(step: Step, cni_path: str, ctx: Context) -> dict:
+    env = {"PATH": BARE_PATH, "CNI_COMMAND": step.command, "CNI_PATH": cni_path}
+    if step.command != "VERSION":
+        env.update(CNI_CONTAINERID="bench-ctr", CNI_IFNAME=step.ifname, CNI_ARGS="",
+                   CNI_NETNS=ctx.containers[0] if ctx.containers else "")
+    return env
+
+
+def run_step(binary: str, step: Step, cni_path: str, ctx: Context) -> float:
+    """Exec one plugin call; its wall time in ms. Fails loudly on error."""
+    conf = step.config(ctx) if callable(step.config) else step.config
+    stdin = json.dumps(conf).encode() if conf is not None else b""
+    env = step_env(step, cni_path, ctx)
+    t0 = time.perf_counter()
+    proc = subprocess.run([binary], input=stdin, env=env, capture_output=True)
+    elapsed = (time.perf_counter() - t0) * 1000
+    if proc.returncode != 0:
+        raise RuntimeError(f"{binary} {step.command} failed ({proc.returncode}): "
+                           f"{proc.stdout.decode()} {proc.stderr.decode()}")
+    return elapsed
+
+
+def measure(case: Case, impls: dict[str, str], ctx: Context, n: int) -> dict:
+    """{impl: {step label: [ms, ...], "total": [ms, ...]}}; implementations
+    without the case's plugin are left out."""
+    names = [name for name, cni_path in impls.items()
+             if os.access(os.path.join(cni_path, case.plugin), os.X_OK)]
+    times = {name: {} for name in names}
+    if not names:
+        return times
+    for i in range(-WARMUP, n):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            cni_path = impls[name]
+            binary = os.path.join(cni_path, case.plugin)
+            total = 0.0
+            for step in case.steps:
+                ms = run_step(binary, step, cni_path, ctx)
+                total += ms
+                if i >= 0:
+                    times[name].setdefault(case.label(step), []).append(ms)
+            if i >= 0 and len(case.steps) > 1:
+                times[name].setdefault("total", []).append(total)
+    return times
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+
+
+def table(case: Case, times: dict) -> str:
+    lines = [f"### {case.name}", "",
+             "| step | implementation | median ms | p90 ms | × Go (median) |",
+             "|---|---|---:|---:|---:|"]
+    if not times:
+        return "\n".join(lines[:2] + [f"(no implementation has `{case.plugin}`)"])
+    labels = list(next(iter(times.values())))
+    for label in labels:
+        ref = times.get(REFERENCE, {}).get(label)
+        ref_median = statistics.median(ref) if ref else None
+        for name, per_label in times.items():
+            values = per_label[label]
+            median = statistics.median(values)
+            ratio = f"{median / ref_median:.1f}" if ref_median else "-"
+            lines.append(f"| {label} | {name} | {median:.1f} | {p90(values):.1f} | {ratio} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------- import profile
+
+def import_profile(ctx: Context, runs: int = 5, top: int = 12) -> str:
+    """`python -X importtime` of loopback ADD, run as the launcher runs it
+    (-I -S, pycni's import path first); per-module medians over `runs`."""
+    from pycni.cli import import_paths
+    code = ("import sys; sys.path[:0] = %r; "
+            "from pycni.plugins.loopback.plugin import main; main()" % import_paths())
+    conf = json.dumps(loopback_conf(ctx)).encode()
+    env = step_env(Step("ADD", ifname="lo"), "/nonexistent", ctx)
+    samples: dict[str, list] = {}
+    for _ in range(runs):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-I", "-S", "-c", code],
+                              input=conf, env=env, capture_output=True)
+        subprocess.run([sys.executable, "-I", "-S", "-c", code], input=conf,
+                       env={**env, "CNI_COMMAND": "DEL"}, capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"import profile run failed: {proc.stdout} {proc.stderr}")
+        for line in proc.stderr.decode().splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            _, self_us, cumulative, name = line.replace("import time:", "|", 1).split("|")
+            depth = (len(name) - len(name.lstrip()) - 1) // 2
+            samples.setdefault(name.strip(), []).append((int(self_us), int(cumulative), depth))
+    rows = [(name, statistics.median(v[0] for v in vals) / 1000,
+             statistics.median(v[1] for v in vals) / 1000, vals[0][2])
+            for name, vals in samples.items()]
+    top_level = [r for r in rows if r[3] == 0]
+    lines = ["### import time, loopback ADD (`python -X importtime -I -S`)", "",
+             f"{len(rows)} modules, {sum(r[2] for r in top_level):.1f} ms in imports "
+             f"(median of {runs} runs; importtime itself adds overhead).", "",
+             "| top-level import | self ms | cumulative ms |", "|---|---:|---:|"]
+    for name, self_ms, cumulative, _ in sorted(top_level, key=lambda r: -r[2])[:top]:
+        lines.append(f"| {name} | {self_ms:.1f} | {cumulative:.1f} |")
+    lines += ["", "| any module, by cumulative time | self ms | cumulative ms |", "|---|---:|---:|"]
+    for name, self_ms, cumulative, _ in sorted(rows, key=lambda r: -r[2])[:top]:
+        lines.append(f"| {name} | {self_ms:.1f} | {cumulative:.1f} |")
+    return "\n".join(lines)
+
+
+def machine_info(impls: dict[str, str]) -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [f"- CPU: {cpu}, nproc {os.cpu_count()}, load average {load} at start",
+             f"- kernel {platform.release()}, Python {platform.python_version()} "
+             f"({sys.executable})",
+             "- implementations: " + ", ".join(f"{k} = {v}" for k, v in impls.items())]
+    if impls.get("pycni-frozen") == FROZEN_DIR:
+        built = time.gmtime(os.path.getmtime(FROZEN_DIR))
+        lines.append(f"- dist/cni-bin built {time.strftime('%Y-%m-%d %H:%M', built)} UTC")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------ namespaces
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def outer(args) -> int:
+    """Create the namespaces, run the measurements inside, always clean up."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        sys.exit("bench.py: needs root and iproute2 (it creates network namespaces)")
+    cases = [c for c in CASES if not args.case or c.name in args.case]
+    prefix = f"pycni-bench-{os.getpid()}"
+    created = []
+    try:
+        host = f"{prefix}-host"
+        ip("netns", "add", host)
+        created.append(host)
+        ip("-n", host, "link", "set", "lo", "up")
+        containers = []
+        for i in range(max((c.containers for c in cases), default=0)):
+            name = f"{prefix}-ctr{i}"
+            ip("netns", "add", name)
+            created.append(name)
+            containers.append(f"/run/netns/{name}")
+        inner_cmd = ["ip", "netns", "exec", host, sys.executable, os.path.abspath(__file__),
+                     "--inner", json.dumps(containers), "-n", str(args.n)]
+        for c in args.case or []:
+            inner_cmd += ["--case", c]
+        if args.no_frozen:
+            inner_cmd.append("--no-frozen")
+        for spec in args.impl or []:
+            inner_cmd += ["--impl", spec]
+        return subprocess.run(inner_cmd).returncode
+    finally:
+        for name in reversed(created):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def inner(args) -> int:
+    containers = json.loads(args.inner)
+    cases = [c for c in CASES if not args.case or c.name in args.case]
+    impls = implementations(frozen=not args.no_frozen, extra=args.impl or [])
+    scratch = tempfile.mkdtemp(prefix="pycni-bench-")
+    ctx = Context(containers=containers, scratch=scratch)
+    try:
+        print(f"## pycni vs reference plugins, {args.n} iterations per case\n")
+        print(machine_info(impls) + "\n")
+        for case in cases:
+            print(table(case, measure(case, impls, ctx, args.n)) + "\n", flush=True)
+        if containers:
+            print(import_profile(ctx) + "\n")
+        print("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(impls["pycni"], ignore_errors=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=50, help="iterations per case (default 50)")
+    parser.add_argument("--case", action="append",
+                        help=f"only these cases ({', '.join(c.name for c in CASES)})")
+    parser.add_argument("--no-frozen", action="store_true", help="skip dist/cni-bin")
+    parser.add_argument("--impl", action="append", metavar="NAME=DIR",
+                        help="also time the plugins in DIR (e.g. another build)")
+    parser.add_argument("--inner", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    return inner(args) if args.inner is not None else outer(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The standalone executables built by ./build.sh (dist/cni-bin).
+
+The bundle is copied to a temporary directory, as `cp -a dist/cni-bin/. DIR/`
+installs it on a node, and every plugin is run there with an environment
+holding nothing but what a runtime passes (no PYTHONPATH, no virtualenv on
+PATH); one test also hides every Python installation on the machine behind
+tmpfs mounts (in a private mount namespace) and still does ADD and DEL.
+
+Skipped when dist/cni-bin does not exist (run ./build.sh first); under
+CI=true a missing bundle is a failure.
+"""
+
+import glob
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pytest_netns import missing_prerequisite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUNDLE = os.path.join(ROOT, "dist", "cni-bin")
+CONTENTS_DIR = ".pycni"
+# What a runtime's environment may be reduced to: no Python anywhere.
+BARE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@pytest.fixture(scope="module")
+def bin_dir(tmp_path_factory):
+    """A copy of the bundle, installed the documented way."""
+    if not os.path.isdir(BUNDLE):
+        missing_prerequisite(f"{BUNDLE} not built (run ./build.sh)")
+    target = tmp_path_factory.mktemp("cni-bin-copy")
+    subprocess.run(["cp", "-a", BUNDLE + "/.", str(target)], check=True)
+    return str(target)
+
+
+def bare_env(**cni) -> dict:
+    return {"PATH": BARE_PATH, **cni}
+
+
+def run(binary: str, env: dict, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([binary], input=stdin, env=env, capture_output=True, timeout=60)
+
+
+def registry_names() -> list[str]:
+    from pycni.registry import PLUGINS
+    return sorted(PLUGINS)
+
+
+def test_bundle_is_plugins_plus_one_hidden_directory(bin_dir):
+    entries = sorted(os.listdir(bin_dir))
+    assert entries == sorted(registry_names() + [CONTENTS_DIR]), \
+        "dist/cni-bin does not match pycni.registry: rebuild with ./build.sh"
+    for name in registry_names():
+        assert os.access(os.path.join(bin_dir, name), os.X_OK)
+
+
+@pytest.mark.parametrize("name", registry_names())
+def test_every_plugin_answers_version_with_an_empty_environment(bin_dir, name):
+    proc = subprocess.run(["env", "-i", "CNI_COMMAND=VERSION", os.path.join(bin_dir, name)],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    doc = json.loads(proc.stdout)
+    assert "1.0.0" in doc["supportedVersions"]
+
+
+def test_python_variables_of_the_caller_are_ignored(bin_dir):
+    """A node's PYTHONHOME/PYTHONPATH (for some other tool) must not reach
+    the bundled interpreter, and running must not write into the bundle."""
+    before = sorted(os.walk(bin_dir))
+    env = bare_env(CNI_COMMAND="VERSION", PYTHONHOME="/nonexistent",
+                   PYTHONPATH="/nonexistent", PYTHONWARNINGS="error", PYTHONINSPECT="1")
+    proc = run(os.path.join(bin_dir, "loopback"), env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "supportedVersions" in json.loads(proc.stdout)
+    assert sorted(os.walk(bin_dir)) == before
+
+
+def test_runtime_comes_from_the_bundle(bin_dir):
+    """libpython and every library the loader initialises come from the
+    copy or from the system, never from the build machine's Python."""
+    env = bare_env(CNI_COMMAND="VERSION", LD_DEBUG="libs")
+    proc = run(os.path.join(bin_dir, "loopback"), env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    loaded = [line.split("calling init:", 1)[1].strip()
+              for line in proc.stderr.decode().splitlines() if "calling init:" in line]
+    libpython = [p for p in loaded if "libpython" in p]
+    assert libpython and all(p.startswith(bin_dir) for p in libpython), loaded
+    for path in loaded:
+        assert path.startswith((bin_dir, "/lib", "/usr/lib")), path
+
+
+def test_loopback_add_check_del_in_a_fresh_namespace(world, bin_dir):
+    ctr = world.container()
+    conf = {"cniVersion": "1.0.0", "name": "lo-net", "type": "loopback"}
+    env = world.plugin_env("ADD", bin_dir, ctr, ifname="lo", extra={"PATH": BARE_PATH})
+    assert not any(k.startswith(("PYTHON", "VIRTUAL_ENV")) for k in env)
+
+    add = world.exec_plugin("loopback", env, conf)
+    assert add.ok, add.stdout + add.stderr
+    assert [(i["name"], i.get("sandbox")) for i in add.json["interfaces"]] == [("lo", ctr.path)]
+    assert "127.0.0.1/8" in [ip["address"] for ip in add.json["ips"]]
+    assert "UP" in ctr.link("lo")["flags"]
+
+    check = world.exec_plugin("loopback", {**env, "CNI_COMMAND": "CHECK"},
+                              {**conf, "prevResult": add.json})
+    assert check.ok and check.stdout.strip() == "", check.stdout + check.stderr
+
+    for _ in range(2):  # DEL is idempotent
+        delete = world.exec_plugin("loopback", {**env, "CNI_COMMAND": "DEL"}, conf)
+        assert delete.ok and delete.stdout.strip() == "", delete.stdout + delete.stderr
+    assert "UP" not in ctr.link("lo")["flags"]
+
+
+def test_delegated_plugins_get_the_runtimes_environment(world, bin_dir, tmp_path):
+    """The bootloader points LD_LIBRARY_PATH at the bundle for itself;
+    a delegated IPAM plugin (and any tool a plugin runs) must not see it."""
+    if "bridge" not in registry_names():
+        pytest.skip("needs the bridge plugin")
+    dump = tmp_path / "env.txt"
+    ipam_dir = tmp_path / "ipam"
+    ipam_dir.mkdir()
+    spy = ipam_dir / "env-spy"
+    spy.write_text(f"#!/bin/sh\nenv > {dump}\n")
+    spy.chmod(0o755)
+    ctr = world.container()
+    conf = {"cniVersion": "1.0.0", "name": "spy-net", "type": "bridge",
+            "bridge": "spybr0", "ipam": {"type": "env-spy"}}
+    env = world.plugin_env("DEL", [bin_dir, str(ipam_dir)], ctr,
+                           extra={"PATH": BARE_PATH, "LD_LIBRARY_PATH": "/opt/runtime-lib"})
+    result = world.exec_plugin("bridge", env, conf)
+    assert result.ok, result.stdout + result.stderr
+    seen = dict(line.split("=", 1) for line in dump.read_text().splitlines() if "=" in line)
+    assert seen.get("LD_LIBRARY_PATH") == "/opt/runtime-lib"
+    assert not [k for k in seen if k.startswith("_PYI_") or k == "LD_LIBRARY_PATH_ORIG"]
+    assert seen["CNI_COMMAND"] == "DEL"
+
+
+def python_installations(keep: str) -> list[str]:
+    """Every directory a Python could come from here (build interpreter,
+    virtualenv, system Pythons, this source tree), except parents of `keep`."""
+    candidates = {sys.base_prefix, sys.prefix, ROOT,
+                  *glob.glob("/usr/lib/python3*"), *glob.glob("/usr/local/lib/python3*")}
+    return sorted(d for d in candidates
+                  if os.path.isdir(d) and d != "/usr" and not keep.startswith(d.rstrip("/") + "/"))
+
+
+def test_add_and_del_with_every_python_hidden(world, bin_dir):
+    """In a private mount namespace with tmpfs over every Python on this
+    machine, the copied loopback still does ADD and DEL: a node without
+    Python is enough."""
+    if not shutil.which("unshare"):
+        missing_prerequisite("needs unshare (util-linux)")
+    hidden = python_installations(keep=bin_dir)
+    assert sys.base_prefix in hidden or sys.base_prefix == "/usr"
+    ctr = world.container()
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "lo-net", "type": "loopback"})
+    mounts = "".join(f"mount -t tmpfs pycni-hide {shlex.quote(d)} && " for d in hidden)
+    for command in ("ADD", "DEL"):
+        env = world.plugin_env(command, bin_dir, ctr, ifname="lo", extra={"PATH": BARE_PATH})
+        script = (f"{mounts}exec ip netns exec {shlex.quote(world.host.name)} "
+                  f"{shlex.quote(os.path.join(bin_dir, 'loopback'))}")
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                              input=conf.encode(), env=env, capture_output=True, timeout=60)
+        assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+        if command == "ADD":
+            assert json.loads(proc.stdout)["interfaces"][0]["name"] == "lo"
+            assert "UP" in ctr.link("lo")["flags"]
+    assert "UP" not in ctr.link("lo")["flags"]
