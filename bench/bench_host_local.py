@@ -10,7 +10,8 @@ rebuilds its index once, and that cold call is reported separately.
     python3 bench/bench_host_local.py [--runs 30] [--sizes 10,5000]
         [--ours DIR-with-host-local] [--ref /usr/lib/cni/host-local]
 
-Without --ours, our plugins are installed into a temp dir with `pycni install`.
+Without --ours, our plugins are installed into a temp dir with `pycni install`;
+the PyInstaller build in dist/cni-bin (./build.sh) is timed too when present.
 Prints a Markdown table (milliseconds, median and 90th percentile). The
 VERSION column is the cost of starting the process (interpreter, imports)
 without touching the store: what is left of ADD/DEL after it is the work.
@@ -126,6 +127,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="10,5000")
     parser.add_argument("--ours", help="directory holding our host-local executable")
     parser.add_argument("--ref", default="/usr/lib/cni/host-local")
+    parser.add_argument("--impl", action="append", default=[], metavar="NAME=DIR",
+                        help="another directory with a host-local to time (repeatable)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="bench-host-local-")
@@ -136,6 +139,13 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "pycni.cli", "install", "--dir", ours_dir],
                            check=True, capture_output=True)
         impls = [("pycni", os.path.join(ours_dir, "host-local"))]
+        frozen = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "dist", "cni-bin", "host-local")
+        if os.path.exists(frozen):          # ./build.sh output
+            impls.append(("pycni-frozen", frozen))
+        for spec in args.impl:
+            name, _, directory = spec.partition("=")
+            impls.append((name, os.path.join(directory, "host-local")))
         if os.path.exists(args.ref):
             impls.append(("reference", args.ref))
         rows = []

@@ -153,6 +153,7 @@ class Link:
     kind: str = ""
     master: int = 0
     link: int = 0          # IFLA_LINK: a veth's peer index, a macvlan's parent
+    operstate: int = 0     # IFLA_OPERSTATE (RFC 2863): 2 down, 6 up, ...
 
     @property
     def is_up(self) -> bool:
@@ -192,6 +193,7 @@ def _parse_link(body: bytes) -> Link:
         kind=kind,
         master=struct.unpack("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0,
         link=struct.unpack("=I", attrs[IFLA_LINK])[0] if IFLA_LINK in attrs else 0,
+        operstate=attrs[IFLA_OPERSTATE][0] if IFLA_OPERSTATE in attrs else 0,
     )
 
 
@@ -512,3 +514,82 @@ def get_link_by_index(nl: RtNetlink, index: int) -> Link | None:
         if kind == RTM_NEWLINK:
             return _parse_link(payload)
     return None
+
+
+# --- macvlan details -----------------------------------------------------------
+
+IFLA_MACVLAN_BC_QUEUE_LEN = 7
+IFLA_MACVLAN_BC_QUEUE_LEN_USED = 8
+MACVLAN_MODE_NAMES = {value: name for name, value in MACVLAN_MODES.items()}
+
+
+def create_macvlan_ext(nl: RtNetlink, name: str, master: int, mode: str = "bridge",
+                       netns_fd: int | None = None, mtu: int = 0, mac: str = "",
+                       bc_queue_len: int = 0) -> None:
+    """`create_macvlan` plus the broadcast/multicast queue length
+    (IFLA_MACVLAN_BC_QUEUE_LEN, kernel >= 5.11; 0 keeps the driver default)."""
+    data = attr_u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])
+    if bc_queue_len:
+        data += attr_u32(IFLA_MACVLAN_BC_QUEUE_LEN, bc_queue_len)
+    _new_link(nl, _link_attrs(name, mtu, mac, netns_fd, link=master) +
+              _linkinfo("macvlan", data))
+
+
+def get_link_info_data(nl: RtNetlink, name: str) -> tuple[Link, dict[int, bytes]] | None:
+    """Link `name` and its kind-specific attributes (IFLA_INFO_DATA), or None."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attr_str(IFLA_IFNAME, name)
+    try:
+        replies = nl.request(RTM_GETLINK, 0, body)
+    except NetlinkError as exc:
+        if exc.errno in (19, 2):
+            return None
+        raise
+    for kind, payload in replies:
+        if kind != RTM_NEWLINK:
+            continue
+        attrs = parse_attrs(payload[_IFINFOMSG.size:])
+        info = parse_attrs(attrs.get(IFLA_LINKINFO, b""))
+        return _parse_link(payload), parse_attrs(info.get(IFLA_INFO_DATA, b""))
+    return None
+
+
+def macvlan_mode(data: dict[int, bytes]) -> str:
+    """The mode name in a macvlan's IFLA_INFO_DATA ("" if absent or unknown)."""
+    raw = data.get(IFLA_MACVLAN_MODE)
+    if raw is None:
+        return ""
+    return MACVLAN_MODE_NAMES.get(struct.unpack("=I", raw[:4])[0], "")
+
+
+# --- link flags and queue length (tuning) ----------------------------------------
+
+IFF_ALLMULTI = 0x200
+IFLA_TXQLEN = 13
+
+
+def get_link_attrs(nl: RtNetlink, name: str) -> tuple[Link, dict[int, bytes]] | None:
+    """Link `name` plus all its raw IFLA_* attributes, or None if absent."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attr_str(IFLA_IFNAME, name)
+    try:
+        replies = nl.request(RTM_GETLINK, 0, body)
+    except NetlinkError as exc:
+        if exc.errno in (19, 2):  # ENODEV, ENOENT
+            return None
+        raise
+    for kind, payload in replies:
+        if kind == RTM_NEWLINK:
+            return _parse_link(payload), parse_attrs(payload[_IFINFOMSG.size:])
+    return None
+
+
+def attr_u32_value(attrs: dict[int, bytes], kind: int, default: int = 0) -> int:
+    raw = attrs.get(kind)
+    return struct.unpack("=I", raw[:4])[0] if raw and len(raw) >= 4 else default
+
+
+def set_allmulti(nl: RtNetlink, index: int, on: bool = True) -> None:
+    _set_link(nl, index, b"", IFF_ALLMULTI if on else 0, IFF_ALLMULTI)
+
+
+def set_txqlen(nl: RtNetlink, index: int, qlen: int) -> None:
+    _set_link(nl, index, attr_u32(IFLA_TXQLEN, qlen))

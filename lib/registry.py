@@ -6,4 +6,7 @@ plugin by its `type` in CNI_PATH. Each module has a `main()`.
 
 PLUGINS = {
     "loopback": "pycni.plugins.loopback.plugin",
+    "macvlan": "pycni.plugins.macvlan.plugin",
+    "bridge": "pycni.plugins.bridge.plugin",
+    "host-local": "pycni.ipam.host_local.plugin",
 }

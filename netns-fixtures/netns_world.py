@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
 PREFIX = "pycni-"
@@ -126,6 +127,7 @@ class World:
 
     def __post_init__(self):
         self._host: Namespace | None = None
+        self._host_lock = threading.Lock()   # tests touch .host from threads
 
     def namespace(self, label: str) -> Namespace:
         name = f"{PREFIX}{os.getpid()}-{next(_counter)}-{label}"[:64]
@@ -136,9 +138,10 @@ class World:
     @property
     def host(self) -> Namespace:
         """The namespace plugins run in (the test's stand-in for the node)."""
-        if self._host is None:
-            self._host = self.namespace("host")
-        return self._host
+        with self._host_lock:
+            if self._host is None:
+                self._host = self.namespace("host")
+            return self._host
 
     def container(self, label: str = "ctr") -> Namespace:
         ns = self.namespace(label)

@@ -1,0 +1,107 @@
+"""host-local: hand out addresses from ranges, recorded on the node's disk.
+
+ADD  one address per range set (requested ones honoured), IPAM result
+DEL  release every address of (containerID, ifname); idempotent
+CHECK the container holds its addresses (those of prevResult in our ranges,
+     else one per range set)
+GC   release allocations of attachments not in cni.dev/valid-attachments
+STATUS code 50 when a range set has no free address left (ADD would fail)
+"""
+
+from pycni import skel
+from pycni.errors import CNIError, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE
+from pycni.result import Result
+
+from . import config as cfg
+
+
+def load_config(req: skel.Request) -> cfg.Config:
+    return cfg.load(req.config, req.args_text)
+
+
+def open_store(conf: cfg.Config, create: bool = True):
+    from .store import DiskStore
+    store = DiskStore(conf.data_dir, conf.name)
+    if create:
+        store.create()
+    return store
+
+
+def read_dns(path: str):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return cfg.parse_resolv_conf(f.read())
+    except OSError as exc:
+        raise CNIError(IO_FAILURE, f"failed to read resolvConf {path}",
+                       exc.strerror or str(exc)) from None
+
+
+class HostLocalPlugin(skel.Plugin):
+    name = "host-local"
+
+    def add(self, req: skel.Request) -> Result:
+        from .allocator import allocate
+        conf = load_config(req)
+        result = Result(cni_version=req.cni_version)
+        if conf.resolv_conf:
+            result.dns = read_dns(conf.resolv_conf)
+        store = open_store(conf)
+        with store.locked():
+            result.ips = allocate(conf, store, req.container_id, req.ifname)
+        result.routes = list(conf.routes)
+        return result
+
+    def delete(self, req: skel.Request) -> None:
+        try:
+            conf = load_config(req)
+        except CNIError:
+            # Releasing needs only the store's location: a config whose
+            # ranges no longer validate must not leak its addresses.
+            conf = cfg.store_location(req.config)
+            if conf is None:
+                raise
+        store = open_store(conf)
+        with store.locked():
+            store.release(req.container_id, req.ifname)
+
+    def check(self, req: skel.Request) -> None:
+        conf = load_config(req)
+        store = open_store(conf)
+        with store.locked():
+            held = store.owned(req.container_id, req.ifname)
+        problem = cfg.check_problem(conf, held, req.prev_result, req.container_id)
+        if problem:
+            raise CNIError(INTERNAL, f"host-local: {problem}")
+
+    def gc(self, req: skel.Request) -> None:
+        from .gc import stale_allocations
+        conf = load_config(req)
+        valid = {(a.container_id, a.ifname) for a in req.valid_attachments}
+        store = open_store(conf, create=False)
+        if not store.exists():
+            return
+        with store.locked():
+            allocs = store.scan()       # GC reads the files themselves, not the index
+            store.remove_scanned(allocs, stale_allocations(allocs, valid))
+
+    def status(self, req: skel.Request) -> None:
+        from .gc import exhausted_sets
+        conf = load_config(req)
+        store = open_store(conf, create=False)
+        if not store.exists():
+            return
+        with store.locked():
+            full = exhausted_sets(conf.range_sets, store.taken())
+        if full:
+            i, rs = full[0]
+            raise CNIError(PLUGIN_NOT_AVAILABLE,
+                           f"no IP addresses available in range set {i}: "
+                           f"{cfg.range_set_text(rs)}")
+
+
+def main() -> None:
+    skel.main(HostLocalPlugin())
+
+
+if __name__ == "__main__":
+    main()
