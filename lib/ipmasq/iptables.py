@@ -1,0 +1,227 @@
+"""The iptables ipMasq backend.
+
+Rules are computed by pure functions and applied per address family with
+a single `iptables-restore --noflush -w` batch: the whole change lands
+atomically, and re-declaring the attachment's chain flushes it, so a
+repeated setup never duplicates rules. Stale POSTROUTING jumps to the
+chain are found in `iptables-save -t nat` output and deleted in the same
+batch; teardown deletes every jump to the chain, then the chain itself,
+so it needs no container addresses (it works after the container and its
+interface are gone).
+"""
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from . import chain_name, comment
+from ..errors import CNIError, INTERNAL
+
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
+FALLBACK_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+@dataclass
+class RuleSet:
+    """One family's rules for one attachment (args after the chain name)."""
+    family: int
+    chain: str
+    chain_rules: list[list[str]] = field(default_factory=list)
+    jumps: list[list[str]] = field(default_factory=list)     # in POSTROUTING
+
+
+def family_of(cidr: str) -> int:
+    return 6 if ":" in cidr else 4
+
+
+def plan(ips: list[str], network: str, container_id: str) -> dict[int, RuleSet]:
+    """The rules for `ips`, per family, in the order the reference's
+    sequence of unique appends leaves them."""
+    import ipaddress
+    chain = chain_name(network, container_id)
+    note = ["-m", "comment", "--comment", comment(network, container_id)]
+    out: dict[int, RuleSet] = {}
+    for cidr in ips:
+        iface = ipaddress.ip_interface(cidr)
+        family = iface.version
+        rs = out.setdefault(family, RuleSet(family, chain))
+        for rule in (["-d", str(iface.network), *note, "-j", "ACCEPT"],
+                     ["!", "-d", MULTICAST[family], *note, "-j", "MASQUERADE"]):
+            if rule not in rs.chain_rules:
+                rs.chain_rules.append(rule)
+        jump = ["-s", f"{iface.ip}/{iface.max_prefixlen}", *note, "-j", chain]
+        if jump not in rs.jumps:
+            rs.jumps.append(jump)
+    return out
+
+
+def render(args: list[str]) -> str:
+    """Rule arguments as an iptables-restore line fragment."""
+    return " ".join(_quote(a) for a in args)
+
+
+def _quote(arg: str) -> str:
+    if arg and all(c.isalnum() or c in "-_./:!" for c in arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def jumps_to(chain: str, saved: str) -> list[str]:
+    """POSTROUTING rules in `iptables-save -t nat` output that jump to `chain`."""
+    out = []
+    for line in saved.splitlines():
+        if not line.startswith("-A POSTROUTING "):
+            continue
+        tokens = _split(line)
+        if any(a == "-j" and b == chain for a, b in zip(tokens, tokens[1:])):
+            out.append(line)
+    return out
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return line.split()
+
+
+def chain_exists(chain: str, saved: str) -> bool:
+    return any(line.split()[:1] == [f":{chain}"] for line in saved.splitlines())
+
+
+def setup_script(rs: RuleSet, saved: str) -> str:
+    lines = ["*nat"]
+    lines += ["-D" + line[2:] for line in jumps_to(rs.chain, saved)]
+    lines.append(f":{rs.chain} - [0:0]")        # creates, or flushes if present
+    lines += [f"-A {rs.chain} {render(r)}" for r in rs.chain_rules]
+    lines += [f"-A POSTROUTING {render(j)}" for j in rs.jumps]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def teardown_script(chain: str, saved: str) -> str | None:
+    """None when there is nothing of `chain` left."""
+    return removal_script([chain], saved)
+
+
+def removal_script(chains: list[str], saved: str) -> str | None:
+    """Delete every POSTROUTING jump to `chains`, then the chains."""
+    lines = []
+    for chain in chains:
+        lines += ["-D" + line[2:] for line in jumps_to(chain, saved)]
+    for chain in chains:
+        if chain_exists(chain, saved):
+            lines += [f"-F {chain}", f"-X {chain}"]
+    if not lines:
+        return None
+    return "\n".join(["*nat", *lines, "COMMIT"]) + "\n"
+
+
+def attachment_chains(network: str, saved: str) -> dict[str, str]:
+    """chain -> container ID for the masquerading chains of `network` in
+    `iptables-save -t nat` output. A chain counts only if its name is the
+    hash of network + the ID its rule comments name (portmap's chains
+    carry the same comments under other names)."""
+    import re
+    pattern = re.compile(r'name: "(.*)" id: "(.*)"\Z')
+    found: dict[str, str] = {}
+    for line in saved.splitlines():
+        if not line.startswith("-A CNI-"):
+            continue
+        tokens = _split(line)
+        if "--comment" not in tokens[:-1]:
+            continue
+        m = pattern.match(tokens[tokens.index("--comment") + 1])
+        if not m or m.group(1) != network:
+            continue
+        cid = m.group(2)
+        if tokens[1] == chain_name(network, cid):
+            found[tokens[1]] = cid
+    return found
+
+
+def gc_script(network: str, valid_ids: set[str], saved: str) -> str | None:
+    doomed = [chain for chain, cid in attachment_chains(network, saved).items()
+              if cid not in valid_ids]
+    return removal_script(sorted(doomed), saved)
+
+
+# --- running the tools ----------------------------------------------------------
+
+def find_tool(name: str) -> str | None:
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    for directory in dirs + [d for d in FALLBACK_DIRS if d not in dirs]:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def available(family: int = 4) -> bool:
+    return all(find_tool(t) for t in TOOLS[family])
+
+
+def _run(argv: list[str], stdin: str = "") -> str:
+    import subprocess
+    tool = find_tool(argv[0])
+    if tool is None:
+        raise CNIError(INTERNAL, f"failed to locate iptables: {argv[0]} not found")
+    proc = subprocess.run([tool, *argv[1:]], input=stdin.encode(), capture_output=True)
+    if proc.returncode != 0:
+        raise CNIError(INTERNAL, f"{argv[0]} failed (exit {proc.returncode})",
+                       proc.stderr.decode(errors="replace").strip())
+    return proc.stdout.decode(errors="replace")
+
+
+def save_nat(family: int) -> str:
+    return _run([TOOLS[family][0], "-t", "nat"])
+
+
+def restore(family: int, script: str) -> None:
+    _run([TOOLS[family][1], "--noflush", "-w"], script)
+
+
+def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
+    """ifname is not part of the chain name (reference compatibility)."""
+    for family, rs in plan(ips, network, container_id).items():
+        restore(family, setup_script(rs, save_nat(family)))
+
+
+def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> None:
+    """The families of `ips` (failures raised); with no ips, both families,
+    ignoring failures (IPv6 may be off). A family without tools has nothing
+    to remove."""
+    chain = chain_name(network, container_id)
+    families = sorted({family_of(c) for c in ips})
+    strict = bool(families)
+    errors = []
+    for family in families or (4, 6):
+        if not available(family):
+            continue
+        try:
+            script = teardown_script(chain, save_nat(family))
+            if script:
+                restore(family, script)
+        except CNIError as err:
+            if strict:
+                errors.append(str(err))
+    if errors:
+        raise CNIError(INTERNAL, "failed to tear down IP masquerading", "; ".join(errors))
+
+
+def gc(network: str, valid_ids: set[str]) -> None:
+    """Remove the chains of attachments of `network` not in `valid_ids`
+    (the reference iptables backend has no GC)."""
+    errors = []
+    for family in (4, 6):
+        if not available(family):
+            continue
+        try:
+            script = gc_script(network, valid_ids, save_nat(family))
+            if script:
+                restore(family, script)
+        except CNIError as err:
+            errors.append(str(err))
+    if errors:
+        raise CNIError(INTERNAL, "failed to garbage-collect IP masquerading", "; ".join(errors))

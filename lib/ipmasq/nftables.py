@@ -1,0 +1,180 @@
+"""The nftables ipMasq backend (the reference's layout, for interop).
+
+`table inet cni_plugins_masquerade`:
+  chain postrouting  nat hook, srcnat priority; rebuilt on every setup:
+                     multicast destinations return, everything else
+                     `goto masq_checks`
+  chain masq_checks  one rule per attachment IP:
+                     `ip saddr X ip daddr != <subnet> masquerade`, with the
+                     comment `<hash(net)>-<hash(ifname:id)>, net: .., if: ..,
+                     id: ..` (cut to 128 characters)
+
+The hashed comment identifies an attachment exactly, so DEL and GC never
+remove another attachment's rule even when an IP is reused. Commands are
+nft JSON applied in one `nft -j -f -` transaction; building them is pure.
+"""
+
+import json
+
+from ..errors import CNIError, INTERNAL
+
+FAMILY = "inet"
+TABLE = "cni_plugins_masquerade"
+MASQ_CHAIN = "masq_checks"
+POSTROUTING = "postrouting"
+SRCNAT_PRIORITY = 100
+COMMENT_MAX = 128
+TABLE_COMMENT = "Masquerading for plugins from github.com/containernetworking/plugins"
+CHAIN_COMMENT = ("Masquerade traffic from certain IPs to any (non-multicast) IP "
+                 "outside their subnet")
+
+
+def _hash16(text: str) -> str:
+    import hashlib
+    return hashlib.sha512(text.encode()).hexdigest()[:16]
+
+
+def network_hash(network: str) -> str:
+    return _hash16(network)
+
+
+def instance_hash(network: str, ifname: str, container_id: str) -> str:
+    return network_hash(network) + "-" + _hash16(f"{ifname}:{container_id}")
+
+
+def instance_comment(network: str, ifname: str, container_id: str) -> str:
+    def clean(s: str) -> str:
+        return s.replace('"', "")
+    text = (f"{instance_hash(network, ifname, container_id)}, net: {clean(network)}, "
+            f"if: {clean(ifname)}, id: {clean(container_id)}")
+    return text[:COMMENT_MAX]
+
+
+def _chain(name: str, **extra) -> dict:
+    return {"chain": {"family": FAMILY, "table": TABLE, "name": name, **extra}}
+
+
+def _rule(chain: str, expr: list, comment: str | None = None) -> dict:
+    rule = {"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr}
+    if comment is not None:
+        rule["comment"] = comment
+    return {"rule": rule}
+
+
+def _match(proto: str, field: str, op: str, right) -> dict:
+    return {"match": {"op": op, "left": {"payload": {"protocol": proto, "field": field}},
+                      "right": right}}
+
+
+def masq_rule(cidr: str, comment: str) -> dict:
+    import ipaddress
+    iface = ipaddress.ip_interface(cidr)
+    proto = "ip" if iface.version == 4 else "ip6"
+    net = iface.network
+    return _rule(MASQ_CHAIN, [
+        _match(proto, "saddr", "==", str(iface.ip)),
+        _match(proto, "daddr", "!=", {"prefix": {"addr": str(net.network_address),
+                                                 "len": net.prefixlen}}),
+        {"masquerade": None}], comment)
+
+
+def rules_with_prefix(listing: dict | None, prefix: str) -> list[dict]:
+    """masq_checks rules (from `nft -j list table ...`) whose comment starts
+    with `prefix`."""
+    if not listing:
+        return []
+    out = []
+    for item in listing.get("nftables", []):
+        rule = item.get("rule")
+        if rule and rule.get("chain") == MASQ_CHAIN and \
+                str(rule.get("comment", "")).startswith(prefix):
+            out.append(rule)
+    return out
+
+
+def _delete(rule: dict) -> dict:
+    return {"delete": {"rule": {"family": FAMILY, "table": TABLE, "chain": rule["chain"],
+                                "handle": rule["handle"]}}}
+
+
+def setup_commands(ips: list[str], network: str, ifname: str, container_id: str,
+                   listing: dict | None) -> dict:
+    comment = instance_comment(network, ifname, container_id)
+    stale = rules_with_prefix(listing, instance_hash(network, ifname, container_id))
+    cmds = [
+        {"add": {"table": {"family": FAMILY, "name": TABLE, "comment": TABLE_COMMENT}}},
+        {"add": _chain(MASQ_CHAIN, comment=CHAIN_COMMENT)},
+        {"add": _chain(POSTROUTING, type="nat", hook="postrouting", prio=SRCNAT_PRIORITY,
+                       policy="accept")},
+        {"flush": _chain(POSTROUTING)},
+        {"add": _rule(POSTROUTING, [_match("ip", "daddr", "==",
+                                           {"prefix": {"addr": "224.0.0.0", "len": 4}}),
+                                    {"return": None}])},
+        {"add": _rule(POSTROUTING, [_match("ip6", "daddr", "==",
+                                           {"prefix": {"addr": "ff00::", "len": 8}}),
+                                    {"return": None}])},
+        {"add": _rule(POSTROUTING, [{"goto": {"target": MASQ_CHAIN}}])},
+    ]
+    cmds += [_delete(r) for r in stale]
+    cmds += [{"add": masq_rule(cidr, comment)} for cidr in ips]
+    return {"nftables": cmds}
+
+
+def teardown_commands(network: str, ifname: str, container_id: str,
+                      listing: dict | None) -> dict | None:
+    stale = rules_with_prefix(listing, instance_hash(network, ifname, container_id))
+    return {"nftables": [_delete(r) for r in stale]} if stale else None
+
+
+def gc_commands(network: str, valid: list[tuple[str, str]], listing: dict | None) -> dict | None:
+    """Delete this network's rules whose attachment (container ID, ifname)
+    is not in `valid`."""
+    keep = {instance_comment(network, ifname, cid) for cid, ifname in valid}
+    doomed = [r for r in rules_with_prefix(listing, network_hash(network))
+              if r.get("comment") not in keep]
+    return {"nftables": [_delete(r) for r in doomed]} if doomed else None
+
+
+# --- running nft ------------------------------------------------------------------
+
+def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
+    import subprocess
+    from .iptables import find_tool
+    nft = find_tool("nft")
+    if nft is None:
+        raise CNIError(INTERNAL, "failed to run nft: not found")
+    proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True)
+    return proc.returncode, proc.stdout.decode(errors="replace"), \
+        proc.stderr.decode(errors="replace").strip()
+
+
+def available() -> bool:
+    from .iptables import find_tool
+    return find_tool("nft") is not None
+
+
+def list_table() -> dict | None:
+    rc, out, _err = _nft(["-j", "list", "table", FAMILY, TABLE])
+    return json.loads(out) if rc == 0 else None
+
+
+def apply(commands: dict) -> None:
+    rc, _out, err = _nft(["-j", "-f", "-"], json.dumps(commands))
+    if rc != 0:
+        raise CNIError(INTERNAL, "nft failed to apply the masquerading rules", err)
+
+
+def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
+    apply(setup_commands(ips, network, ifname, container_id, list_table()))
+
+
+def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> None:
+    commands = teardown_commands(network, ifname, container_id, list_table())
+    if commands:
+        apply(commands)
+
+
+def gc(network: str, valid: list[tuple[str, str]]) -> None:
+    commands = gc_commands(network, valid, list_table())
+    if commands:
+        apply(commands)

@@ -1,0 +1,361 @@
+"""bridge: connect the container to a Linux bridge on the host with a veth
+pair, addresses from IPAM, the bridge optionally acting as gateway.
+
+ADD: ensure bridge -> veth (container end in the container, host end on
+the bridge) -> MAC spoof check -> IPAM ADD -> container sysctls and
+addresses -> gateway address on the bridge, forwarding -> masquerading ->
+wait for the port to come up. Any failure after the veth exists undoes
+all of it (veth, spoof check, IPAM allocation, masquerading), so a failed
+ADD leaves nothing behind. See README.md for the keys and the differences
+from the reference plugin.
+"""
+
+import os
+import time
+
+from pycni import invoke, ipmasq, netlink, netns, sysctl, skel, veth
+from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
+from pycni.result import DNS, Interface, Result
+
+from . import config, gateway, spoofcheck
+from .check import check_attachment
+
+IF_OPER_UP = 6
+OPER_STATES = {0: "unknown", 1: "notpresent", 2: "down", 3: "lowerlayerdown",
+               4: "testing", 5: "dormant", 6: "up"}
+PORT_UP_WAITS_MS = (0, 50, 500, 1000, 1000)
+
+
+def _settings(req: skel.Request) -> config.Settings:
+    return config.load(req.config, req.cni_args)
+
+
+# --- the bridge ----------------------------------------------------------------
+
+def ensure_bridge(nl: netlink.RtNetlink, conf: config.BridgeConf) -> netlink.Link:
+    """Create the bridge or reuse it; parallel ADDs may race to create it."""
+    name = conf.bridge
+    created = True
+    try:
+        netlink.create_bridge(nl, name, mtu=conf.mtu)
+    except netlink.NetlinkError as exc:
+        if exc.errno != 17:   # EEXIST: it is there already (maybe just made)
+            raise CNIError(INTERNAL, f'failed to create bridge "{name}": could not add '
+                           f'"{name}": {exc.strerror}') from None
+        created = False
+    br = bridge_by_name(nl, name)
+    if created:
+        # Pin the MAC now: left alone, the bridge takes the lowest port MAC
+        # and changes whenever containers come and go (the result and CHECK
+        # would disagree). The reference pins it only with isGateway.
+        netlink.set_mac(nl, br.index, br.mac)
+    if conf.promisc_mode:
+        netlink.set_promisc(nl, br.index, True)
+    try:
+        sysctl.write("0", "net", "ipv6", "conf", name, "accept_ra")
+    except OSError:
+        pass
+    netlink.set_link_up(nl, br.index)
+    return bridge_by_name(nl, name)
+
+
+def bridge_by_name(nl: netlink.RtNetlink, name: str) -> netlink.Link:
+    link = netlink.get_link(nl, name)
+    if link is None:
+        raise CNIError(INTERNAL, f'could not lookup "{name}": Link not found')
+    if link.kind != "bridge":
+        raise CNIError(INTERNAL, f'failed to create bridge "{name}": '
+                       f'"{name}" already exists but is not a bridge')
+    return link
+
+
+def ensure_addr(nl: netlink.RtNetlink, br: netlink.Link, cidr: str, force: bool) -> None:
+    """Put gateway `cidr` on the bridge (reference ensureAddr semantics)."""
+    import socket
+    family = socket.AF_INET6 if ":" in cidr else socket.AF_INET
+    wanted = gateway.normalize_cidr(cidr)
+    for addr in netlink.list_addresses(nl, br.index, family):
+        if gateway.normalize_cidr(addr.cidr) == wanted:
+            return
+        if gateway.conflicts(addr.cidr, wanted):
+            if not force:
+                raise CNIError(INTERNAL, f'failed to set bridge addr: "{br.name}" already '
+                               f"has an IP address different from {wanted}")
+            try:
+                netlink.del_address(nl, br.index, addr.cidr)
+            except netlink.NetlinkError as exc:
+                raise CNIError(INTERNAL, f'could not remove IP address from "{br.name}"',
+                               exc.strerror) from None
+    try:
+        netlink.add_address(nl, br.index, wanted)
+    except netlink.NetlinkError as exc:
+        if exc.errno != 17:
+            raise CNIError(INTERNAL, f'failed to set bridge addr: could not add IP address '
+                           f'{wanted} to "{br.name}": {exc.strerror}') from None
+    # Pin the bridge MAC: otherwise it follows the lowest port MAC and
+    # changes as containers come and go.
+    current = netlink.get_link_by_index(nl, br.index)
+    if current is not None and current.mac:
+        netlink.set_mac(nl, br.index, current.mac)
+
+
+def enable_forwarding(family: int) -> None:
+    parts = ("net", "ipv4", "ip_forward") if family == 4 else \
+        ("net", "ipv6", "conf", "all", "forwarding")
+    try:
+        sysctl.ensure("1", *parts)
+    except OSError as exc:
+        raise CNIError(INTERNAL, f"failed to enable forwarding: {exc}") from None
+
+
+# --- the container side ----------------------------------------------------------
+
+def container_sysctls(ifname: str, enable_dad: bool) -> None:
+    """Inside the container netns; failures are ignored (as the reference
+    does): a key can be missing when IPv6 is disabled."""
+    wanted = [("1", "net", "ipv6", "conf", ifname, "enhanced_dad"),
+              ("1", "net", "ipv6", "conf", ifname, "accept_dad")] if enable_dad else \
+        [("0", "net", "ipv6", "conf", ifname, "accept_dad")]
+    wanted.append(("1", "net", "ipv4", "conf", ifname, "arp_notify"))
+    for value, *parts in wanted:
+        try:
+            sysctl.write(value, *parts)
+        except OSError:
+            pass
+
+
+def set_container_up(netns_path: str, ifname: str) -> None:
+    with netns.entered(netns_path):
+        nl = netlink.RtNetlink()
+    with nl:
+        link = netlink.get_link(nl, ifname)
+        if link is None:
+            raise CNIError(INTERNAL, f"failed to retrieve link: {ifname} not found")
+        netlink.set_link_up(nl, link.index)
+
+
+def wait_port_up(nl: netlink.RtNetlink, index: int) -> netlink.Link:
+    link = None
+    for delay in PORT_UP_WAITS_MS:
+        if delay:
+            time.sleep(delay / 1000)
+        link = netlink.get_link_by_index(nl, index)
+        if link is None:
+            raise CNIError(INTERNAL, "host veth vanished while waiting for it to come up")
+        if link.operstate == IF_OPER_UP:
+            return link
+    raise CNIError(INTERNAL, "bridge port in error state: "
+                   f"{OPER_STATES.get(link.operstate, link.operstate)}")
+
+
+def dns_override(conf: config.BridgeConf) -> DNS | None:
+    d = conf.dns
+    if d.nameservers or d.domain or d.search or d.options:
+        return DNS(nameservers=list(d.nameservers), domain=d.domain,
+                   search=list(d.search), options=list(d.options))
+    return None
+
+
+def _teardown_masq_quietly(req, ips: list[str]) -> None:
+    try:
+        ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
+    except CNIError as err:
+        import sys
+        sys.stderr.write(f"bridge: removing IP masquerading failed: {err}\n")
+
+
+def _teardown_spoofcheck_quietly(ref: str) -> None:
+    try:
+        spoofcheck.teardown(ref)
+    except (CNIError, OSError, ValueError) as err:
+        import sys
+        sys.stderr.write(f"bridge: removing the MAC spoof check failed: {err}\n")
+
+
+def _delete_quietly(nl: netlink.RtNetlink, index: int) -> None:
+    try:
+        netlink.delete_link(nl, index)
+    except OSError:
+        pass
+
+
+# --- the plugin ---------------------------------------------------------------------
+
+def _prev_ips(req: skel.Request) -> list[str]:
+    try:
+        prev = req.prev_result
+    except CNIError:
+        return []
+    return [ip.address for ip in prev.ips] if prev else []
+
+
+class BridgePlugin(skel.Plugin):
+    name = "bridge"
+
+    def add(self, req: skel.Request) -> Result:
+        settings = _settings(req)
+        config.validate_add(settings)
+        conf = settings.conf
+        os.close(netns.open_netns(req.netns))   # fail before touching the host
+        with netlink.RtNetlink() as nl:
+            br = ensure_bridge(nl, conf)
+            pair = veth.setup_veth(req.netns, req.ifname, conf.mtu, settings.mac)
+            try:
+                return self._add_attached(req, settings, nl, br, pair)
+            except BaseException:
+                _delete_quietly(nl, pair.host.index)
+                raise
+
+    def _add_attached(self, req, settings, nl, br, pair) -> Result:
+        conf = settings.conf
+        try:
+            netlink.set_master(nl, pair.host.index, br.index)
+        except netlink.NetlinkError as exc:
+            raise CNIError(INTERNAL, f'failed to connect "{pair.host.name}" to bridge '
+                           f"{br.name}: {exc.strerror}") from None
+        try:
+            netlink.set_bridge_port(nl, pair.host.index, hairpin=conf.hairpin_mode,
+                                    isolated=conf.port_isolation or None)
+        except netlink.NetlinkError as exc:
+            raise CNIError(INTERNAL, f"failed to setup hairpin mode / isolation for "
+                           f"{pair.host.name}: {exc.strerror}") from None
+        result = Result(cni_version=req.cni_version, interfaces=[
+            Interface(name=br.name, mac=br.mac),
+            Interface(name=pair.host.name, mac=pair.host.mac),
+            Interface(name=pair.container.name, mac=pair.container.mac, sandbox=req.netns),
+        ])
+        spoof_ref = ""
+        if conf.macspoofchk:
+            spoof_ref = spoofcheck.ref_id(req.container_id, req.ifname)
+            spoofcheck.setup(pair.host.name, pair.container.mac, spoof_ref)
+        try:
+            self._add_addressing(req, settings, nl, br, pair, result)
+            # A layer-2 result has no IP for a 0.1.0/0.2.0 result: fail now,
+            # while everything can still be undone, not when printing.
+            result.to_dict(req.cni_version)
+        except BaseException:
+            if spoof_ref:
+                _teardown_spoofcheck_quietly(spoof_ref)
+            raise
+        override = dns_override(conf)
+        if override is not None:
+            result.dns = override
+        return result
+
+    def _add_addressing(self, req, settings, nl, br, pair, result: Result) -> None:
+        conf = settings.conf
+        if settings.layer3:
+            with invoke.ipam_allocation(req, conf.ipam.type) as ipam_result:
+                self._configure_l3(req, settings, nl, br, ipam_result, result)
+                masq_ips = [ip.address for ip in result.ips] if conf.ip_masq else []
+                try:
+                    if masq_ips:
+                        ipmasq.setup(conf.ip_masq_backend, masq_ips, req.network_name,
+                                     req.ifname, req.container_id)
+                    self._finish(settings, nl, pair, result)
+                except BaseException:
+                    if masq_ips:
+                        _teardown_masq_quietly(req, masq_ips)
+                    raise
+        else:
+            if not conf.disable_container_interface:
+                set_container_up(req.netns, req.ifname)
+            self._finish(settings, nl, pair, result)
+
+    def _configure_l3(self, req, settings, nl, br, ipam_result: Result, result: Result):
+        conf = settings.conf
+        if not ipam_result.ips:
+            raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+        result.ips = ipam_result.ips
+        result.routes = ipam_result.routes
+        result.dns = ipam_result.dns
+        gws = gateway.calc_gateways(result, conf.is_gateway, conf.is_default_gateway)
+        from pycni.ipconfig import configure_iface
+        with netns.entered(req.netns):
+            container_sysctls(req.ifname, conf.enabledad)
+            configure_iface(req.ifname, result)
+        if settings.is_gateway:
+            for family in (4, 6):
+                cidrs = gws.of(family)
+                for cidr in cidrs:
+                    ensure_addr(nl, br, cidr, conf.force_address)
+                if cidrs:
+                    enable_forwarding(family)
+
+    def _finish(self, settings, nl, pair, result: Result) -> None:
+        """Wait for the port, then refresh the MACs that may have changed."""
+        host = None
+        if not settings.conf.disable_container_interface:
+            host = wait_port_up(nl, pair.host.index)
+        else:
+            host = netlink.get_link_by_index(nl, pair.host.index)
+        if host is not None:
+            result.interfaces[1].mac = host.mac
+        br = bridge_by_name(nl, settings.conf.bridge)
+        result.interfaces[0].mac = br.mac
+
+    def delete(self, req: skel.Request) -> None:
+        settings = _settings(req)
+        conf = settings.conf
+        removed = None
+        if req.netns:
+            try:
+                removed = veth.delete_in_netns(req.netns, req.ifname)
+            except netns.NetnsNotFound:
+                pass    # the container is gone, and its veth with it
+        if settings.layer3:
+            invoke.delegate_del(req, conf.ipam.type)
+        if conf.macspoofchk:
+            _teardown_spoofcheck_quietly(spoofcheck.ref_id(req.container_id, req.ifname))
+        if settings.layer3:
+            if conf.ip_masq:
+                # The chain is found by name, so this also works when the
+                # interface (and its addresses) vanished with the netns;
+                # the addresses only say which families to look at.
+                ips = [a.cidr for a in removed] if removed else _prev_ips(req)
+                ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
+
+    def check(self, req: skel.Request) -> None:
+        settings = _settings(req)
+        os.close(netns.open_netns(req.netns))
+        if settings.layer3:
+            invoke.delegate_check(req, settings.conf.ipam.type)
+        prev = req.prev_result
+        if prev is None:
+            raise CNIError(INVALID_NETWORK_CONFIG, "Required prevResult missing")
+        check_attachment(settings, req.netns, req.ifname, prev)
+
+    def status(self, req: skel.Request) -> None:
+        settings = _settings(req)
+        if settings.layer3:
+            invoke.delegate_status(req, settings.conf.ipam.type)
+
+    def gc(self, req: skel.Request) -> None:
+        """IPAM GC, then masquerading rules of attachments not listed (any
+        backend; also when ipMasq was switched off since). Both run even
+        if the other fails; errors are reported together."""
+        settings = _settings(req)
+        if not settings.layer3:
+            return
+        errors = []
+        try:
+            invoke.delegate_gc(req, settings.conf.ipam.type)
+        except CNIError as err:
+            errors.append(err)
+        valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
+        try:
+            ipmasq.gc(req.network_name, valid)
+        except CNIError as err:
+            errors.append(err)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise CNIError(INTERNAL, "; ".join(e.msg for e in errors))
+
+
+def main() -> None:
+    skel.main(BridgePlugin())
+
+
+if __name__ == "__main__":
+    main()
