@@ -1,0 +1,1 @@
+"""macvlan: the container gets its own MAC address on a host interface."""

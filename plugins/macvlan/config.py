@@ -1,0 +1,176 @@
+"""The macvlan network configuration: typed model and pure validation.
+
+Everything here is decided without touching the kernel, so it is unit
+tested without root. What needs the kernel (the default-route master,
+the master's MTU) is looked up by plugin.py and then validated here.
+"""
+
+from dataclasses import dataclass, field
+
+from pycni.config import DNSConf, NetConf
+from pycni.decode import decode, key, lookup
+from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
+from pycni.result import DNS, Interface, Result
+
+# Config mode name -> kernel mode name. An empty mode means bridge.
+MODES = {"": "bridge", "bridge": "bridge", "private": "private",
+         "vepa": "vepa", "passthru": "passthru"}
+U32_MAX = 0xFFFFFFFF
+
+
+@dataclass
+class MacvlanConf(NetConf):
+    master: str = ""
+    mode: str = ""
+    mtu: int = 0
+    mac: str = ""
+    link_in_container: bool = key("linkInContainer", default=False)
+    bcqueuelen: int = key("bcqueuelen", default=0)
+
+
+@dataclass
+class Settings:
+    """A validated ADD/CHECK request, minus what needs the kernel."""
+    master: str             # "" = the interface of the default route
+    mode: str               # kernel mode name
+    mtu: int                # 0 = inherit the master's
+    mac: str                # normalised "aa:bb:cc:dd:ee:ff", "" = kernel's choice
+    link_in_container: bool
+    bc_queue_len: int
+    ipam_type: str
+    dns: DNS = field(default_factory=DNS)
+
+
+def go_quote(text: str) -> str:
+    """A string as Go's %q prints it (close enough for messages)."""
+    import json
+    return json.dumps(text)
+
+
+def parse_mode(mode: str) -> str:
+    try:
+        return MODES[mode]
+    except KeyError:
+        raise CNIError(INVALID_NETWORK_CONFIG, f"unknown macvlan mode: {go_quote(mode)}",
+                       "mode must be one of bridge, private, vepa, passthru") from None
+
+
+def check_mtu(mtu: int, master_mtu: int) -> None:
+    if mtu < 0 or mtu > master_mtu:
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid MTU {mtu}, must be [0, master MTU({master_mtu})]")
+
+
+def check_bc_queue_len(value: int) -> None:
+    if not 0 <= value <= U32_MAX:
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid bcqueuelen {value}, must be [0, {U32_MAX}]")
+
+
+def parse_mac(text: str) -> str:
+    """A unicast Ethernet address in any of Go's ParseMAC spellings
+    (aa:bb:.., aa-bb-.., aabb.ccdd.eeff), normalised to lower-case colons.
+
+    Multicast and all-zero addresses are refused here: the kernel would
+    refuse them anyway, with a less helpful EADDRNOTAVAIL.
+    """
+    def bad(reason: str) -> CNIError:
+        return CNIError(INVALID_NETWORK_CONFIG,
+                        f"invalid args {text} for MAC addr: {reason}")
+
+    if len(text) == 17 and text[2] in ":-":
+        parts = text.split(text[2])
+    elif len(text) == 14 and text[4] == "." and text[9] == ".":
+        parts = [group[i:i + 2] for group in text.split(".") for i in (0, 2)]
+    else:
+        raise bad(f"address {text}: invalid MAC address")
+    hexdigits = set("0123456789abcdefABCDEF")
+    if len(parts) != 6 or any(len(p) != 2 or not set(p) <= hexdigits for p in parts):
+        raise bad(f"address {text}: invalid MAC address")
+    octets = [int(p, 16) for p in parts]
+    if octets[0] & 1:
+        raise bad("a multicast address cannot be an interface address")
+    if not any(octets):
+        raise bad("the all-zero address cannot be an interface address")
+    return ":".join(f"{o:02x}" for o in octets)
+
+
+def _string_at(obj, path: str, *keys: str) -> str:
+    """obj[k1][k2].. looked up Go-style; "" if absent, error if not a string."""
+    value = obj
+    for k in keys:
+        if not isinstance(value, dict):
+            return ""
+        value = lookup(value, k)
+        if value is None:
+            return ""
+    if not isinstance(value, str):
+        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid value for {path}: expected a string")
+    return value
+
+
+def choose_mac(conf: MacvlanConf, cni_args_mac: str) -> str:
+    """The first one set of runtimeConfig.mac, args.cni.mac, CNI_ARGS MAC
+    and mac: per-container values beat the network-wide `mac`, the runtime's
+    capability beats `args`, and `args` supersedes the deprecated CNI_ARGS."""
+    for candidate in (_string_at(conf.runtime_config, "runtimeConfig.mac", "mac"),
+                      _string_at(conf.args, "args.cni.mac", "cni", "mac"),
+                      cni_args_mac, conf.mac):
+        if candidate:
+            return candidate
+    return ""
+
+
+def dns_from_conf(dns: DNSConf) -> DNS:
+    return DNS(nameservers=list(dns.nameservers), domain=dns.domain,
+               search=list(dns.search), options=list(dns.options))
+
+
+def load(config: dict, cni_args=None) -> Settings:
+    """Decode and validate the config (plus CNI_ARGS MAC=) for ADD/CHECK."""
+    conf = decode(MacvlanConf, config)
+    cni_args_mac = ""
+    if cni_args is not None and cni_args.pairs:
+        cni_args.require_known({"MAC"})
+        cni_args_mac = cni_args.get("MAC")
+    mode = parse_mode(conf.mode)
+    check_bc_queue_len(conf.bcqueuelen)
+    if conf.mtu < 0:
+        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid MTU {conf.mtu}, must not be negative")
+    mac = choose_mac(conf, cni_args_mac)
+    return Settings(master=conf.master, mode=mode, mtu=conf.mtu,
+                    mac=parse_mac(mac) if mac else "",
+                    link_in_container=conf.link_in_container,
+                    bc_queue_len=conf.bcqueuelen, ipam_type=conf.ipam.type,
+                    dns=dns_from_conf(conf.dns))
+
+
+def load_for_delete(config: dict) -> str:
+    """DEL needs only the IPAM type: it must work whatever else is wrong
+    (a master that is gone, a mode that no longer validates)."""
+    ipam = lookup(config, "ipam")
+    if isinstance(ipam, dict):
+        kind = lookup(ipam, "type")
+        if isinstance(kind, str):
+            return kind
+    return ""
+
+
+def build_result(ifname: str, mac: str, sandbox: str, ipam_result: Result | None,
+                 dns: DNS, cni_version: str) -> Result:
+    """The ADD result: the macvlan (in its sandbox) and IPAM's addresses,
+    all on interface 0. DNS: the config's `dns` if set, else IPAM's
+    (the reference always drops IPAM's DNS)."""
+    result = Result(cni_version=cni_version,
+                    interfaces=[Interface(name=ifname, mac=mac, sandbox=sandbox)])
+    if ipam_result is not None:
+        if not ipam_result.ips:
+            raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+        for ip in ipam_result.ips:
+            ip.interface = 0
+        result.ips = list(ipam_result.ips)
+        result.routes = list(ipam_result.routes)
+        result.dns = ipam_result.dns
+    if not dns.is_empty():
+        result.dns = dns
+    return result

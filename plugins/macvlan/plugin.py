@@ -1,0 +1,244 @@
+"""macvlan: a macvlan link on a host interface (the master), in the container.
+
+ADD creates the link under a temporary name directly in the container
+namespace and renames it there to CNI_IFNAME, so a host interface of the
+same name never gets in the way. With IPAM it turns on gratuitous ARP /
+unsolicited neighbour advertisements (arp_notify, ndisc_notify) before
+the addresses go on and the link comes up, so the LAN learns the new MAC
+at once. Without IPAM the link is just brought up (layer 2 only).
+
+DEL releases IPAM first, then removes the link; a missing netns or link
+is success. See README.md for the differences from the reference plugin.
+"""
+
+import os
+
+from pycni import invoke, netlink, netns, skel
+from pycni.decode import decode
+from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
+                          PLUGIN_NOT_AVAILABLE)
+from pycni.result import Result
+
+from . import check as checks
+from . import config
+
+TEMP_NAME_TRIES = 3
+EEXIST = 17
+
+
+def _socket_in(path: str) -> netlink.RtNetlink:
+    with netns.entered(path):
+        return netlink.RtNetlink()
+
+
+def temp_name() -> str:
+    """The reference's temporary name: veth + 8 random hex digits."""
+    return "veth" + os.urandom(4).hex()
+
+
+def default_route_master(nl: netlink.RtNetlink) -> str:
+    """The interface of the first default route of the main table."""
+    for route in netlink.list_routes(nl):
+        if route.dst in ("0.0.0.0/0", "::/0") and route.oif:
+            link = netlink.get_link_by_index(nl, route.oif)
+            if link is not None:
+                return link.name
+    raise CNIError(INVALID_NETWORK_CONFIG, "no default route interface found",
+                   'set "master" in the network config')
+
+
+def find_master(nl: netlink.RtNetlink, settings: config.Settings) -> netlink.Link:
+    name = settings.master or default_route_master(nl)
+    link = netlink.get_link(nl, name)
+    if link is None:
+        where = "the container" if settings.link_in_container else "the host"
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"failed to lookup master {config.go_quote(name)}: Link not found",
+                       f"no interface {name} in {where} network namespace")
+    return link
+
+
+def create_link(settings: config.Settings, master: netlink.Link, ifname: str,
+                container: netlink.RtNetlink, host: netlink.RtNetlink | None,
+                container_fd: int) -> netlink.Link:
+    """Create the macvlan in the container under a temporary name and
+    rename it to `ifname`; returns the renamed link. `host` is the socket
+    of the master's namespace, None when the master is in the container."""
+    for attempt in range(TEMP_NAME_TRIES):
+        tmp = temp_name()
+        try:
+            if host is None:
+                netlink.create_macvlan_ext(container, tmp, master.index, settings.mode,
+                                           None, settings.mtu, settings.mac,
+                                           settings.bc_queue_len)
+            else:
+                netlink.create_macvlan_ext(host, tmp, master.index, settings.mode,
+                                           container_fd, settings.mtu, settings.mac,
+                                           settings.bc_queue_len)
+            break
+        except netlink.NetlinkError as exc:
+            if exc.errno == EEXIST and attempt + 1 < TEMP_NAME_TRIES:
+                continue    # temporary name taken in the container: draw again
+            raise CNIError(INTERNAL, "failed to create macvlan", exc.strerror) from None
+    link = netlink.get_link(container, tmp)
+    if link is None:
+        raise CNIError(INTERNAL, f"failed to refetch macvlan {config.go_quote(tmp)}")
+    try:
+        netlink.rename_link(container, link.index, ifname)
+    except netlink.NetlinkError as exc:
+        _delete_quietly(container, link.index)
+        details = exc.strerror
+        if exc.errno == EEXIST:
+            details = f"an interface named {ifname} already exists in the container"
+        raise CNIError(INTERNAL, f"failed to rename macvlan to {config.go_quote(ifname)}",
+                       details) from None
+    renamed = netlink.get_link_by_index(container, link.index)
+    if renamed is None:
+        raise CNIError(INTERNAL, f"failed to refetch macvlan {config.go_quote(ifname)}")
+    return renamed
+
+
+def _delete_quietly(nl: netlink.RtNetlink, index: int) -> None:
+    try:
+        netlink.delete_link(nl, index)
+    except OSError:
+        pass
+
+
+def announce_and_configure(ifname: str, result: Result) -> None:
+    """Inside the container: ask the kernel to announce the addresses when
+    the link comes up (gratuitous ARP, unsolicited NA), then configure."""
+    from pycni import ipconfig, sysctl
+    for family, knob in (("ipv4", "arp_notify"), ("ipv6", "ndisc_notify")):
+        try:
+            sysctl.write("1", "net", family, "conf", ifname, knob)
+        except OSError:
+            pass    # IPv6 disabled or compiled out: nothing to announce there
+    ipconfig.configure_iface(ifname, result)
+
+
+class MacvlanPlugin(skel.Plugin):
+    name = "macvlan"
+    about = "CNI macvlan plugin (pycni)"
+
+    def add(self, req: skel.Request) -> Result:
+        settings = config.load(req.config, req.cni_args)
+        container_fd = netns.open_netns(req.netns)
+        host = None
+        try:
+            with _socket_in(req.netns) as container:
+                if not settings.link_in_container:
+                    host = netlink.RtNetlink()
+                master = find_master(host or container, settings)
+                config.check_mtu(settings.mtu, master.mtu)
+                link = create_link(settings, master, req.ifname, container, host,
+                                   container_fd)
+                try:
+                    return self._configure(req, settings, container, link)
+                except BaseException:
+                    _delete_quietly(container, link.index)
+                    raise
+        finally:
+            os.close(container_fd)
+            if host is not None:
+                host.close()
+
+    def _configure(self, req: skel.Request, settings: config.Settings,
+                   container: netlink.RtNetlink, link: netlink.Link) -> Result:
+        if not settings.ipam_type:
+            netlink.set_link_up(container, link.index)
+            return config.build_result(req.ifname, link.mac, req.netns, None,
+                                       settings.dns, req.cni_version)
+        with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
+            result = config.build_result(req.ifname, link.mac, req.netns, ipam_result,
+                                         settings.dns, req.cni_version)
+            with netns.entered(req.netns):
+                announce_and_configure(req.ifname, result)
+        return result
+
+    def delete(self, req: skel.Request) -> None:
+        ipam_type = config.load_for_delete(req.config)
+        if ipam_type:
+            invoke.delegate_del(req, ipam_type)
+        if not req.netns:
+            return
+        try:
+            container = _socket_in(req.netns)
+        except netns.NetnsNotFound:
+            return      # the container is gone, and its links with it
+        with container:
+            link = netlink.get_link(container, req.ifname)
+            if link is None:
+                return
+            if link.kind != "macvlan":
+                # Not ours (an ADD that failed on a name clash is followed
+                # by a DEL): leave another plugin's interface alone.
+                import sys
+                sys.stderr.write(f"macvlan: {req.ifname} is a {link.kind or 'non-macvlan'} "
+                                 "link, not deleting it\n")
+                return
+            try:
+                netlink.delete_link(container, link.index)
+            except netlink.NetlinkError as exc:
+                if exc.errno not in (19, 2):    # already gone
+                    raise CNIError(INTERNAL, f"failed to delete {config.go_quote(req.ifname)}",
+                                   exc.strerror) from None
+
+    def check(self, req: skel.Request) -> None:
+        settings = config.load(req.config, req.cni_args)
+        with _socket_in(req.netns) as container:
+            if settings.ipam_type:
+                invoke.delegate_check(req, settings.ipam_type)
+            prev = checks.require_prev_result(req.prev_result)
+            intf = checks.container_interface(prev, req.ifname, req.netns)
+            if settings.link_in_container:
+                master = find_master(container, settings)
+            else:
+                with netlink.RtNetlink() as host:
+                    master = find_master(host, settings)
+            config.check_mtu(settings.mtu, master.mtu)
+            found = netlink.get_link_info_data(container, intf.name)
+            link, data = found if found else (None, {})
+            checks.check_link(intf, link, netlink.macvlan_mode(data), settings.mode,
+                              master.index)
+            ips = checks.own_ips(prev, intf)
+            addresses = [a.cidr for a in netlink.list_addresses(container, link.index)]
+            route_dsts = [r.dst for r in netlink.list_routes(container)]
+            checks.check_addresses(req.ifname, ips, addresses, route_dsts)
+            checks.check_routes(prev.routes, lambda table: netlink.list_routes(
+                container, table=netlink.RT_TABLE_MAIN if table is None else table))
+
+    def gc(self, req: skel.Request) -> None:
+        ipam_type = config.load_for_delete(req.config)
+        if ipam_type:
+            invoke.delegate_gc(req, ipam_type)
+
+    def status(self, req: skel.Request) -> None:
+        conf = decode(config.MacvlanConf, req.config)
+        if not conf.link_in_container:      # no container to look into
+            check_master_available(conf.master)
+        if conf.ipam.type:
+            invoke.delegate_status(req, conf.ipam.type)
+
+
+def check_master_available(name: str) -> None:
+    """STATUS: code 50 unless the master exists and is up."""
+    with netlink.RtNetlink() as nl:
+        if not name:
+            try:
+                name = default_route_master(nl)
+            except CNIError as err:
+                raise CNIError(PLUGIN_NOT_AVAILABLE, err.msg, err.details) from None
+        link = netlink.get_link(nl, name)
+    if link is None:
+        raise CNIError(PLUGIN_NOT_AVAILABLE, f"master interface {name} not found")
+    if not link.is_up:
+        raise CNIError(PLUGIN_NOT_AVAILABLE, f"master interface {name} is down")
+
+
+def main() -> None:
+    skel.main(MacvlanPlugin())
+
+
+if __name__ == "__main__":
+    main()
