@@ -9,4 +9,5 @@ PLUGINS = {
     "macvlan": "pycni.plugins.macvlan.plugin",
     "bridge": "pycni.plugins.bridge.plugin",
     "host-local": "pycni.ipam.host_local.plugin",
+    "tuning": "pycni.plugins.tuning.plugin",
 }

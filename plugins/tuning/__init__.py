@@ -1,0 +1,1 @@
+"""tuning plugin: see README.md."""
