@@ -20,6 +20,8 @@ import itertools
 import json
 import os
 import subprocess
+import sys
+import textwrap
 import threading
 from dataclasses import dataclass, field
 
@@ -113,6 +115,12 @@ class Namespace:
         if proc.returncode != 0:
             return None
         return json.loads(proc.stdout)[0]
+
+    def pings(self, dst: str, tries: int = 10) -> bool:
+        """ICMP echo from this namespace to `dst` (an address in a namespace
+        of the same world). Uses a raw socket: no ping binary needed."""
+        proc = self.run(sys.executable, "-c", _PING, dst, str(tries), check=False)
+        return proc.returncode == 0
 
     def addresses(self, ifname: str) -> list[str]:
         info = self.ip_json("addr", "show", "dev", ifname)
@@ -220,3 +228,37 @@ def find_plugin(plugin_type: str, cni_path: str) -> str:
         if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise FileNotFoundError(f"plugin {plugin_type!r} not on CNI_PATH {cni_path!r}")
+
+
+_PING = textwrap.dedent("""
+    import os, socket, struct, sys, time
+    dst, tries = sys.argv[1], int(sys.argv[2])
+    v6 = ":" in dst
+    def csum(b):
+        s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+        s = (s >> 16) + (s & 0xffff); s += s >> 16
+        return ~s & 0xffff
+    ident = os.getpid() & 0xffff
+    if v6:   # the kernel fills in the ICMPv6 checksum
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        pkt = struct.pack("!BBHHH", 128, 0, 0, ident, 1) + b"pycni"
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"pycni"
+        pkt = body[:2] + struct.pack("!H", csum(body + b"\\0")) + body[4:]
+    s.settimeout(0.5)
+    for _ in range(tries):
+        s.sendto(pkt, (dst, 0))
+        end = time.time() + 0.5
+        try:
+            while time.time() < end:
+                data, addr = s.recvfrom(2048)
+                icmp = data if v6 else data[(data[0] & 0x0f) * 4:]
+                reply = 129 if v6 else 0
+                if addr[0] == dst and icmp[0] == reply and \\
+                        struct.unpack("!H", icmp[4:6])[0] == ident:
+                    sys.exit(0)
+        except socket.timeout:
+            pass
+    sys.exit(1)
+""")
