@@ -146,8 +146,10 @@ def python_installations(keep: str) -> list[str]:
     virtualenv, system Pythons, this source tree), except parents of `keep`."""
     candidates = {sys.base_prefix, sys.prefix, ROOT,
                   *glob.glob("/usr/lib/python3*"), *glob.glob("/usr/local/lib/python3*")}
-    return sorted(d for d in candidates
+    dirs = sorted(d.rstrip("/") for d in candidates
                   if os.path.isdir(d) and d != "/usr" and not keep.startswith(d.rstrip("/") + "/"))
+    # Hiding a directory hides what is inside it (e.g. a .venv in the tree).
+    return [d for d in dirs if not any(d.startswith(o + "/") for o in dirs if o != d)]
 
 
 def test_add_and_del_with_every_python_hidden(world, bin_dir):
