@@ -63,6 +63,9 @@ class Case:
     plugin: str
     steps: list[Step]
     containers: int = 0          # container namespaces the case needs
+    # `ip` argument lists run in the host namespace before measuring
+    # (e.g. a veth to serve as macvlan master)
+    host_setup: list[list[str]] | None = None
 
     def label(self, step: Step) -> str:
         return f"{self.plugin} {step.command}"
@@ -70,13 +73,36 @@ class Case:
 
 @dataclass
 class Context:
-    """What a step may refer to: container namespace paths, a scratch dir."""
+    """What a step may refer to: container namespace paths, a scratch dir,
+    and the result of the previous ADD (for CHECK/DEL prevResult)."""
     containers: list[str]
     scratch: str
+    last_result: dict | None = None
 
 
 def loopback_conf(ctx: Context) -> dict:
     return {"cniVersion": "1.0.0", "name": "bench-lo", "type": "loopback"}
+
+
+def host_local(ctx: Context, subnet: str) -> dict:
+    return {"type": "host-local", "subnet": subnet,
+            "dataDir": os.path.join(ctx.scratch, "ipam")}
+
+
+def bridge_conf(ctx: Context) -> dict:
+    return {"cniVersion": "1.0.0", "name": "bench-br", "type": "bridge",
+            "bridge": "benchbr0", "isGateway": True,
+            "ipam": host_local(ctx, "10.123.0.0/24")}
+
+
+def macvlan_conf(ctx: Context) -> dict:
+    return {"cniVersion": "1.0.0", "name": "bench-mv", "type": "macvlan",
+            "master": "benchm0", "ipam": host_local(ctx, "10.124.0.0/24")}
+
+
+def with_prev(conf_fn):
+    """The same config plus the previous ADD's result as prevResult."""
+    return lambda ctx: {**conf_fn(ctx), "prevResult": ctx.last_result}
 
 
 CASES = [
@@ -84,6 +110,13 @@ CASES = [
     Case("loopback-add-del", "loopback",
          [Step("ADD", loopback_conf, ifname="lo"), Step("DEL", loopback_conf, ifname="lo")],
          containers=1),
+    Case("bridge-add-check-del", "bridge",
+         [Step("ADD", bridge_conf), Step("CHECK", with_prev(bridge_conf)),
+          Step("DEL", with_prev(bridge_conf))], containers=1),
+    Case("macvlan-add-del", "macvlan",
+         [Step("ADD", macvlan_conf), Step("DEL", with_prev(macvlan_conf))], containers=1,
+         host_setup=[["link", "add", "benchm0", "type", "veth", "peer", "name", "benchm1"],
+                     ["link", "set", "benchm0", "up"], ["link", "set", "benchm1", "up"]]),
 ]
 
 
@@ -124,6 +157,8 @@ def run_step(binary: str, step: Step, cni_path: str, ctx: Context) -> float:
     if proc.returncode != 0:
         raise RuntimeError(f"{binary} {step.command} failed ({proc.returncode}): "
                            f"{proc.stdout.decode()} {proc.stderr.decode()}")
+    if step.command == "ADD":
+        ctx.last_result = json.loads(proc.stdout)
     return elapsed
 
 
@@ -251,6 +286,9 @@ def outer(args) -> int:
         ip("netns", "add", host)
         created.append(host)
         ip("-n", host, "link", "set", "lo", "up")
+        for case in cases:
+            for argv in case.host_setup or []:
+                ip("-n", host, *argv)
         containers = []
         for i in range(max((c.containers for c in cases), default=0)):
             name = f"{prefix}-ctr{i}"
