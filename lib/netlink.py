@@ -197,18 +197,23 @@ def _parse_link(body: bytes) -> Link:
     )
 
 
-def get_link(nl: RtNetlink, name: str) -> Link | None:
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attr_str(IFLA_IFNAME, name)
+def _get_link_message(nl: RtNetlink, index: int = 0, name: str = "") -> bytes | None:
+    """The kernel's RTM_NEWLINK body for one link (by index or name), or None."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+    if name:
+        body += attr_str(IFLA_IFNAME, name)
     try:
         replies = nl.request(RTM_GETLINK, 0, body)
     except NetlinkError as exc:
         if exc.errno in (19, 2):  # ENODEV, ENOENT
             return None
         raise
-    for kind, payload in replies:
-        if kind == RTM_NEWLINK:
-            return _parse_link(payload)
-    return None
+    return next((payload for kind, payload in replies if kind == RTM_NEWLINK), None)
+
+
+def get_link(nl: RtNetlink, name: str) -> Link | None:
+    payload = _get_link_message(nl, name=name)
+    return None if payload is None else _parse_link(payload)
 
 
 def list_links(nl: RtNetlink) -> list[Link]:
@@ -503,17 +508,8 @@ def set_bridge_port(nl: RtNetlink, index: int, hairpin: bool | None = None,
 
 
 def get_link_by_index(nl: RtNetlink, index: int) -> Link | None:
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
-    try:
-        replies = nl.request(RTM_GETLINK, 0, body)
-    except NetlinkError as exc:
-        if exc.errno in (19, 2):
-            return None
-        raise
-    for kind, payload in replies:
-        if kind == RTM_NEWLINK:
-            return _parse_link(payload)
-    return None
+    payload = _get_link_message(nl, index=index)
+    return None if payload is None else _parse_link(payload)
 
 
 # --- macvlan details -----------------------------------------------------------
@@ -537,20 +533,12 @@ def create_macvlan_ext(nl: RtNetlink, name: str, master: int, mode: str = "bridg
 
 def get_link_info_data(nl: RtNetlink, name: str) -> tuple[Link, dict[int, bytes]] | None:
     """Link `name` and its kind-specific attributes (IFLA_INFO_DATA), or None."""
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attr_str(IFLA_IFNAME, name)
-    try:
-        replies = nl.request(RTM_GETLINK, 0, body)
-    except NetlinkError as exc:
-        if exc.errno in (19, 2):
-            return None
-        raise
-    for kind, payload in replies:
-        if kind != RTM_NEWLINK:
-            continue
-        attrs = parse_attrs(payload[_IFINFOMSG.size:])
-        info = parse_attrs(attrs.get(IFLA_LINKINFO, b""))
-        return _parse_link(payload), parse_attrs(info.get(IFLA_INFO_DATA, b""))
-    return None
+    found = get_link_attrs(nl, name)
+    if found is None:
+        return None
+    link, attrs = found
+    info = parse_attrs(attrs.get(IFLA_LINKINFO, b""))
+    return link, parse_attrs(info.get(IFLA_INFO_DATA, b""))
 
 
 def macvlan_mode(data: dict[int, bytes]) -> str:
@@ -569,17 +557,10 @@ IFLA_TXQLEN = 13
 
 def get_link_attrs(nl: RtNetlink, name: str) -> tuple[Link, dict[int, bytes]] | None:
     """Link `name` plus all its raw IFLA_* attributes, or None if absent."""
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attr_str(IFLA_IFNAME, name)
-    try:
-        replies = nl.request(RTM_GETLINK, 0, body)
-    except NetlinkError as exc:
-        if exc.errno in (19, 2):  # ENODEV, ENOENT
-            return None
-        raise
-    for kind, payload in replies:
-        if kind == RTM_NEWLINK:
-            return _parse_link(payload), parse_attrs(payload[_IFINFOMSG.size:])
-    return None
+    payload = _get_link_message(nl, name=name)
+    if payload is None:
+        return None
+    return _parse_link(payload), parse_attrs(payload[_IFINFOMSG.size:])
 
 
 def attr_u32_value(attrs: dict[int, bytes], kind: int, default: int = 0) -> int:
