@@ -8,6 +8,7 @@ PLUGINS = {
     "loopback": "pycni.plugins.loopback.plugin",
     "macvlan": "pycni.plugins.macvlan.plugin",
     "bridge": "pycni.plugins.bridge.plugin",
+    "portmap": "pycni.plugins.portmap.plugin",
     "host-local": "pycni.ipam.host_local.plugin",
     "tuning": "pycni.plugins.tuning.plugin",
 }

@@ -1,0 +1,1 @@
+"""portmap: forward host ports to a container (chained after an interface plugin)."""

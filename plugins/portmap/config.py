@@ -1,0 +1,184 @@
+"""The portmap configuration model and the pure decisions made from it.
+
+Keys are those of the reference plugin (v1.9): `runtimeConfig.portMappings`
+(capability `portMappings`), `snat`, `markMasqBit`, `externalSetMarkChain`,
+`masqAll`, `conditionsV4`, `conditionsV6` and `backend`. Keys match
+case-insensitively: containerd sends `HostPort`, podman `hostPort`.
+
+Where the reference passes bad input on to iptables and fails there (an
+unknown protocol, an unparsable hostIP, a port above 65535), we refuse it
+up front with a clear error and before any state is touched.
+"""
+
+from dataclasses import dataclass, field
+
+from pycni.config import NetConf
+from pycni.decode import decode, key
+from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
+
+IPTABLES = "iptables"
+NFTABLES = "nftables"
+BACKENDS = (IPTABLES, NFTABLES)
+PROTOCOLS = ("tcp", "udp", "sctp")
+DEFAULT_MARK_BIT = 13     # Kubernetes uses 14 and 15, Calico 20-31
+
+
+@dataclass
+class PortMapping:
+    host_port: int = key("hostPort", default=0)
+    container_port: int = key("containerPort", default=0)
+    protocol: str = key("protocol", default="")
+    host_ip: str = key("hostIP", default="")
+
+
+@dataclass
+class RuntimeConfig:
+    port_mappings: list[PortMapping] = key("portMappings", default_factory=list)
+
+
+@dataclass
+class PortMapConf(NetConf):
+    backend: str | None = None
+    snat: bool | None = None
+    conditions_v4: list[str] | None = key("conditionsV4", default=None)
+    conditions_v6: list[str] | None = key("conditionsV6", default=None)
+    masq_all: bool = False
+    mark_masq_bit: int | None = None
+    external_set_mark_chain: str | None = None
+    # filled in by parse_config from runtimeConfig
+    mappings: list[PortMapping] = field(default_factory=list, init=False)
+
+    @property
+    def snat_on(self) -> bool:
+        return self.snat is None or self.snat
+
+    @property
+    def mark_bit(self) -> int:
+        return DEFAULT_MARK_BIT if self.mark_masq_bit is None else self.mark_masq_bit
+
+    def conditions(self, family: int) -> list[str]:
+        return list((self.conditions_v6 if family == 6 else self.conditions_v4) or [])
+
+
+def _invalid(msg: str, details: str = "") -> CNIError:
+    return CNIError(INVALID_NETWORK_CONFIG, msg, details)
+
+
+def parse_config(raw: dict, detect_backend=None) -> PortMapConf:
+    """Decode and validate; `detect_backend()` picks the backend when the
+    config names none (only called then, it execs tools)."""
+    conf = decode(PortMapConf, raw)
+    runtime = decode(RuntimeConfig, conf.runtime_config or {}, "config.runtimeConfig")
+    conf.mappings = [normalize_mapping(m, i) for i, m in enumerate(runtime.port_mappings)]
+    if conf.mark_masq_bit is not None and conf.external_set_mark_chain is not None:
+        raise _invalid("Cannot specify externalSetMarkChain and markMasqBit")
+    if not 0 <= conf.mark_bit <= 31:
+        raise _invalid("MasqMarkBit must be between 0 and 31", str(conf.mark_bit))
+    wanted = backend_options(conf)
+    if conf.backend is None:
+        conf.backend = detect_backend() if detect_backend else IPTABLES
+    if conf.backend not in BACKENDS:
+        raise _invalid(f'unrecognized backend "{conf.backend}"')
+    wrong = NFTABLES if conf.backend == IPTABLES else IPTABLES
+    if wanted.get(wrong):
+        raise _invalid(f"{conf.backend} backend was requested but configuration contains "
+                       f"{wrong}-specific options [{' '.join(wanted[wrong])}]")
+    return conf
+
+
+def normalize_mapping(m: PortMapping, index: int) -> PortMapping:
+    where = f"runtimeConfig.portMappings[{index}]"
+    if m.container_port <= 0 or m.container_port > 65535:
+        raise _invalid(f"Invalid container port number: {m.container_port}", where)
+    if m.host_port <= 0 or m.host_port > 65535:
+        raise _invalid(f"Invalid host port number: {m.host_port}", where)
+    proto = m.protocol.lower()
+    if proto not in PROTOCOLS:
+        raise _invalid(f'Invalid protocol "{m.protocol}": expected tcp, udp or sctp', where)
+    host_ip = m.host_ip
+    if host_ip:
+        import ipaddress
+        try:
+            addr = ipaddress.ip_address(host_ip)
+            # an IPv4-mapped IPv6 address is IPv4 (as Go's To4 sees it)
+            host_ip = str(getattr(addr, "ipv4_mapped", None) or addr)
+        except ValueError:
+            raise _invalid(f'Invalid hostIP "{m.host_ip}"', where) from None
+    return PortMapping(m.host_port, m.container_port, proto, host_ip)
+
+
+def conditions_backend(conditions: list[str] | None) -> str:
+    """iptables conditions start with "-" or "!" (an option or a negation);
+    nft expressions never do. "" when there are none."""
+    if not conditions or not conditions[0]:
+        return ""
+    return IPTABLES if conditions[0][0] in "-!" else NFTABLES
+
+
+def backend_options(conf: PortMapConf) -> dict[str, list[str]]:
+    """backend -> the keys in `conf` that only that backend understands."""
+    out: dict[str, list[str]] = {}
+    if conf.external_set_mark_chain is not None:
+        out.setdefault(IPTABLES, []).append("externalSetMarkChain")
+    for name, conds in (("conditionsV4", conf.conditions_v4), ("conditionsV6", conf.conditions_v6)):
+        backend = conditions_backend(conds)
+        if backend:
+            out.setdefault(backend, []).append(name)
+    return out
+
+
+# --- which container addresses and mappings ---------------------------------------
+
+@dataclass
+class ContainerIP:
+    """One container address: "10.1.2.3/24" plus derived parts."""
+    cidr: str
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.cidr else 4
+
+    @property
+    def ip(self) -> str:
+        return self.cidr.split("/")[0]
+
+    @property
+    def network(self) -> str:
+        """The subnet in iptables' canonical form ("10.1.2.0/24")."""
+        import ipaddress
+        return str(ipaddress.ip_interface(self.cidr).network)
+
+
+def container_ips(result, ifname: str) -> list[ContainerIP]:
+    """The first IPv4 and first IPv6 address of `result` on the container
+    interface `ifname`. Addresses with no interface index, or an index
+    out of range, count (as in the reference); an index naming another
+    interface or one outside a sandbox does not."""
+    chosen: dict[int, ContainerIP] = {}
+    for ip in result.ips:
+        if ip.family in chosen:
+            continue
+        idx = ip.interface
+        if idx is not None and 0 <= idx < len(result.interfaces):
+            iface = result.interfaces[idx]
+            if iface.name != ifname or not iface.sandbox:
+                continue
+        chosen[ip.family] = ContainerIP(ip.address if "/" in ip.address
+                                        else ip.address + ("/128" if ip.family == 6 else "/32"))
+    return [chosen[f] for f in (4, 6) if f in chosen]
+
+
+def mappings_for(mappings: list[PortMapping], family: int) -> list[tuple[PortMapping, str]]:
+    """(mapping, destination host IP or "") for `family`: a hostIP of the
+    other family skips the mapping, an unspecified one (0.0.0.0, ::)
+    means any local address."""
+    out = []
+    for m in mappings:
+        dest = ""
+        if m.host_ip:
+            if (6 if ":" in m.host_ip else 4) != family:
+                continue
+            if m.host_ip not in ("0.0.0.0", "::"):
+                dest = m.host_ip
+        out.append((m, dest))
+    return out

@@ -1,0 +1,143 @@
+"""portmap: forward host ports to a container (chained plugin).
+
+ADD reads `runtimeConfig.portMappings` and the container's first IPv4 and
+IPv6 address on CNI_IFNAME from prevResult, installs the forwarding rules
+(iptables or nftables backend, see backend.py), flushes stale UDP
+conntrack entries for the mapped ports and, for IPv4 with snat, sets
+route_localnet on the host interface routing to the container so that
+127.0.0.1:hostPort works. The result is prevResult, passed through.
+
+DEL removes this attachment's rules whatever runtimeConfig and prevResult
+say (the rules are found by network name and container ID), and succeeds
+when they are already gone. CHECK verifies the rules. GC removes the rules
+of this network's containers not in cni.dev/valid-attachments.
+"""
+
+import sys
+
+from pycni import skel
+from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
+from pycni.result import Result
+
+from .config import ContainerIP, PortMapConf, container_ips, parse_config
+
+
+def _conf(req: skel.Request) -> PortMapConf:
+    from . import backend
+    return parse_config(req.config, backend.detect)
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(f"portmap: {text}\n")
+
+
+def host_interface_to(ip: str) -> str:
+    """The name of the interface the host routes `ip` through, or ""."""
+    import socket
+    import struct
+    from pycni import netlink
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    bits = 128 if family == socket.AF_INET6 else 32
+    body = struct.pack("=BBBBBBBBI", family, bits, 0, 0, 0, 0, 0, 0, 0)
+    body += netlink.attr(netlink.RTA_DST, socket.inet_pton(family, ip))
+    try:
+        with netlink.RtNetlink() as nl:
+            for kind, payload in nl.request(netlink.RTM_GETROUTE, 0, body):
+                attrs = netlink.parse_attrs(payload[12:])
+                if netlink.RTA_OIF in attrs:
+                    index = struct.unpack("=I", attrs[netlink.RTA_OIF][:4])[0]
+                    link = netlink.get_link_by_index(nl, index)
+                    return link.name if link else ""
+    except OSError:
+        return ""
+    return ""
+
+
+def enable_route_localnet(cip: ContainerIP) -> None:
+    """Let 127.0.0.1 sources cross to the container (localhost -> hostPort)."""
+    from pycni import sysctl
+    ifname = host_interface_to(cip.ip)
+    if ifname:
+        try:
+            sysctl.ensure("1", "net", "ipv4", "conf", ifname, "route_localnet")
+        except OSError as err:
+            raise CNIError(INTERNAL, "unable to enable route_localnet", str(err)) from None
+
+
+def flush_conntrack(conf: PortMapConf, family: int) -> None:
+    ports = {m.host_port for m in conf.mappings if m.protocol == "udp"}
+    if not ports:
+        return
+    from . import conntrack
+    try:
+        conntrack.flush_udp_ports(ports, family)
+    except OSError as err:   # informative only, as in the reference
+        _warn(f"failed to delete stale UDP conntrack entries: {err}")
+
+
+class PortmapPlugin(skel.Plugin):
+    name = "portmap"
+
+    def add(self, req: skel.Request) -> Result:
+        conf = _conf(req)
+        prev = req.prev_result
+        if prev is None:
+            raise CNIError(INVALID_NETWORK_CONFIG, "must be called as chained plugin")
+        if not conf.mappings:
+            return prev
+        from . import backend
+        impl = backend.backend(conf.backend)
+        for cip in container_ips(prev, req.ifname):
+            impl.apply(conf, req.network_name, req.container_id, cip)
+            flush_conntrack(conf, cip.family)
+            if cip.family == 4 and conf.snat_on:
+                enable_route_localnet(cip)
+        return prev
+
+    def delete(self, req: skel.Request) -> None:
+        conf = _conf(req)
+        from . import backend
+        try:
+            removed = backend.backend(conf.backend).teardown(req.network_name, req.container_id)
+        except CNIError as err:
+            if conf.mappings:
+                raise
+            # No mappings asked for: the reference does nothing at all here,
+            # so a host without the firewall tools must not fail the DEL.
+            _warn(f"cleanup skipped: {err}")
+            return
+        # Flows DNATed by the removed rules would otherwise keep going to
+        # the old address; dumping conntrack is not free, so only where
+        # rules were actually removed.
+        for family in sorted(removed):
+            flush_conntrack(conf, family)
+
+    def check(self, req: skel.Request) -> None:
+        conf = _conf(req)
+        prev = req.prev_result
+        if prev is None:
+            raise CNIError(INVALID_NETWORK_CONFIG, "Required prevResult missing")
+        if not conf.mappings:
+            return
+        from . import backend
+        impl = backend.backend(conf.backend)
+        problems = []
+        for cip in container_ips(prev, req.ifname):
+            problems += impl.check(conf, req.network_name, req.container_id, cip)
+        if problems:
+            raise CNIError(INTERNAL, f"portmap rules of {req.container_id} are incomplete",
+                           "; ".join(problems))
+
+    def gc(self, req: skel.Request) -> None:
+        conf = _conf(req)
+        valid = {a.container_id for a in req.valid_attachments}
+        from . import backend
+        backend.backend(conf.backend).gc(req.network_name, valid)
+
+
+def main() -> None:
+    skel.main(PortmapPlugin())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The nftables rules of portmap, as pure functions.
+
+Layout (the reference's, v1.9): per family a table `ip cni_hostport` /
+`ip6 cni_hostport` with
+
+  prerouting, output   nat hooks at dstnat priority, rebuilt on every ADD:
+                       `[conditions] fib daddr type local jump hostports_all`
+  hostports_all        jumps to hostip_hostports (legacy, kept empty) and hostports
+  hostports            per mapping `[ip daddr HOSTIP] P dport H dnat to IP:PORT`
+  masquerading         nat hook at srcnat priority (only with snat):
+                       `ip saddr <container|0/0> ip daddr <container> masquerade`,
+                       plus the same from 127.0.0.1 (IPv4)
+
+`fib daddr type local` limits DNAT to traffic addressed to this host
+(CVE-2025-67499: matching the port alone also captured traffic routed
+through the host to other machines on that port).
+
+Every per-container rule carries a comment naming the network and the
+container: `<hash16(network)>-<hash16(containerID)>, net: N, id: C`. The
+reference tags rules with the bare container ID, so a container attached
+to two networks lost the rules of both on the first DEL; with both names
+in the tag, DEL and GC remove exactly one attachment's rules. Rules
+tagged the reference's way (comment == container ID) are removed by DEL
+too, so that our DEL cleans up after the reference.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from .config import ContainerIP, PortMapConf, mappings_for
+
+TABLE = "cni_hostport"
+TABLE_COMMENT = "CNI portmap plugin"
+HOSTPORTS = "hostports"
+HOSTIP_HOSTPORTS = "hostip_hostports"
+HOSTPORTS_ALL = "hostports_all"
+MASQUERADING = "masquerading"
+RULE_CHAINS = (HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING)
+DSTNAT, SRCNAT = -100, 100
+COMMENT_MAX = 128
+FAMILY = {4: "ip", 6: "ip6"}
+ANY = {4: "0.0.0.0/0", 6: "::/0"}
+
+
+def _hash16(text: str) -> str:
+    return hashlib.sha512(text.encode()).hexdigest()[:16]
+
+
+def tag(network: str, container_id: str) -> str:
+    """The identifying prefix of every comment we write."""
+    return f"{_hash16(network)}-{_hash16(container_id)}"
+
+
+def network_tag(network: str) -> str:
+    return _hash16(network) + "-"
+
+
+def comment(network: str, container_id: str) -> str:
+    text = f"{tag(network, container_id)}, net: {network}, id: {container_id}"
+    return text.replace('"', "")[:COMMENT_MAX]
+
+
+def is_ours(rule_comment: str | None, network: str, container_id: str) -> bool:
+    """Does a rule with this comment belong to the attachment? Also true
+    for the reference's tag (the bare container ID), see the module doc."""
+    if not rule_comment:
+        return False
+    return rule_comment.startswith(tag(network, container_id)) or rule_comment == container_id
+
+
+def _ip_port(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+@dataclass
+class ExistingRule:
+    family: int
+    chain: str
+    handle: int
+    comment: str | None
+
+
+def add_script(conf: PortMapConf, network: str, container_id: str, cip: ContainerIP,
+               existing: list[ExistingRule] = ()) -> str:
+    """One `nft -f` transaction: ensure the layout, replace this
+    attachment's rules in `cip`'s family (stale ones listed in `existing`)."""
+    family = cip.family
+    fam = FAMILY[family]
+    t = f"{fam} {TABLE}"
+    conds = " ".join(conf.conditions(family))
+    jump = (conds + " " if conds else "") + f"fib daddr type local jump {HOSTPORTS_ALL}"
+    note = comment(network, container_id)
+    lines = [
+        f'add table {t} {{ comment "{TABLE_COMMENT}" ; }}',
+        f"add chain {t} {HOSTPORTS}",
+        f"add chain {t} {HOSTIP_HOSTPORTS}",
+        f"add chain {t} {HOSTPORTS_ALL}",
+        f"flush chain {t} {HOSTPORTS_ALL}",
+        f"add rule {t} {HOSTPORTS_ALL} jump {HOSTIP_HOSTPORTS}",
+        f"add rule {t} {HOSTPORTS_ALL} jump {HOSTPORTS}",
+    ]
+    for chain, hook in (("prerouting", "prerouting"), ("output", "output")):
+        lines += [f"add chain {t} {chain} {{ type nat hook {hook} priority {DSTNAT} ; }}",
+                  f"flush chain {t} {chain}",
+                  f"add rule {t} {chain} {jump}"]
+    if conf.snat_on:
+        lines.append(f"add chain {t} {MASQUERADING} "
+                     f"{{ type nat hook postrouting priority {SRCNAT} ; }}")
+    for r in existing:
+        if r.family == family and r.chain in RULE_CHAINS and \
+                is_ours(r.comment, network, container_id):
+            lines.append(f"delete rule {t} {r.chain} handle {r.handle}")
+    for m, dest in mappings_for(conf.mappings, family):
+        match = f"{fam} daddr {dest} " if dest else ""
+        lines.append(f"add rule {t} {HOSTPORTS} {match}{m.protocol} dport {m.host_port} "
+                     f'dnat to {_ip_port(cip.ip, m.container_port)} comment "{note}"')
+    if conf.snat_on:
+        src = ANY[family] if conf.masq_all else cip.ip
+        lines.append(f"add rule {t} {MASQUERADING} {fam} saddr {src} {fam} daddr {cip.ip} "
+                     f'masquerade comment "{note}"')
+        if family == 4 and not conf.masq_all:
+            lines.append(f"add rule {t} {MASQUERADING} ip saddr 127.0.0.1 ip daddr {cip.ip} "
+                         f'masquerade comment "{note}"')
+    return "\n".join(lines) + "\n"
+
+
+def expected_counts(conf: PortMapConf, family: int) -> dict[str, int]:
+    """How many tagged rules each chain holds for one attachment."""
+    counts = {HOSTPORTS: len(mappings_for(conf.mappings, family))}
+    if conf.snat_on:
+        counts[MASQUERADING] = 2 if family == 4 and not conf.masq_all else 1
+    return counts
+
+
+def check(conf: PortMapConf, network: str, container_id: str, family: int,
+          existing: list[ExistingRule], hooks_ok: bool) -> list[str]:
+    problems = [] if hooks_ok else [f"{FAMILY[family]} {TABLE}: prerouting/output jumps missing"]
+    for chain, want in expected_counts(conf, family).items():
+        found = sum(1 for r in existing if r.family == family and r.chain == chain
+                    and r.comment and r.comment.startswith(tag(network, container_id)))
+        if found < want:
+            problems.append(f'missing hostport rules in "{chain}" chain '
+                            f"({found} of {want})")
+    return problems
+
+
+def delete_script(doomed: list[ExistingRule]) -> str | None:
+    if not doomed:
+        return None
+    return "\n".join(f"delete rule {FAMILY[r.family]} {TABLE} {r.chain} handle {r.handle}"
+                     for r in doomed) + "\n"
+
+
+def del_rules(network: str, container_id: str, existing: list[ExistingRule]) -> list[ExistingRule]:
+    return [r for r in existing if r.chain in RULE_CHAINS
+            and is_ours(r.comment, network, container_id)]
+
+
+def gc_rules(network: str, valid_ids: set[str], existing: list[ExistingRule]) -> list[ExistingRule]:
+    """Rules of `network` whose container is not in `valid_ids`."""
+    prefix = network_tag(network)
+    keep = {tag(network, cid) for cid in valid_ids}
+    return [r for r in existing if r.chain in RULE_CHAINS and r.comment
+            and r.comment.startswith(prefix) and r.comment[:33] not in keep]
+
+
+def parse_listing(family: int, data: dict) -> tuple[list[ExistingRule], bool]:
+    """`nft -j list table <fam> cni_hostport` -> tagged rules, and whether
+    both hook chains jump to hostports_all behind a fib check."""
+    rules = []
+    hooks = set()
+    for item in data.get("nftables", []):
+        rule = item.get("rule") if isinstance(item, dict) else None
+        if not rule:
+            continue
+        rules.append(ExistingRule(family, rule.get("chain", ""), rule.get("handle", 0),
+                                  rule.get("comment")))
+        if rule.get("chain") in ("prerouting", "output") and _is_guarded_jump(rule):
+            hooks.add(rule["chain"])
+    return rules, hooks == {"prerouting", "output"}
+
+
+def _is_guarded_jump(rule: dict) -> bool:
+    exprs = rule.get("expr", [])
+    fib = any("fib" in str(e.get("match", {}).get("left", "")) and
+              "local" in str(e.get("match", {}).get("right", "")) for e in exprs
+              if isinstance(e, dict))
+    jump = any(isinstance(e, dict) and e.get("jump", {}).get("target") == HOSTPORTS_ALL
+               for e in exprs)
+    return fib and jump
