@@ -57,7 +57,7 @@ def test_loopback_and_host_local_allocation_on_disk(world, plugin_dir, netconf, 
 
 
 def containerd_default(data_dir) -> dict:
-    """containerd's 10-containerd-net.conflist (bridge part), dataDir in tmp."""
+    """containerd's 10-containerd-net.conflist, only dataDir moved to tmp."""
     return {
         "cniVersion": "1.0.0", "name": "containerd-net",
         "plugins": [{
@@ -67,15 +67,42 @@ def containerd_default(data_dir) -> dict:
                      "ranges": [[{"subnet": "10.88.0.0/16"}],
                                 [{"subnet": "2001:4860:4860::/64"}]],
                      "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]},
+        }, {
+            "type": "portmap", "capabilities": {"portMappings": True},
+            "externalSetMarkChain": "KUBE-MARK-MASQ",
         }]}
+
+
+SERVER = """
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 80)); s.listen(5)
+while True:
+    c, _ = s.accept(); c.sendall(b"hello from the pod"); c.close()
+"""
+
+CLIENT = """
+import socket, sys, time
+for _ in range(50):
+    try:
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+        print(c.recv(100).decode()); sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+"""
 
 
 def test_containerd_default_network(world, plugin_dir, netconf, tmp_path):
     data_dir = tmp_path / "networks"
     write(netconf, "10-containerd-net.conflist", containerd_default(data_dir))
+    for tool in ("iptables", "ip6tables"):   # kube-proxy's chain, both families
+        world.host.run(tool, "-t", "nat", "-N", "KUBE-MARK-MASQ")
     ctrs = [world.container(f"c{i}") for i in range(2)]
+    cap_args = json.dumps({"portMappings": [
+        {"HostPort": 18080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""}]})
     results = [cnitool(world, plugin_dir, netconf, tmp_path, "add", "containerd-net", c.path,
-                       CNI_CONTAINERID=f"pod{i}")
+                       CNI_CONTAINERID=f"pod{i}", CAP_ARGS=cap_args if i == 0 else "{}")
                for i, c in enumerate(ctrs)]
     v4 = [r["ips"][0]["address"].split("/")[0] for r in results]
     assert v4 == ["10.88.0.2", "10.88.0.3"]
@@ -85,14 +112,28 @@ def test_containerd_default_network(world, plugin_dir, netconf, tmp_path):
     assert ctrs[0].pings(v4[1]) and ctrs[1].pings("10.88.0.1")
     nat = world.host.run("iptables-save", "-t", "nat").stdout.decode()
     assert nat.count('name: \\"containerd-net\\"') >= 4   # per-container masq rules
+    # hostPort 18080 -> pod0:80, reached from the node through the bridge address
+    import subprocess
+    server = subprocess.Popen(["ip", "netns", "exec", ctrs[0].name, sys.executable, "-c",
+                               SERVER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        reply = world.host.run(sys.executable, "-c", CLIENT, "10.88.0.1", "18080",
+                               check=False)
+        assert reply.stdout.decode().strip() == "hello from the pod", reply.stderr
+    finally:
+        server.kill()
+        server.wait()
     for i, c in enumerate(ctrs):
         cnitool(world, plugin_dir, netconf, tmp_path, "check", "containerd-net", c.path,
                 CNI_CONTAINERID=f"pod{i}")
     for i, c in enumerate(ctrs):
         cnitool(world, plugin_dir, netconf, tmp_path, "del", "containerd-net", c.path,
                 CNI_CONTAINERID=f"pod{i}")
+    for i, c in enumerate(ctrs):   # DEL again, as containerd's RemovePodSandbox does
+        cnitool(world, plugin_dir, netconf, tmp_path, "del", "containerd-net", c.path,
+                CNI_CONTAINERID=f"pod{i}")
     nat = world.host.run("iptables-save", "-t", "nat").stdout.decode()
-    assert "containerd-net" not in nat
+    assert "containerd-net" not in nat and "CNI-DN-" not in nat
     leftover = [f for f in os.listdir(data_dir / "containerd-net") if f[0].isdigit()]
     assert leftover == []
     assert not [l for l in world.host.ip_json("-d", "link", "show")
