@@ -574,3 +574,18 @@ def set_allmulti(nl: RtNetlink, index: int, on: bool = True) -> None:
 
 def set_txqlen(nl: RtNetlink, index: int, qlen: int) -> None:
     _set_link(nl, index, attr_u32(IFLA_TXQLEN, qlen))
+
+
+# --- generic link creation -------------------------------------------------------
+
+def create_link(nl: RtNetlink, name: str, kind: str, mtu: int = 0, up: bool = False,
+                txqlen: int | None = None, data: bytes = b"") -> None:
+    """Create link `name` of `kind` ("ifb", ...) here; `data` is its raw
+    IFLA_INFO_DATA. `up` brings it up in the same request; `txqlen` (0 is
+    a value) overrides the driver's default queue length."""
+    flags = IFF_UP if up else 0
+    attrs = _link_attrs(name, mtu)
+    if txqlen is not None:
+        attrs += attr_u32(IFLA_TXQLEN, txqlen)
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + attrs + _linkinfo(kind, data)
+    nl.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)

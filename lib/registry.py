@@ -11,4 +11,5 @@ PLUGINS = {
     "portmap": "pycni.plugins.portmap.plugin",
     "host-local": "pycni.ipam.host_local.plugin",
     "tuning": "pycni.plugins.tuning.plugin",
+    "bandwidth": "pycni.plugins.bandwidth.plugin",
 }
