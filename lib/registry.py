@@ -11,5 +11,6 @@ PLUGINS = {
     "portmap": "pycni.plugins.portmap.plugin",
     "host-local": "pycni.ipam.host_local.plugin",
     "tuning": "pycni.plugins.tuning.plugin",
+    "firewall": "pycni.plugins.firewall.plugin",
     "bandwidth": "pycni.plugins.bandwidth.plugin",
 }

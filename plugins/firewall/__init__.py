@@ -1,0 +1,1 @@
+"""firewall: let container traffic through the host's forward filtering (chained)."""

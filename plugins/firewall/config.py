@@ -1,0 +1,135 @@
+"""The firewall configuration model and the pure decisions made from it.
+
+Keys are those of the reference plugin: `backend`, `iptablesAdminChainName`
+(default CNI-ADMIN), `ingressPolicy` (`open`, `same-bridge`, `isolated`)
+and `firewalldZone` (accepted for compatibility, used by no backend here).
+`backend` is `iptables` or `nftables`; the reference's `firewalld` backend
+is not provided and is refused with code 2 instead of silently falling
+back to another backend.
+
+Unlike the reference, which only notices an unknown ingress policy after
+it has installed the per-container rules, every value is checked before
+anything is touched.
+"""
+
+from dataclasses import dataclass
+
+from pycni.config import NetConf
+from pycni.decode import decode
+from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
+
+IPTABLES = "iptables"
+NFTABLES = "nftables"
+BACKENDS = (IPTABLES, NFTABLES)
+DEFAULT_ADMIN_CHAIN = "CNI-ADMIN"
+OPEN, SAME_BRIDGE, ISOLATED = "open", "same-bridge", "isolated"
+INGRESS_POLICIES = (OPEN, SAME_BRIDGE, ISOLATED)
+CHAIN_NAME_MAX = 28     # iptables: XT_EXTENSION_MAXNAMELEN - 1
+RESERVED_CHAIN_NAMES = {"ACCEPT", "DROP", "QUEUE", "RETURN", "INPUT", "OUTPUT",
+                        "FORWARD", "PREROUTING", "POSTROUTING", "CNI-FORWARD"}
+
+
+@dataclass
+class FirewallConf(NetConf):
+    backend: str | None = None
+    iptables_admin_chain_name: str = ""
+    firewalld_zone: str = ""
+    ingress_policy: str = ""
+
+    @property
+    def admin_chain(self) -> str:
+        return self.iptables_admin_chain_name or DEFAULT_ADMIN_CHAIN
+
+    @property
+    def policy(self) -> str:
+        return self.ingress_policy or OPEN
+
+    @property
+    def isolates(self) -> bool:
+        return self.policy != OPEN
+
+
+def _invalid(msg: str, details: str = "") -> CNIError:
+    return CNIError(INVALID_NETWORK_CONFIG, msg, details)
+
+
+def parse_config(raw: dict, detect_backend=None) -> FirewallConf:
+    """Decode and validate; `detect_backend()` picks the backend when the
+    config names none (only called then: it looks for tools)."""
+    conf = decode(FirewallConf, raw)
+    if conf.backend == "firewalld":
+        raise CNIError(UNSUPPORTED_FIELD, 'unsupported value "firewalld" for key "backend"',
+                       'use "iptables" or "nftables"')
+    if conf.backend and conf.backend not in BACKENDS:
+        raise _invalid(f'unknown firewall backend "{conf.backend}"',
+                       'use "iptables" or "nftables"')
+    if not conf.backend:
+        conf.backend = detect_backend() if detect_backend else IPTABLES
+    if conf.ingress_policy and conf.ingress_policy not in INGRESS_POLICIES:
+        raise _invalid(f"unknown ingress policy: {_go_quote(conf.ingress_policy)}",
+                       "use open, same-bridge or isolated")
+    if conf.iptables_admin_chain_name:
+        validate_chain_name(conf.iptables_admin_chain_name)
+    return conf
+
+
+def validate_chain_name(name: str) -> None:
+    """iptables accepts at most 28 characters, no whitespace, and a name
+    that is neither an option nor a built-in target or chain."""
+    problem = ""
+    if len(name) > CHAIN_NAME_MAX:
+        problem = f"longer than {CHAIN_NAME_MAX} characters"
+    elif any(c.isspace() or not c.isprintable() for c in name) or '"' in name or "'" in name:
+        problem = "contains whitespace or quotes"
+    elif name[0] in "-!":
+        problem = 'starts with "-" or "!"'
+    elif name.upper() in RESERVED_CHAIN_NAMES:
+        problem = "is a built-in chain or target name"
+    if problem:
+        raise _invalid(f'invalid iptablesAdminChainName "{name}": {problem}')
+
+
+def _go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --- what the rules are about ---------------------------------------------------
+
+@dataclass(frozen=True)
+class ContainerIP:
+    family: int
+    ip: str             # canonical text, as iptables-save / nft print it
+
+    @property
+    def host_cidr(self) -> str:
+        return f"{self.ip}/{32 if self.family == 4 else 128}"
+
+
+def container_ips(result) -> list[ContainerIP]:
+    """Every address in prevResult, in order, without repeats. The
+    reference allows traffic for all of them, whichever interface they
+    sit on, so we do too."""
+    import ipaddress
+    out: list[ContainerIP] = []
+    for ipc in result.ips if result is not None else []:
+        addr = ipaddress.ip_interface(ipc.address).ip
+        cip = ContainerIP(addr.version, addr.compressed)
+        if cip not in out:
+            out.append(cip)
+    return out
+
+
+def bridge_name(conf: FirewallConf, result) -> str:
+    """The bridge the ingress policy isolates: the first interface of
+    prevResult, which is the bridge when chained after the bridge plugin."""
+    if not conf.isolates:
+        return ""
+    if result is None or not result.interfaces:
+        raise _invalid(f"interface needs to be set for ingress policy {_go_quote(conf.policy)}, "
+                       'make sure to chain "firewall" plugin with "bridge"')
+    name = result.interfaces[0].name
+    if not name:
+        raise _invalid("got empty bridge name")
+    if len(name.encode()) > 15 or any(c.isspace() or c in "\"'\\/" for c in name):
+        raise _invalid(f"invalid bridge name {_go_quote(name)} in prevResult")
+    return name

@@ -1,0 +1,84 @@
+"""firewall: allow a container's traffic through the host's forward
+filtering (chained after an interface plugin, usually bridge).
+
+ADD takes the container addresses from prevResult and installs the
+per-container accept rules (iptables or nftables backend, see backend.py)
+plus, for ingressPolicy same-bridge / isolated, the isolation rules of
+the bridge named first in prevResult. The result is prevResult, passed
+through.
+
+DEL removes exactly this container's rules. The iptables rules are the
+reference's, identified only by the container's addresses, so DEL needs
+prevResult for them (without it there is nothing attributable, and DEL
+succeeds having removed nothing, as the reference does). The nftables
+rules carry the network, interface and container ID and are found
+without prevResult. CHECK verifies the rules, GC removes this network's
+nftables rules of attachments not in cni.dev/valid-attachments.
+"""
+
+from pycni import skel
+from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
+from pycni.result import Result
+
+from .config import FirewallConf, bridge_name, container_ips, parse_config
+
+SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
+
+
+def _conf(req: skel.Request) -> FirewallConf:
+    from . import backend
+    return parse_config(req.config, backend.detect)
+
+
+def _attachment(req: skel.Request, conf: FirewallConf, bridge: str = ""):
+    from .backend import Attachment
+    return Attachment(req.network_name, req.container_id, req.ifname,
+                      conf.admin_chain, conf.policy, bridge)
+
+
+class FirewallPlugin(skel.Plugin):
+    name = "firewall"
+    supported_versions = SUPPORTED_VERSIONS
+
+    def add(self, req: skel.Request) -> Result:
+        conf = _conf(req)
+        prev = req.prev_result
+        if prev is None:
+            raise CNIError(INVALID_NETWORK_CONFIG, "missing prevResult from earlier plugin")
+        ips = container_ips(prev)
+        bridge = bridge_name(conf, prev) if ips else ""
+        from . import backend
+        backend.backend(conf.backend).setup(ips, _attachment(req, conf, bridge))
+        return prev
+
+    def delete(self, req: skel.Request) -> None:
+        conf = _conf(req)
+        ips = container_ips(req.prev_result)
+        from . import backend
+        backend.backend(conf.backend).teardown(ips, _attachment(req, conf))
+
+    def check(self, req: skel.Request) -> None:
+        conf = _conf(req)
+        prev = req.prev_result
+        if prev is None:
+            raise CNIError(INVALID_NETWORK_CONFIG, "missing prevResult from earlier plugin")
+        ips = container_ips(prev)
+        bridge = bridge_name(conf, prev) if ips else ""
+        from . import backend
+        problems = backend.backend(conf.backend).check(ips, _attachment(req, conf, bridge))
+        if problems:
+            raise CNIError(INTERNAL, problems[0], "; ".join(problems[1:]))
+
+    def gc(self, req: skel.Request) -> None:
+        conf = _conf(req)
+        valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
+        from . import backend
+        backend.backend(conf.backend).gc(req.network_name, valid)
+
+
+def main() -> None:
+    skel.main(FirewallPlugin())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""firewall config decoding and validation (pure)."""
+
+import pytest
+
+from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
+from pycni.result import parse_result
+from pycni.plugins.firewall.config import (ContainerIP, bridge_name, container_ips,
+                                           parse_config)
+
+
+def conf(**keys):
+    return {"cniVersion": "1.0.0", "name": "net", "type": "firewall", **keys}
+
+
+def test_defaults():
+    c = parse_config(conf(), lambda: "nftables")
+    assert c.backend == "nftables"          # detected when not given
+    assert c.admin_chain == "CNI-ADMIN"
+    assert c.policy == "open" and not c.isolates
+
+
+def test_keys_match_case_insensitively():
+    c = parse_config(conf(Backend="iptables", IptablesAdminChainName="MY-ADMIN",
+                          IngressPolicy="isolated"))
+    assert (c.backend, c.admin_chain, c.policy) == ("iptables", "MY-ADMIN", "isolated")
+
+
+@pytest.mark.parametrize("policy", ["open", "same-bridge", "isolated", ""])
+def test_ingress_policies(policy):
+    assert parse_config(conf(backend="iptables", ingressPolicy=policy)).policy == (policy or "open")
+
+
+def test_firewalld_is_refused_with_code_2():
+    with pytest.raises(CNIError) as e:
+        parse_config(conf(backend="firewalld"))
+    assert e.value.code == UNSUPPORTED_FIELD
+    assert "firewalld" in e.value.msg and "backend" in e.value.msg
+
+
+@pytest.mark.parametrize("keys, text", [
+    ({"backend": "ebtables"}, 'unknown firewall backend "ebtables"'),
+    ({"ingressPolicy": "closed"}, 'unknown ingress policy: "closed"'),
+    ({"iptablesAdminChainName": "X" * 29}, "longer than 28"),
+    ({"iptablesAdminChainName": "has space"}, "whitespace"),
+    ({"iptablesAdminChainName": "-j"}, 'starts with "-"'),
+    ({"iptablesAdminChainName": "ACCEPT"}, "built-in"),
+    ({"iptablesAdminChainName": "CNI-FORWARD"}, "built-in"),
+    ({"backend": 5}, "expected a string"),
+    ({"ingressPolicy": True}, "expected a string"),
+])
+def test_invalid_values(keys, text):
+    with pytest.raises(CNIError) as e:
+        parse_config(conf(**keys))
+    assert e.value.code == INVALID_NETWORK_CONFIG
+    assert text in e.value.msg
+
+
+def test_firewalld_zone_is_accepted_and_unused():
+    assert parse_config(conf(backend="nftables", firewalldZone="public")).backend == "nftables"
+
+
+def prev(ips, interfaces=({"name": "cni0"}, {"name": "eth0", "sandbox": "/x"})):
+    return parse_result({"cniVersion": "1.0.0", "interfaces": list(interfaces),
+                         "ips": [{"address": a, "interface": 1} for a in ips]}, "1.0.0")
+
+
+def test_container_ips_are_all_addresses_canonical_and_unique():
+    got = container_ips(prev(["10.0.0.2/24", "2001:DB8:0:0::2/64", "10.0.0.2/16",
+                              "10.0.1.9/24"]))
+    assert got == [ContainerIP(4, "10.0.0.2"), ContainerIP(6, "2001:db8::2"),
+                   ContainerIP(4, "10.0.1.9")]
+    assert [c.host_cidr for c in got] == ["10.0.0.2/32", "2001:db8::2/128", "10.0.1.9/32"]
+    assert container_ips(None) == []
+
+
+def test_bridge_name_is_the_first_interface():
+    c = parse_config(conf(backend="iptables", ingressPolicy="same-bridge"))
+    assert bridge_name(c, prev(["10.0.0.2/24"])) == "cni0"
+    open_ = parse_config(conf(backend="iptables"))
+    assert bridge_name(open_, prev(["10.0.0.2/24"], ())) == ""
+
+
+@pytest.mark.parametrize("interfaces, text", [
+    ((), 'interface needs to be set for ingress policy "isolated", make sure to chain '
+         '"firewall" plugin with "bridge"'),
+    (({"name": ""},), "got empty bridge name"),
+    (({"name": 'br"0'},), "invalid bridge name"),
+])
+def test_bridge_name_errors(interfaces, text):
+    c = parse_config(conf(backend="iptables", ingressPolicy="isolated"))
+    with pytest.raises(CNIError) as e:
+        bridge_name(c, prev(["10.0.0.2/24"], interfaces))
+    assert e.value.code == INVALID_NETWORK_CONFIG and text in e.value.msg
