@@ -214,7 +214,7 @@ def table(case: Case, times: dict) -> str:
 def import_profile(ctx: Context, runs: int = 5, top: int = 12) -> str:
     """`python -X importtime` of loopback ADD, run as the launcher runs it
     (-I -S, pycni's import path first); per-module medians over `runs`."""
-    from pycni.cli import import_paths
+    from pycni.launcher import import_paths
     code = ("import sys; sys.path[:0] = %r; "
             "from pycni.plugins.loopback.plugin import main; main()" % import_paths())
     conf = json.dumps(loopback_conf(ctx)).encode()

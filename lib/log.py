@@ -6,7 +6,7 @@ wins). Levels: ``error`` logs failed operations only; ``info`` (default,
 also ``verbose``) logs one line per operation; ``debug`` adds the config
 and the result. One line per operation:
 
-  2026-11-25T03:50:01.123Z loopback ADD net=mynet cid=abc ifname=eth0 ok 3.1ms
+  2026-11-25T03:50:01.123Z loopback ADD net=mynet cid=abc ifname=eth0 ok 3.1ms pid=4242
 """
 
 import json
@@ -43,7 +43,7 @@ class OperationLog:
         outcome = "ok" if error is None else \
             f"error code={error.code} msg={json.dumps(str(error))}"
         line = (f"{stamp} {plugin} {command} net={net or '-'} cid={cid or '-'} "
-                f"ifname={ifname or '-'} {outcome} {elapsed:.1f}ms")
+                f"ifname={ifname or '-'} {outcome} {elapsed:.1f}ms pid={os.getpid()}")
         if self.level >= 2:
             if config is not None:
                 line += f" config={json.dumps(config, separators=(',', ':'))}"

@@ -14,7 +14,7 @@ from pycni.result import IPConfig, Result
 ENV = {"CNI_CONTAINERID": "cid42", "CNI_NETNS": "/run/netns/none-such",
        "CNI_IFNAME": "eth1", "CNI_PATH": "/opt/cni/bin"}
 LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (\S+) (\S+) net=(\S+) cid=(\S+) "
-                  r"ifname=(\S+) (ok|error code=\d+ msg=.*) \d+\.\dms")
+                  r"ifname=(\S+) (ok|error code=\d+ msg=.*) \d+\.\dms pid=\d+")
 
 
 class Fake(skel.Plugin):
