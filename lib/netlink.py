@@ -442,11 +442,18 @@ def create_veth(nl: RtNetlink, name: str, peer: str, peer_netns_fd: int | None =
 
 
 def create_bridge(nl: RtNetlink, name: str, mtu: int = 0,
-                  vlan_filtering: bool | None = None) -> None:
+                  vlan_filtering: bool | None = None, mac: str = "") -> None:
     data = b""
     if vlan_filtering is not None:
         data = attr(IFLA_BR_VLAN_FILTERING, struct.pack("=B", int(vlan_filtering)))
-    _new_link(nl, _link_attrs(name, mtu) + _linkinfo("bridge", data))
+    _new_link(nl, _link_attrs(name, mtu, mac) + _linkinfo("bridge", data))
+
+
+def random_mac() -> str:
+    """A random locally administered unicast MAC address."""
+    raw = bytearray(os.urandom(6))
+    raw[0] = (raw[0] & 0xFE) | 0x02
+    return _format_mac(bytes(raw))
 
 
 def create_macvlan(nl: RtNetlink, name: str, master: int, mode: str = "bridge",

@@ -35,20 +35,18 @@ def _settings(req: skel.Request) -> config.Settings:
 def ensure_bridge(nl: netlink.RtNetlink, conf: config.BridgeConf) -> netlink.Link:
     """Create the bridge or reuse it; parallel ADDs may race to create it."""
     name = conf.bridge
-    created = True
     try:
-        netlink.create_bridge(nl, name, mtu=conf.mtu)
+        # A MAC of our own from the start: left alone, the bridge takes the
+        # lowest port MAC and changes whenever containers come and go (the
+        # result and CHECK would disagree; the reference pins it only with
+        # isGateway). Set at creation, the kernel also derives the bridge ID
+        # from it and reports the bridge's operstate normally.
+        netlink.create_bridge(nl, name, mtu=conf.mtu, mac=netlink.random_mac())
     except netlink.NetlinkError as exc:
         if exc.errno != 17:   # EEXIST: it is there already (maybe just made)
             raise CNIError(INTERNAL, f'failed to create bridge "{name}": could not add '
                            f'"{name}": {exc.strerror}') from None
-        created = False
     br = bridge_by_name(nl, name)
-    if created:
-        # Pin the MAC now: left alone, the bridge takes the lowest port MAC
-        # and changes whenever containers come and go (the result and CHECK
-        # would disagree). The reference pins it only with isGateway.
-        netlink.set_mac(nl, br.index, br.mac)
     if conf.promisc_mode:
         netlink.set_promisc(nl, br.index, True)
     try:

@@ -742,3 +742,16 @@ def test_l2_in_a_legacy_version_fails_without_leftovers(world, cni_path):
     assert run.returncode != 0 and "no valid IP addresses" in run.json["msg"]
     assert c1.link("eth0") is None and host_veths(world) == []
     assert [i for i in nft_table(world.host) if "rule" in i] == []
+
+
+def test_new_bridge_has_its_own_stable_mac_bridge_id_and_operstate(world, cni_path, data_dir):
+    c1, c2 = world.container("m1"), world.container("m2")
+    add(world, cni_path, conf(data_dir), c1, cid="m1")
+    info = world.host.link(BRIDGE)
+    mac = info["address"]
+    assert int(mac.split(":")[0], 16) & 0x02          # locally administered
+    assert info["linkinfo"]["info_data"]["bridge_id"] != "8000.0:0:0:0:0:0"
+    assert info["operstate"] == "UP"
+    add(world, cni_path, conf(data_dir), c2, cid="m2")
+    ok(world.run_plugin(cni_path, "bridge", "DEL", conf(data_dir), c1, container_id="m1"))
+    assert world.host.link(BRIDGE)["address"] == mac   # ports coming and going keep it
