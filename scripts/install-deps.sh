@@ -14,6 +14,8 @@ APT_PACKAGES=(
   containernetworking-plugins        # the reference Go plugins (/usr/lib/cni), compared against
   golang-go golang-github-appc-cni-dev  # a Go libcni client that checks our results
   binutils                           # objdump, used by pyinstaller
+  podman runc conmon catatonit       # a real runtime for the end-to-end tests (tests/e2e)
+  busybox-static                     # the e2e tests' container image, built locally
 )
 
 missing=()
