@@ -100,6 +100,18 @@ def macvlan_conf(ctx: Context) -> dict:
             "master": "benchm0", "ipam": host_local(ctx, "10.124.0.0/24")}
 
 
+def portmap_conf(ctx: Context) -> dict:
+    """portmap after a (simulated) bridge: the container address sits behind
+    the host-side veth `benchpm0` that the case's host_setup creates."""
+    return {"cniVersion": "1.0.0", "name": "bench-pm", "type": "portmap",
+            "runtimeConfig": {"portMappings": [
+                {"hostPort": 18081, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 18082, "containerPort": 53, "protocol": "udp"}]},
+            "prevResult": {"cniVersion": "1.0.0",
+                           "interfaces": [{"name": "eth0", "sandbox": ctx.containers[0]}],
+                           "ips": [{"address": "10.125.0.2/24", "interface": 0}]}}
+
+
 def with_prev(conf_fn):
     """The same config plus the previous ADD's result as prevResult."""
     return lambda ctx: {**conf_fn(ctx), "prevResult": ctx.last_result}
@@ -117,6 +129,11 @@ CASES = [
          [Step("ADD", macvlan_conf), Step("DEL", with_prev(macvlan_conf))], containers=1,
          host_setup=[["link", "add", "benchm0", "type", "veth", "peer", "name", "benchm1"],
                      ["link", "set", "benchm0", "up"], ["link", "set", "benchm1", "up"]]),
+    Case("portmap-add-del", "portmap",
+         [Step("ADD", portmap_conf), Step("DEL", portmap_conf)], containers=1,
+         host_setup=[["link", "add", "benchpm0", "type", "veth", "peer", "name", "benchpm1"],
+                     ["addr", "add", "10.125.0.1/24", "dev", "benchpm0"],
+                     ["link", "set", "benchpm0", "up"], ["link", "set", "benchpm1", "up"]]),
 ]
 
 
