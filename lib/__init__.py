@@ -1,5 +1,11 @@
 """pycni: CNI plugins and the shared library they are built on.
 
-Kept empty on purpose: every plugin call is a fresh process, so importing
-the package must cost nothing. Import the module you need.
+Importing the package costs next to nothing on purpose: every plugin call
+is a fresh process. Import the module you need. The one thing done here
+is `_startup`, which keeps `dataclasses` from importing `inspect`.
 """
+
+from ._startup import import_dataclasses_without_inspect as _trim
+
+_trim()
+del _trim

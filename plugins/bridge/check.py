@@ -6,7 +6,7 @@ a port of the bridge, then the container's addresses and routes. Messages
 follow the reference plugin's.
 """
 
-import socket
+import _socket as socket  # the C module: `socket` costs ~8 ms more
 
 from pycni import netlink, netns
 from pycni.errors import CNIError, INTERNAL

@@ -16,7 +16,9 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(pycni.__file__)
 
 # Each costs several to hundreds of milliseconds or drags in a large tree.
 HEAVY = ("pyroute2", "asyncio", "subprocess", "logging", "netaddr", "unittest",
-         "ipaddress", "filelock", "pytest")
+         "ipaddress", "filelock", "pytest",
+         # trimmed by pycni._startup and netlink (`_socket` instead of `socket`)
+         "inspect", "socket", "selectors")
 
 
 def setup_module(module):
@@ -66,3 +68,24 @@ for command, stdin in (("VERSION", b""), ("DEL", conf), ("ADD", conf), ("DEL", b
 assert codes == [0, 0, 1, 1], codes
 """
     assert heavy_in(loaded_modules(body)) == []
+
+
+def test_plugin_modules_import_light():
+    """Every registered plugin's module imports without the heavy set."""
+    from pycni.registry import PLUGINS
+    body = "\n".join(f"import {module}" for module in PLUGINS.values())
+    assert heavy_in(loaded_modules(body)) == []
+
+
+def test_dataclass_docstrings_without_inspect():
+    """The stand-in for inspect still gives dataclasses a docstring, and the
+    real inspect is there for whoever asks for it later."""
+    body = ("import pycni.result as r\n"
+            "assert r.Route.__doc__ == 'Route(dst, gw, mtu, advmss, priority, table, scope)'"
+            ", r.Route.__doc__\n"
+            "assert 'inspect' not in sys.modules\n"
+            "import inspect\n"
+            "assert inspect.signature(r.Route.__init__)\n"
+            "import dataclasses\n"
+            "assert dataclasses.inspect.isclass(r.Route)\n")
+    loaded_modules(body)
