@@ -10,16 +10,14 @@ so it needs no container addresses (it works after the container and its
 interface are gone).
 """
 
-import os
 import shlex
 from dataclasses import dataclass, field
 
 from . import chain_name, comment
 from ..errors import CNIError, INTERNAL
+from ..fwtools import IPT_TOOLS as TOOLS, iptables_usable, run_tool
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
-TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
-FALLBACK_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
 
 @dataclass
@@ -149,37 +147,16 @@ def gc_script(network: str, valid_ids: set[str], saved: str) -> str | None:
 
 # --- running the tools ----------------------------------------------------------
 
-def find_tool(name: str) -> str | None:
-    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
-    for directory in dirs + [d for d in FALLBACK_DIRS if d not in dirs]:
-        candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def available(family: int = 4) -> bool:
-    return all(find_tool(t) for t in TOOLS[family])
-
-
-def _run(argv: list[str], stdin: str = "") -> str:
-    import subprocess
-    tool = find_tool(argv[0])
-    if tool is None:
-        raise CNIError(INTERNAL, f"failed to locate iptables: {argv[0]} not found")
-    proc = subprocess.run([tool, *argv[1:]], input=stdin.encode(), capture_output=True)
-    if proc.returncode != 0:
-        raise CNIError(INTERNAL, f"{argv[0]} failed (exit {proc.returncode})",
-                       proc.stderr.decode(errors="replace").strip())
-    return proc.stdout.decode(errors="replace")
+    return iptables_usable(family)
 
 
 def save_nat(family: int) -> str:
-    return _run([TOOLS[family][0], "-t", "nat"])
+    return run_tool([TOOLS[family][0], "-t", "nat"])
 
 
 def restore(family: int, script: str) -> None:
-    _run([TOOLS[family][1], "--noflush", "-w"], script)
+    run_tool([TOOLS[family][1], "--noflush", "-w"], script)
 
 
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:

@@ -139,7 +139,7 @@ def gc_commands(network: str, valid: list[tuple[str, str]], listing: dict | None
 
 def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
     import subprocess
-    from .iptables import find_tool
+    from ..fwtools import find_tool
     nft = find_tool("nft")
     if nft is None:
         raise CNIError(INTERNAL, "failed to run nft: not found")
@@ -149,7 +149,7 @@ def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
 
 
 def available() -> bool:
-    from .iptables import find_tool
+    from ..fwtools import find_tool
     return find_tool("nft") is not None
 
 

@@ -98,7 +98,7 @@ def teardown_commands(ref: str, listing: dict | None) -> dict | None:
 
 def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
     import subprocess
-    from pycni.ipmasq.iptables import find_tool
+    from pycni.fwtools import find_tool
     nft = find_tool("nft")
     if nft is None:
         raise CNIError(INTERNAL, "failed to setup spoof-check: nft not found")

@@ -19,16 +19,13 @@ where `target` is the Attachment being worked on.
 import json
 from dataclasses import dataclass
 
-from pycni.errors import CNIError, INTERNAL
-from pycni.ipmasq.iptables import find_tool
+from pycni.errors import CNIError
+from pycni.fwtools import IPT_TOOLS, ToolError, default_backend, find_tool, retrying, run_tool
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
 from .config import IPTABLES, NFTABLES, ContainerIP
 
-IPT_TOOLS = {4: ("iptables-save", "iptables-restore"),
-             6: ("ip6tables-save", "ip6tables-restore")}
-ATTEMPTS = 5
 
 
 @dataclass
@@ -41,42 +38,10 @@ class Attachment:
     bridge: str = ""
 
 
-class ToolError(CNIError):
-    def __init__(self, tool: str, returncode: int, stderr: str):
-        super().__init__(INTERNAL, f"{tool} failed (exit {returncode})", stderr.strip())
-        self.stderr = stderr
-
-
-def run_tool(argv: list[str], stdin: str = "") -> str:
-    import subprocess
-    path = find_tool(argv[0])
-    if path is None:
-        raise CNIError(INTERNAL, f"{argv[0]} not found")
-    proc = subprocess.run([path, *argv[1:]], input=stdin.encode(), capture_output=True)
-    if proc.returncode != 0:
-        raise ToolError(argv[0], proc.returncode, proc.stderr.decode(errors="replace"))
-    return proc.stdout.decode(errors="replace")
-
-
-def _retrying(step) -> None:
-    """Run `step()` (read state, compute, apply) until it applies."""
-    for attempt in range(ATTEMPTS):
-        try:
-            step()
-            return
-        except ToolError:
-            if attempt == ATTEMPTS - 1:
-                raise
-            import time
-            time.sleep(0.01 * (attempt + 1))
-
-
 def detect() -> str:
     """iptables when its tools are installed, else nftables when nft is
     (the reference would pick firewalld when it runs, else iptables)."""
-    if all(find_tool(t) for t in IPT_TOOLS[4]):
-        return IPTABLES
-    return NFTABLES if find_tool("nft") else IPTABLES
+    return default_backend()
 
 
 def _families(ips: list[ContainerIP]) -> list[int]:
@@ -111,7 +76,7 @@ class IptablesBackend:
                     script = ipt.add_script(plan, self.saved(family))
                     if script:
                         self.restore(family, script)
-                _retrying(step)
+                retrying(step)
                 done.append(family)
         except CNIError:
             # leave no half-applied container: drop what the earlier families got
@@ -127,7 +92,7 @@ class IptablesBackend:
             script = ipt.del_script(family, ips, self.saved(family))
             if script:
                 self.restore(family, script)
-        _retrying(step)
+        retrying(step)
 
     def teardown(self, ips: list[ContainerIP], a: Attachment) -> None:
         """Without addresses there is nothing attributable to remove."""
@@ -165,7 +130,7 @@ class NftablesBackend:
         run_tool(["nft", "-f", "-"], script)
 
     def setup(self, ips: list[ContainerIP], a: Attachment) -> None:
-        _retrying(lambda: self.run(nft.add_script(ips, a.network, a.ifname, a.container_id,
+        retrying(lambda: self.run(nft.add_script(ips, a.network, a.ifname, a.container_id,
                                                   a.policy, a.bridge, self.listing())))
 
     def _remove(self, select) -> None:
@@ -175,7 +140,7 @@ class NftablesBackend:
             script = nft.delete_script(select(self.listing()))
             if script:
                 self.run(script)
-        _retrying(step)
+        retrying(step)
 
     def teardown(self, ips: list[ContainerIP], a: Attachment) -> None:
         """Finds the attachment's rules by their tag: `ips` are not needed."""

@@ -9,104 +9,18 @@ recomputed from a new read and retried.
 """
 
 import json
-import os
 
 from pycni.errors import CNIError, INTERNAL
+from pycni.fwtools import IPT_TOOLS, ToolError, default_backend, find_tool, retrying, run_tool
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
 from .config import IPTABLES, NFTABLES, ContainerIP, PortMapConf
 
-FALLBACK_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
-IPT_TOOLS = {4: ("iptables-save", "iptables-restore"),
-             6: ("ip6tables-save", "ip6tables-restore")}
-ATTEMPTS = 5
-
-
-def find_tool(name: str) -> str | None:
-    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
-    for directory in dirs + [d for d in FALLBACK_DIRS if d not in dirs]:
-        candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-class ToolError(CNIError):
-    def __init__(self, tool: str, returncode: int, stderr: str):
-        super().__init__(INTERNAL, f"{tool} failed (exit {returncode})", stderr.strip())
-        self.stderr = stderr
-
-
-def run_tool(argv: list[str], stdin: str = "") -> str:
-    import subprocess
-    path = find_tool(argv[0])
-    if path is None:
-        raise CNIError(INTERNAL, f"{argv[0]} not found")
-    proc = subprocess.run([path, *argv[1:]], input=stdin.encode(), capture_output=True)
-    if proc.returncode != 0:
-        raise ToolError(argv[0], proc.returncode, proc.stderr.decode(errors="replace"))
-    return proc.stdout.decode(errors="replace")
-
-
-class NetnsMutex:
-    """Serialises our read-compute-apply steps within one network namespace.
-
-    The lock is an abstract unix socket name: abstract names are scoped to
-    the network namespace (as the nat table is), vanish when the holder
-    exits, and leave no file behind. Without it two iptables ADDs that
-    both find a shared rule missing would both add it. Waits up to
-    `timeout` seconds, then goes on unlocked (the batch is still atomic
-    and retried)."""
-
-    NAME = b"\0pycni-portmap"
-
-    def __init__(self, timeout: float = 10.0):
-        self.timeout = timeout
-        self.sock = None
-
-    def __enter__(self):
-        import errno
-        import _socket as socket  # the C module: `socket` costs ~8 ms more
-        import time
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                sock.bind(self.NAME)
-                self.sock = sock
-                return self
-            except OSError as err:
-                if err.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    sock.close()
-                    return self
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-
-
-def _retrying(step) -> None:
-    """Run `step()` (read state, compute, apply) until it applies."""
-    for attempt in range(ATTEMPTS):
-        try:
-            with NetnsMutex():
-                step()
-            return
-        except ToolError:
-            if attempt == ATTEMPTS - 1:
-                raise
-            import time
-            time.sleep(0.01 * (attempt + 1))
-
 
 def detect() -> str:
     """The reference's default: iptables, unless only nftables is there."""
-    if all(find_tool(t) for t in IPT_TOOLS[4]):
-        return IPTABLES
-    return NFTABLES if find_tool("nft") else IPTABLES
+    return default_backend()
 
 
 class IptablesBackend:
@@ -126,7 +40,7 @@ class IptablesBackend:
 
     def apply(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
         plan = ipt.plan(conf, network, cid, cip)
-        _retrying(lambda: self.restore(cip.family, ipt.add_script(plan, self.saved(cip.family))))
+        retrying(lambda: self.restore(cip.family, ipt.add_script(plan, self.saved(cip.family))))
 
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
         return ipt.check(ipt.plan(conf, network, cid, cip), self.saved(cip.family))
@@ -146,7 +60,7 @@ class IptablesBackend:
                     if script:
                         self.restore(family, script)
                         changed.add(family)
-                _retrying(step)
+                retrying(step)
                 worked = True
             except CNIError as err:
                 errors.append(str(err))
@@ -182,7 +96,7 @@ class NftablesBackend:
         def step():
             existing, _ = self.listing(cip.family)
             self.run(nft.add_script(conf, network, cid, cip, existing))
-        _retrying(step)
+        retrying(step)
 
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
         existing, hooks_ok = self.listing(cip.family)
@@ -204,7 +118,7 @@ class NftablesBackend:
                 self.run(script)
             changed.clear()
             changed.update(r.family for r in doomed)
-        _retrying(step)
+        retrying(step)
         return changed
 
     def teardown(self, network: str, cid: str) -> set[int]:

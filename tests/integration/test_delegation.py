@@ -2,7 +2,6 @@
 when the IPAM plugin on CNI_PATH is this same pycni (saves a Python start
 per call), exec'ed otherwise; both give the same outcome."""
 
-import os
 
 import pytest
 

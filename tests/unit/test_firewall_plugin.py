@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import pycni
+from pycni import fwtools
 from pycni import skel
 from pycni.plugins.firewall import backend
 from pycni.plugins.firewall.config import ContainerIP
@@ -70,7 +71,7 @@ def run(config: dict, command="ADD", **env):
     (set(), "iptables"),
 ])
 def test_backend_detection(monkeypatch, tools, expected):
-    monkeypatch.setattr(backend, "find_tool",
+    monkeypatch.setattr(fwtools, "find_tool",
                         lambda name: f"/sbin/{name}" if name in tools else None)
     assert backend.detect() == expected
 

@@ -5,7 +5,6 @@ The plugins here are tiny shell scripts in tmp_path, run for real.
 
 import json
 import os
-import stat
 
 import pytest
 

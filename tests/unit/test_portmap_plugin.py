@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import pycni
-from pycni import skel
+from pycni import fwtools, skel
 from pycni.plugins.portmap import backend
 from pycni.plugins.portmap.plugin import PortmapPlugin
 
@@ -34,7 +34,7 @@ def run(conf: dict, command="ADD"):
     (set(), "iptables"),
 ])
 def test_backend_detection(monkeypatch, tools, expected):
-    monkeypatch.setattr(backend, "find_tool",
+    monkeypatch.setattr(fwtools, "find_tool",
                         lambda name: f"/sbin/{name}" if name in tools else None)
     assert backend.detect() == expected
 
@@ -80,9 +80,9 @@ def test_importing_the_plugin_is_light():
 
 
 def test_netns_mutex_excludes_and_releases():
-    with backend.NetnsMutex() as first:
+    with fwtools.NetnsMutex() as first:
         assert first.sock is not None
-        with backend.NetnsMutex(timeout=0.05) as second:
+        with fwtools.NetnsMutex(timeout=0.05) as second:
             assert second.sock is None          # gave up waiting, unlocked
-    with backend.NetnsMutex(timeout=0.05) as third:
+    with fwtools.NetnsMutex(timeout=0.05) as third:
         assert third.sock is not None           # released on exit
