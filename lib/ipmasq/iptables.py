@@ -10,11 +10,11 @@ so it needs no container addresses (it works after the container and its
 interface are gone).
 """
 
-import shlex
 from dataclasses import dataclass, field
 
 from . import chain_name, comment
 from ..errors import CNIError, INTERNAL
+from ..iptsave import render, split
 from ..fwtools import IPT_TOOLS as TOOLS, iptables_usable, run_tool
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
@@ -54,34 +54,16 @@ def plan(ips: list[str], network: str, container_id: str) -> dict[int, RuleSet]:
     return out
 
 
-def render(args: list[str]) -> str:
-    """Rule arguments as an iptables-restore line fragment."""
-    return " ".join(_quote(a) for a in args)
-
-
-def _quote(arg: str) -> str:
-    if arg and all(c.isalnum() or c in "-_./:!" for c in arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def jumps_to(chain: str, saved: str) -> list[str]:
     """POSTROUTING rules in `iptables-save -t nat` output that jump to `chain`."""
     out = []
     for line in saved.splitlines():
         if not line.startswith("-A POSTROUTING "):
             continue
-        tokens = _split(line)
+        tokens = split(line)
         if any(a == "-j" and b == chain for a, b in zip(tokens, tokens[1:])):
             out.append(line)
     return out
-
-
-def _split(line: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError:
-        return line.split()
 
 
 def chain_exists(chain: str, saved: str) -> bool:
@@ -127,7 +109,7 @@ def attachment_chains(network: str, saved: str) -> dict[str, str]:
     for line in saved.splitlines():
         if not line.startswith("-A CNI-"):
             continue
-        tokens = _split(line)
+        tokens = split(line)
         if "--comment" not in tokens[:-1]:
             continue
         m = pattern.match(tokens[tokens.index("--comment") + 1])

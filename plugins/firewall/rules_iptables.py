@@ -30,8 +30,9 @@ compared with what the kernel reports; a change is one
 `iptables-restore --noflush` script.
 """
 
-import shlex
 from dataclasses import dataclass, field
+
+from pycni.iptsave import Saved, parse_saved, render, split, without_comment  # noqa: F401
 
 from .config import ContainerIP, ISOLATED
 
@@ -118,65 +119,6 @@ def plan(family: int, ips: list[ContainerIP], admin_chain: str,
 
 
 # --- iptables-save output ---------------------------------------------------------
-
-@dataclass
-class Saved:
-    """The filter table as `iptables-save -t filter` prints it."""
-    chains: set[str] = field(default_factory=set)
-    rules: list[tuple[str, list[str], str]] = field(default_factory=list)  # chain, args, line
-
-    def chain_rules(self, chain: str) -> list[list[str]]:
-        return [args for c, args, _ in self.rules if c == chain]
-
-    def has(self, chain: str, rule: list[str], loose: bool = False) -> bool:
-        if not loose:
-            return rule in self.chain_rules(chain)
-        bare = without_comment(rule)
-        return any(without_comment(r) == bare for r in self.chain_rules(chain))
-
-
-def split(line: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError:
-        return line.split()
-
-
-def parse_saved(text: str) -> Saved:
-    saved = Saved()
-    for line in text.splitlines():
-        if line.startswith(":"):
-            saved.chains.add(line[1:].split()[0])
-        elif line.startswith("-A "):
-            tokens = split(line)
-            if len(tokens) >= 2:
-                saved.rules.append((tokens[1], tokens[2:], line))
-    return saved
-
-
-def without_comment(rule: list[str]) -> list[str]:
-    out, i = [], 0
-    while i < len(rule):
-        if rule[i:i + 2] == ["-m", "comment"]:
-            i += 2
-            continue
-        if rule[i] == "--comment":
-            i += 2
-            continue
-        out.append(rule[i])
-        i += 1
-    return out
-
-
-def render(args: list[str]) -> str:
-    return " ".join(_quote(a) for a in args)
-
-
-def _quote(arg: str) -> str:
-    if arg and all(c.isalnum() or c in "-_./:,!+@%=" for c in arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
 
 def go_list(rule: list[str]) -> str:
     """A rule as the reference's error messages print it (Go's %v)."""

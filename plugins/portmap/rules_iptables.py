@@ -21,8 +21,9 @@ we generate can be compared with what the kernel reports (CHECK, and
 """
 
 import hashlib
-import shlex
 from dataclasses import dataclass, field
+
+from pycni.iptsave import Saved, parse_saved, render, split, target_of  # noqa: F401
 
 from .config import ContainerIP, PortMapConf, mappings_for
 
@@ -124,55 +125,6 @@ def plan(conf: PortMapConf, network: str, container_id: str, cip: ContainerIP) -
 
 # --- iptables-save output ---------------------------------------------------------
 
-@dataclass
-class Saved:
-    """The nat table as `iptables-save -t nat` prints it."""
-    chains: set[str] = field(default_factory=set)
-    rules: list[tuple[str, list[str], str]] = field(default_factory=list)  # chain, args, line
-
-    def chain_rules(self, chain: str) -> list[list[str]]:
-        return [args for c, args, _ in self.rules if c == chain]
-
-    def jumps_to(self, target: str) -> list[tuple[str, list[str], str]]:
-        return [r for r in self.rules if _target(r[1]) == target]
-
-
-def _target(args: list[str]) -> str:
-    for a, b in zip(args, args[1:]):
-        if a in ("-j", "--jump", "-g", "--goto"):
-            return b
-    return ""
-
-
-def split(line: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError:
-        return line.split()
-
-
-def parse_saved(text: str) -> Saved:
-    saved = Saved()
-    for line in text.splitlines():
-        if line.startswith(":"):
-            saved.chains.add(line[1:].split()[0])
-        elif line.startswith("-A "):
-            tokens = split(line)
-            if len(tokens) >= 2:
-                saved.rules.append((tokens[1], tokens[2:], line))
-    return saved
-
-
-def render(args: list[str]) -> str:
-    return " ".join(_quote(a) for a in args)
-
-
-def _quote(arg: str) -> str:
-    if arg and all(c.isalnum() or c in "-_./:,![]" for c in arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _delete_line(saved_line: str) -> str:
     """`-A CHAIN args` as printed by iptables-save -> `-D CHAIN args`."""
     return "-D" + saved_line[2:]
@@ -193,7 +145,7 @@ def add_script(p: Plan, saved: Saved) -> str:
 
     for chain, rule, prepend in p.shared:
         ensure_chain(chain)
-        target = _target(rule)
+        target = target_of(rule)
         if target.startswith("CNI-"):
             ensure_chain(target)
         if rule in saved.chain_rules(chain):
@@ -257,7 +209,7 @@ def check(p: Plan, saved: Saved) -> list[str]:
         if e in entries:
             continue
         ports = e[e.index("--dports") + 1]
-        loose = any(_target(x) == p.chain and ports in x for x in entries)
+        loose = any(target_of(x) == p.chain and ports in x for x in entries)
         if not (loose and len(e) > 12):   # 12 args: an entry without conditions
             problems.append(f"rule {render(e)} not found in chain {DNAT_CHAIN}")
     return problems
@@ -276,7 +228,7 @@ def gc_script(network: str, valid_ids: set[str], saved: Saved) -> str | None:
         m = pattern.match(args[args.index("--comment") + 1])
         if not m or m.group(1) != network or m.group(2) in valid_ids:
             continue
-        target = _target(args)
+        target = target_of(args)
         if target == chain_name(network, m.group(2)):
             doomed.update(container_chains(network, m.group(2)))
     return removal_script(sorted(doomed), saved) if doomed else None
