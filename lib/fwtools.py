@@ -115,3 +115,15 @@ def retrying(step) -> None:
                 raise
             import time
             time.sleep(0.01 * (attempt + 1))
+
+
+def run_nft(args: list[str], stdin: str = "", what: str = "run nft") -> tuple[int, str, str]:
+    """Run nft; (exit code, stdout, stderr). For callers that tell a
+    missing table apart from a failure by the exit code and message."""
+    import subprocess
+    nft = find_tool("nft")
+    if nft is None:
+        raise CNIError(INTERNAL, f"failed to {what}: nft not found")
+    proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True)
+    return proc.returncode, proc.stdout.decode(errors="replace"), \
+        proc.stderr.decode(errors="replace").strip()

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 
 from pycni import version as spec_versions
+from pycni.files import write_atomic
 from pycni.errors import CNIError
 from pycni.result import parse_result
 
@@ -139,19 +140,7 @@ def write(cache_dir: str, net_name: str, rt: RuntimeConf, config: bytes, result:
     path = cache_path(cache_dir, net_name, rt)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     data = encode(rt, net_name, config, result)
-    # Write a temporary file and rename it, so readers never see half a file.
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, data, 0o600)
 
 
 def read(cache_dir: str, net_name: str, rt: RuntimeConf) -> bytes | None:

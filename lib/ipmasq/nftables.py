@@ -138,14 +138,8 @@ def gc_commands(network: str, valid: list[tuple[str, str]], listing: dict | None
 # --- running nft ------------------------------------------------------------------
 
 def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
-    import subprocess
-    from ..fwtools import find_tool
-    nft = find_tool("nft")
-    if nft is None:
-        raise CNIError(INTERNAL, "failed to run nft: not found")
-    proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True)
-    return proc.returncode, proc.stdout.decode(errors="replace"), \
-        proc.stderr.decode(errors="replace").strip()
+    from ..fwtools import run_nft
+    return run_nft(args, stdin)
 
 
 def available() -> bool:

@@ -97,14 +97,8 @@ def teardown_commands(ref: str, listing: dict | None) -> dict | None:
 # --- running nft ------------------------------------------------------------------
 
 def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
-    import subprocess
-    from pycni.fwtools import find_tool
-    nft = find_tool("nft")
-    if nft is None:
-        raise CNIError(INTERNAL, "failed to setup spoof-check: nft not found")
-    proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True)
-    return proc.returncode, proc.stdout.decode(errors="replace"), \
-        proc.stderr.decode(errors="replace").strip()
+    from pycni.fwtools import run_nft
+    return run_nft(args, stdin, what="setup spoof-check")
 
 
 def _apply(commands: dict, what: str) -> None:

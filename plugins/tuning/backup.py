@@ -20,6 +20,8 @@ import json
 import os
 from dataclasses import dataclass
 
+from pycni.files import write_atomic
+
 
 @dataclass
 class LinkState:
@@ -84,18 +86,7 @@ def save(path: str, state: LinkState) -> None:
     a 0700 directory."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(to_json(state))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, to_json(state).encode("utf-8"), 0o600)
 
 
 def load(path: str) -> LinkState | None:
