@@ -310,3 +310,18 @@ def _int(value) -> int:
 
 def _opt_int(value):
     return None if value is None else _int(value)
+
+
+def merge(prev: Result, new: Result) -> Result:
+    """A chained plugin's result on top of the previous one: interfaces and
+    IPs appended (the new IPs' interface indexes shifted past the previous
+    interfaces), routes appended, DNS from the new result unless empty."""
+    offset = len(prev.interfaces)
+    shifted = [IPConfig(ip.address, ip.gateway,
+                        None if ip.interface is None else ip.interface + offset)
+               for ip in new.ips]
+    return Result(cni_version=new.cni_version,
+                  interfaces=list(prev.interfaces) + list(new.interfaces),
+                  ips=list(prev.ips) + shifted,
+                  routes=list(prev.routes) + list(new.routes),
+                  dns=prev.dns if new.dns.is_empty() else new.dns)

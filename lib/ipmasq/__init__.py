@@ -53,6 +53,11 @@ def _backend_module(name: str):
     raise CNIError(INVALID_NETWORK_CONFIG, f'unknown ipmasq backend "{name}"')
 
 
+def available(backend: str | None) -> bool:
+    """Are the tools of `backend` (default: the automatic choice) installed?"""
+    return _backend_module(backend or default_backend()).available()
+
+
 def setup(backend: str | None, ips: list[str], network: str, ifname: str,
           container_id: str) -> None:
     _backend_module(backend or default_backend()).setup(ips, network, ifname, container_id)

@@ -14,7 +14,7 @@ import os
 import time
 
 from pycni import invoke, ipmasq, netlink, netns, sysctl, skel, veth
-from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
+from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, PLUGIN_NOT_AVAILABLE
 from pycni.result import DNS, Interface, Result
 
 from . import config, gateway, spoofcheck
@@ -238,6 +238,12 @@ class BridgePlugin(skel.Plugin):
         override = dns_override(conf)
         if override is not None:
             result.dns = override
+        prev = req.prev_result
+        if prev is not None:
+            # Not first in a chain: keep what earlier plugins reported (the
+            # reference drops it).
+            from pycni.result import merge
+            result = merge(prev, result)
         return result
 
     def _add_addressing(self, req, settings, nl, br, pair, result: Result) -> None:
@@ -324,9 +330,26 @@ class BridgePlugin(skel.Plugin):
         check_attachment(settings, req.netns, req.ifname, prev)
 
     def status(self, req: skel.Request) -> None:
+        """Code 50 when an ADD could not work: the bridge name is taken by a
+        link of another kind, ipMasq's firewall tools are missing, or the
+        IPAM plugin is not on CNI_PATH; then IPAM's own STATUS."""
         settings = _settings(req)
+        conf = settings.conf
+        with netlink.RtNetlink() as nl:
+            link = netlink.get_link(nl, conf.bridge)
+        if link is not None and link.kind != "bridge":
+            raise CNIError(PLUGIN_NOT_AVAILABLE,
+                           f'"{conf.bridge}" already exists but is not a bridge')
+        if conf.ip_masq and settings.layer3 and not ipmasq.available(conf.ip_masq_backend):
+            raise CNIError(PLUGIN_NOT_AVAILABLE,
+                           f"ipMasq needs the {conf.ip_masq_backend or 'iptables'} "
+                           "tools, which are not installed")
         if settings.layer3:
-            invoke.delegate_status(req, settings.conf.ipam.type)
+            try:
+                invoke.find_in_path(conf.ipam.type, req.path)
+            except CNIError as err:
+                raise CNIError(PLUGIN_NOT_AVAILABLE, err.msg, err.details) from None
+            invoke.delegate_status(req, conf.ipam.type)
 
     def gc(self, req: skel.Request) -> None:
         """IPAM GC, then masquerading rules of attachments not listed (any

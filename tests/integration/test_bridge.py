@@ -755,3 +755,28 @@ def test_new_bridge_has_its_own_stable_mac_bridge_id_and_operstate(world, cni_pa
     add(world, cni_path, conf(data_dir), c2, cid="m2")
     ok(world.run_plugin(cni_path, "bridge", "DEL", conf(data_dir), c1, container_id="m1"))
     assert world.host.link(BRIDGE)["address"] == mac   # ports coming and going keep it
+
+
+def test_status_reports_what_would_break_add(world, plugin_dir, tmp_path):
+    """STATUS (1.1.0): code 50 when ADD cannot work, else IPAM's answer."""
+    data = str(tmp_path / "ipam")
+    good = conf(data, version="1.1.0")
+    run = world.run_plugin(plugin_dir, "bridge", "STATUS", good, None)
+    assert run.ok, run.stdout
+    missing_ipam = {**good, "ipam": {"type": "no-such-ipam"}}
+    run = world.run_plugin(plugin_dir, "bridge", "STATUS", missing_ipam, None)
+    assert run.json["code"] == 50 and "no-such-ipam" in run.json["msg"]
+    world.host.run("ip", "link", "add", BRIDGE, "type", "veth", "peer", "name", "stpeer")
+    run = world.run_plugin(plugin_dir, "bridge", "STATUS", good, None)
+    assert run.json["code"] == 50 and "not a bridge" in run.json["msg"]
+
+
+def test_chained_after_another_plugin_keeps_its_result(world, plugin_dir, tmp_path):
+    ctr = world.container()
+    prev = {"cniVersion": "1.0.0", "interfaces": [{"name": "tap9", "sandbox": ctr.path}],
+            "ips": [{"address": "192.0.2.9/24", "interface": 0}]}
+    data = str(tmp_path / "ipam")
+    r = add(world, plugin_dir, {**conf(data), "prevResult": prev}, ctr)
+    assert [i["name"] for i in r["interfaces"]][0] == "tap9"
+    assert r["ips"][0] == prev["ips"][0]
+    assert r["ips"][1]["interface"] == 3 and r["interfaces"][3]["name"] == "eth0"

@@ -266,3 +266,19 @@ def test_family_from_address():
     assert IPConfig("fd00::1/8").family == 6
     assert Route("::/0").family == 6
     assert Route("0.0.0.0/0").family == 4
+
+
+def test_merge_appends_and_shifts_interface_indexes():
+    from pycni.result import DNS, Interface, IPConfig, Result, Route, merge
+    prev = Result(interfaces=[Interface("tap0", sandbox="/x")],
+                  ips=[IPConfig("192.0.2.5/24", interface=0)],
+                  routes=[Route("198.51.100.0/24")], dns=DNS(nameservers=["192.0.2.53"]))
+    new = Result(cni_version="1.0.0",
+                 interfaces=[Interface("br0"), Interface("veth1"), Interface("eth0", sandbox="/x")],
+                 ips=[IPConfig("10.0.0.2/24", "10.0.0.1", interface=2), IPConfig("10.9.0.2/24")])
+    merged = merge(prev, new)
+    assert [i.name for i in merged.interfaces] == ["tap0", "br0", "veth1", "eth0"]
+    assert [(ip.address, ip.interface) for ip in merged.ips] == [
+        ("192.0.2.5/24", 0), ("10.0.0.2/24", 3), ("10.9.0.2/24", None)]
+    assert merged.dns.nameservers == ["192.0.2.53"] and merged.cni_version == "1.0.0"
+    assert [r.dst for r in merged.routes] == ["198.51.100.0/24"]
