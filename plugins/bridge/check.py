@@ -6,9 +6,7 @@ a port of the bridge, then the container's addresses and routes. Messages
 follow the reference plugin's.
 """
 
-import _socket as socket  # the C module: `socket` costs ~8 ms more
-
-from pycni import netlink, netns
+from pycni import checks, netlink, netns
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Interface, Result
 
@@ -69,42 +67,17 @@ def is_host_peer(nl, intf: Interface, br: netlink.Link, cont: netlink.Link) -> b
 
 
 def check_addresses(nl, ifname: str, result: Result) -> None:
-    import ipaddress
     link = netlink.get_link(nl, ifname)
     if link is None:
         raise _fail(f"Cannot find container link {ifname}")
-    present = {str(ipaddress.ip_interface(a.cidr)) for a in netlink.list_addresses(nl, link.index)}
-    routes = netlink.list_routes(nl)
-    for ip in result.ips:
-        wanted = ipaddress.ip_interface(ip.address)
-        if str(wanted) not in present:
-            raise _fail(f"Failed to match addr {wanted} on interface {ifname}")
-        if not any(r.dst == str(wanted.network) for r in routes):
-            raise _fail(f"Failed to find Gateway {ip.gateway or '<nil>'} for interface {ifname}")
+    addresses = [a.cidr for a in netlink.list_addresses(nl, link.index)]
+    route_dsts = [r.dst for r in netlink.list_routes(nl)]
+    checks.check_addresses(ifname, result.ips, addresses, route_dsts)
 
 
 def check_routes(nl, result: Result) -> None:
-    import ipaddress
-    for route in result.routes:
-        dst = ipaddress.ip_network(route.dst, strict=False)
-        family = socket.AF_INET6 if dst.version == 6 else socket.AF_INET
-        found = False
-        for r in netlink.list_routes(nl, family):
-            if ipaddress.ip_network(r.dst, strict=False) != dst:
-                continue
-            if dst.prefixlen and route.gw and \
-                    ipaddress.ip_address(route.gw) != _ip_or_none(r.gw):
-                continue
-            found = True
-            break
-        if not found:
-            raise _fail(f"Expected Route {{Dst:{route.dst} GW:{route.gw or '<nil>'}}} "
-                        "not found in routing table")
-
-
-def _ip_or_none(text: str):
-    import ipaddress
-    return ipaddress.ip_address(text) if text else None
+    checks.check_routes(result.routes, lambda table: netlink.list_routes(
+        nl, table=netlink.RT_TABLE_MAIN if table is None else table))
 
 
 def check_attachment(settings, netns_path: str, ifname: str, prev: Result) -> None:

@@ -6,7 +6,8 @@ where it has some.
 """
 
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
-from pycni.result import Interface, IPConfig, Result, Route
+from pycni.checks import check_addresses, check_routes, route_present  # noqa: F401
+from pycni.result import Interface, IPConfig, Result
 
 
 def fail(msg: str, details: str = "") -> CNIError:
@@ -40,60 +41,6 @@ def check_link(intf: Interface, link, mode: str, expected_mode: str,
     if master_index and link.link != master_index:
         raise fail(f"container macvlan {intf.name} is not attached to the configured master",
                    f"parent index {link.link}, master index {master_index}")
-
-
-def _iface(cidr: str):
-    import ipaddress
-    return ipaddress.ip_interface(cidr)
-
-
-def check_addresses(ifname: str, ips: list[IPConfig], addresses: list[str],
-                    route_dsts: list[str]) -> None:
-    """Every prevResult address is on the link with a route to its prefix.
-
-    addresses: CIDRs on the link; route_dsts: destination CIDRs of the
-    main table (both families).
-    """
-    present = {_iface(a) for a in addresses}
-    networks = {_iface(d).network for d in route_dsts}
-    for ip in ips:
-        wanted = _iface(ip.address)
-        if wanted not in present:
-            raise fail(f"Failed to match addr {ip.address} on interface {ifname}")
-        if wanted.network not in networks:
-            raise fail(f"Failed to find Gateway {ip.gateway} for interface {ifname}",
-                       f"no route to {wanted.network}")
-
-
-def route_present(route: Route, table_routes) -> bool:
-    """`table_routes`: netlink.RouteEntry list of the route's table.
-    A default route matches any default route of its family (as in the
-    reference); others need the same destination and, if given, gateway."""
-    import ipaddress
-    dst = ipaddress.ip_network(route.dst, strict=False)
-    for entry in table_routes:
-        have = ipaddress.ip_network(entry.dst, strict=False)
-        if have.version != dst.version:
-            continue
-        if dst.prefixlen == 0:
-            if have.prefixlen == 0:
-                return True
-            continue
-        if have != dst:
-            continue
-        if route.gw and (not entry.gw or
-                         ipaddress.ip_address(entry.gw) != ipaddress.ip_address(route.gw)):
-            continue
-        return True
-    return False
-
-
-def check_routes(routes: list[Route], routes_by_table) -> None:
-    """routes_by_table(table or None) -> RouteEntry list."""
-    for route in routes:
-        if not route_present(route, routes_by_table(route.table)):
-            via = f" via {route.gw}" if route.gw else ""
-            raise fail(f"Expected Route {route.dst}{via} not found in routing table")
 
 
 def require_prev_result(prev: Result | None) -> Result:

@@ -128,7 +128,7 @@ def test_route_matching():
     assert check.route_present(Route(dst="192.0.2.0/24"), table)
     assert not check.route_present(Route(dst="192.0.2.0/24", gw="10.1.0.2"), table)
     assert not check.route_present(Route(dst="198.51.100.0/24"), table)
-    with pytest.raises(CNIError, match="Expected Route 198.51.100.0/24 via 10.1.0.1"):
+    with pytest.raises(CNIError, match=r"Expected Route \{Dst:198.51.100.0/24 GW:10.1.0.1\}"):
         check.check_routes([Route(dst="198.51.100.0/24", gw="10.1.0.1")], lambda t: table)
 
 
