@@ -98,12 +98,12 @@ class NetlinkError(OSError):
     pass
 
 
-class RtNetlink:
-    """An rtnetlink socket in the current network namespace."""
+class NetlinkSocket:
+    """A netlink socket of `protocol` in the current network namespace."""
 
-    def __init__(self):
+    def __init__(self, protocol: int):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                  NETLINK_ROUTE)
+                                  protocol)
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -144,6 +144,13 @@ class RtNetlink:
                 if kind == NLMSG_DONE:
                     return replies
                 replies.append((kind, payload))  # a reply; the ACK follows
+
+
+class RtNetlink(NetlinkSocket):
+    """An rtnetlink socket in the current network namespace."""
+
+    def __init__(self):
+        super().__init__(NETLINK_ROUTE)
 
 
 @dataclass
