@@ -45,6 +45,16 @@ def default_backend() -> str:
     return NFTABLES if find_tool("nft") else IPTABLES
 
 
+def iptables_save(family: int, table: str) -> str:
+    """`iptables-save -t TABLE` (ip6tables-save for family 6)."""
+    return run_tool([IPT_TOOLS[family][0], "-t", table])
+
+
+def iptables_restore(family: int, script: str) -> None:
+    """Apply `script` as one batch, keeping other rules, under the xtables lock."""
+    run_tool([IPT_TOOLS[family][1], "--noflush", "-w"], script)
+
+
 class ToolError(CNIError):
     def __init__(self, tool: str, returncode: int, stderr: str):
         super().__init__(INTERNAL, f"{tool} failed (exit {returncode})", stderr.strip())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from . import chain_name, comment
 from ..errors import CNIError, INTERNAL
 from ..iptsave import render, split
-from ..fwtools import IPT_TOOLS as TOOLS, iptables_usable, run_tool
+from ..fwtools import iptables_restore, iptables_save, iptables_usable
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
@@ -134,11 +134,10 @@ def available(family: int = 4) -> bool:
 
 
 def save_nat(family: int) -> str:
-    return run_tool([TOOLS[family][0], "-t", "nat"])
+    return iptables_save(family, "nat")
 
 
-def restore(family: int, script: str) -> None:
-    run_tool([TOOLS[family][1], "--noflush", "-w"], script)
+restore = iptables_restore
 
 
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:

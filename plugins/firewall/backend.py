@@ -20,7 +20,8 @@ import json
 from dataclasses import dataclass
 
 from pycni.errors import CNIError
-from pycni.fwtools import IPT_TOOLS, ToolError, default_backend, find_tool, retrying, run_tool
+from pycni.fwtools import (ToolError, default_backend, find_tool, iptables_restore,
+                           iptables_save, iptables_usable, retrying, run_tool)
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
@@ -51,17 +52,12 @@ def _families(ips: list[ContainerIP]) -> list[int]:
 class IptablesBackend:
     name = IPTABLES
 
-    @staticmethod
-    def usable(family: int) -> bool:
-        return all(find_tool(t) for t in IPT_TOOLS[family])
+    usable = staticmethod(iptables_usable)
+    restore = staticmethod(iptables_restore)
 
     @staticmethod
     def saved(family: int) -> ipt.Saved:
-        return ipt.parse_saved(run_tool([IPT_TOOLS[family][0], "-t", "filter"]))
-
-    @staticmethod
-    def restore(family: int, script: str) -> None:
-        run_tool([IPT_TOOLS[family][1], "--noflush", "-w"], script)
+        return ipt.parse_saved(iptables_save(family, "filter"))
 
     def _plan(self, family: int, ips: list[ContainerIP], a: Attachment) -> ipt.Plan:
         return ipt.plan(family, ips, a.admin_chain, a.policy, a.bridge)

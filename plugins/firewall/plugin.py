@@ -36,19 +36,26 @@ def _attachment(req: skel.Request, conf: FirewallConf, bridge: str = ""):
                       conf.admin_chain, conf.policy, bridge)
 
 
+def _chained(req: skel.Request):
+    """ADD and CHECK: config, the required prevResult, the container's
+    addresses in it and the attachment they belong to."""
+    conf = _conf(req)
+    prev = req.prev_result
+    if prev is None:
+        raise CNIError(INVALID_NETWORK_CONFIG, "missing prevResult from earlier plugin")
+    ips = container_ips(prev)
+    bridge = bridge_name(conf, prev) if ips else ""
+    return conf, prev, ips, _attachment(req, conf, bridge)
+
+
 class FirewallPlugin(skel.Plugin):
     name = "firewall"
     supported_versions = SUPPORTED_VERSIONS
 
     def add(self, req: skel.Request) -> Result:
-        conf = _conf(req)
-        prev = req.prev_result
-        if prev is None:
-            raise CNIError(INVALID_NETWORK_CONFIG, "missing prevResult from earlier plugin")
-        ips = container_ips(prev)
-        bridge = bridge_name(conf, prev) if ips else ""
+        conf, prev, ips, target = _chained(req)
         from . import backend
-        backend.backend(conf.backend).setup(ips, _attachment(req, conf, bridge))
+        backend.backend(conf.backend).setup(ips, target)
         return prev
 
     def delete(self, req: skel.Request) -> None:
@@ -58,14 +65,9 @@ class FirewallPlugin(skel.Plugin):
         backend.backend(conf.backend).teardown(ips, _attachment(req, conf))
 
     def check(self, req: skel.Request) -> None:
-        conf = _conf(req)
-        prev = req.prev_result
-        if prev is None:
-            raise CNIError(INVALID_NETWORK_CONFIG, "missing prevResult from earlier plugin")
-        ips = container_ips(prev)
-        bridge = bridge_name(conf, prev) if ips else ""
+        conf, _prev, ips, target = _chained(req)
         from . import backend
-        problems = backend.backend(conf.backend).check(ips, _attachment(req, conf, bridge))
+        problems = backend.backend(conf.backend).check(ips, target)
         if problems:
             raise CNIError(INTERNAL, problems[0], "; ".join(problems[1:]))
 

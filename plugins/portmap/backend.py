@@ -11,7 +11,8 @@ recomputed from a new read and retried.
 import json
 
 from pycni.errors import CNIError, INTERNAL
-from pycni.fwtools import IPT_TOOLS, ToolError, default_backend, find_tool, retrying, run_tool
+from pycni.fwtools import (IPT_TOOLS, ToolError, default_backend, find_tool, iptables_restore,
+                           iptables_save, iptables_usable, retrying, run_tool)
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
@@ -26,17 +27,12 @@ def detect() -> str:
 class IptablesBackend:
     name = IPTABLES
 
-    @staticmethod
-    def usable(family: int) -> bool:
-        return all(find_tool(t) for t in IPT_TOOLS[family])
+    usable = staticmethod(iptables_usable)
+    restore = staticmethod(iptables_restore)
 
     @staticmethod
     def saved(family: int) -> ipt.Saved:
-        return ipt.parse_saved(run_tool([IPT_TOOLS[family][0], "-t", "nat"]))
-
-    @staticmethod
-    def restore(family: int, script: str) -> None:
-        run_tool([IPT_TOOLS[family][1], "--noflush", "-w"], script)
+        return ipt.parse_saved(iptables_save(family, "nat"))
 
     def apply(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
         plan = ipt.plan(conf, network, cid, cip)
