@@ -1,9 +1,20 @@
 """The launcher scripts `pycni install` writes, one per plugin.
 
-A launcher runs this Python with -I -S (isolated, no site processing:
-about 10 ms less per call) and the exact import path pycni was installed
-in, so it works whatever the caller's environment and PATH are. Kept apart
-from cli.py (argparse) because invoke.py reads it on the hot path.
+A launcher runs this Python with -I -S -B: isolated (no PYTHON* variables,
+no user site-packages, no script or working directory on sys.path), no
+site processing (about 10 ms less per call; also no .pth files) and no
+bytecode writing (a root process never creates __pycache__ directories with
+the caller's umask). Its import path is the interpreter's standard library
+followed by the one directory this installation of pycni lives in, nothing
+else: never a PYTHONPATH entry, never ~/.local, never the working
+directory. The plugins need only the standard library, so pycni's own
+directory is all that is added, and it is appended, so a stray `enum/`
+beside pycni cannot shadow the standard library.
+
+`pycni install` (cli.py) refuses an installation that anyone but root (or
+the installing user) could change; see cli.py for the rule. Kept apart
+from cli.py (argparse) because invoke.py reads it on the hot path: it
+compares an executable with launcher_text() to recognise our own launchers.
 """
 
 import os
@@ -11,24 +22,20 @@ import sys
 
 from .registry import PLUGINS
 
-TEMPLATE = """#!{python} -IS
+TEMPLATE = """#!{python} -ISB
 # pycni {name} plugin, written by `pycni install`; reinstall after upgrading.
 import sys
-sys.path[:0] = {paths!r}
+sys.path += {paths!r}
 from {module} import main
 main()
 """
 
 
 def import_paths() -> list[str]:
-    """Directories the launcher needs: where pycni and its deps live."""
+    """Directories the launcher adds after the standard library: the one
+    that holds the pycni package (pycni has no dependencies to add)."""
     import pycni
-    here = os.path.dirname(os.path.dirname(os.path.abspath(pycni.__file__)))
-    paths = [here]
-    for p in sys.path:
-        if p and p.endswith(("site-packages", "dist-packages")) and p not in paths:
-            paths.append(p)
-    return paths
+    return [os.path.dirname(os.path.dirname(os.path.abspath(pycni.__file__)))]
 
 
 def launcher_text(name: str, python: str | None = None) -> str:
