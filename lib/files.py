@@ -1,20 +1,255 @@
-"""Small file helpers for state that other processes read concurrently."""
+"""File helpers for plugin state: explicit modes, no symlink followed.
 
+Plugins run as root in directories that other users may be able to reach.
+The rules every state writer follows (host-local's store, tuning's
+backups, cnitool's result cache):
+
+- The configured base directory (a `dataDir`, the cache dir) is trusted as
+  a path: existing components are followed as the operator laid them out.
+  Components that are missing are created here with exactly the mode asked
+  for (mkdir, then fchmod: the umask plays no part), each one opened with
+  O_NOFOLLOW relative to its parent, so nobody can swap a symlink into a
+  path while we create it.
+- Directories *below* the base (a network directory, `.pycni`) are opened
+  with `open_subdir`: never through a symlink, only when owned by us (the
+  effective uid), and never left writable by group or others (a directory
+  of ours that is, e.g. made under umask 000 by an older version, gets
+  those write bits dropped).
+- Every file is opened relative to its directory's fd with O_NOFOLLOW and
+  O_NONBLOCK (a FIFO never hangs us) and must be a regular file.
+- Files are replaced, never rewritten in place: a temporary file created
+  O_EXCL next to the target, then renamed over it. A planted symlink or
+  hard link at the target is replaced, never written through.
+"""
+
+import errno
 import os
+import stat
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to a temporary file beside `path` and rename it over
-    `path`: readers see the old or the new content, never half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+class UnsafePath(OSError):
+    """A path in a state directory that we refuse to use."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return "a device"
+
+
+def _kind_at(dir_fd: int, name: str) -> str:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        return _kind(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return "not a directory"
+
+
+def open_dir(path: str) -> int | None:
+    """fd of the existing directory `path` (followed as a path); None if missing."""
+    try:
+        return os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return None
+
+
+def open_tree(path: str, mode: int) -> int:
+    """fd of directory `path`, creating missing components with `mode`."""
+    try:
+        return os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        pass
+    stripped = path.rstrip("/") or "/"
+    parent, name = os.path.split(stripped)
+    if not name or name in (".", ".."):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    parent_fd = open_tree(parent or ".", mode)
+    try:
+        return open_subdir(parent_fd, name, mode, create=True)
+    finally:
+        os.close(parent_fd)
+
+
+def open_subdir(dir_fd: int, name: str, mode: int, create: bool = True) -> int | None:
+    """fd of directory `name` inside `dir_fd`, created with exactly `mode`
+    when missing (None when missing and not `create`). Refused (UnsafePath):
+    a symlink, not a directory, owned by another user. A directory of ours
+    writable by group or others loses those bits."""
+    created = False
+    if create:
+        try:
+            os.mkdir(name, mode, dir_fd=dir_fd)
+            created = True
+        except FileExistsError:
+            pass
+    try:
+        fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(exc.errno, f"{name} is {_kind_at(dir_fd, name)}") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        euid = os.geteuid()
+        if st.st_uid != euid:
+            raise UnsafePath(errno.EPERM, f"{name} is owned by uid {st.st_uid}, not {euid}")
+        if created:
+            os.fchmod(fd, mode)
+        elif st.st_mode & 0o022:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o022)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(dir_fd: int, name: str, flags: int = os.O_RDONLY,
+                 create_mode: int | None = None) -> int:
+    """fd of the regular file `name` in `dir_fd`, never through a symlink,
+    never blocking on a FIFO. With `create_mode`, a missing file is created
+    with exactly that mode. UnsafePath for anything but a regular file."""
+    flags |= _FILE_FLAGS
+    while True:
+        try:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+            break
+        except FileNotFoundError:
+            if create_mode is None:
+                raise
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                raise UnsafePath(exc.errno, f"{name} is {_kind_at(dir_fd, name)}") from None
+            raise
+        try:
+            fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, create_mode, dir_fd=dir_fd)
+        except FileExistsError:
+            continue                        # created meanwhile: open that one
+        try:
+            os.fchmod(fd, create_mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsafePath(errno.EINVAL, f"{name} is {_kind(mode)}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_at(dir_fd: int, name: str, limit: int = 1 << 20) -> bytes | None:
+    """Up to `limit` bytes of the regular file `name`; None if it is missing."""
+    try:
+        fd = open_regular(dir_fd, name)
+    except FileNotFoundError:
+        return None
+    return _read_fd(fd, limit)
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    try:
+        chunks = []
+        while limit > 0:
+            chunk = os.read(fd, min(limit, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            limit -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: str, limit: int = 1 << 20, follow_symlinks: bool = False) -> bytes | None:
+    """`read_at` for a path whose directory is trusted; with
+    `follow_symlinks` the whole path is (e.g. a resolv.conf symlink), but
+    it must still lead to a regular file (no FIFO hang, no /dev/zero)."""
+    if follow_symlinks:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise UnsafePath(errno.EINVAL, f"{path} is {_kind(mode)}")
+        except BaseException:
+            os.close(fd)
+            raise
+        return _read_fd(fd, limit)
+    directory, name = os.path.split(path)
+    dir_fd = open_dir(directory or ".")
+    if dir_fd is None:
+        return None
+    try:
+        return read_at(dir_fd, name, limit)
+    finally:
+        os.close(dir_fd)
+
+
+def write_atomic_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600,
+                    sync: bool = False) -> None:
+    """Replace `name` in `dir_fd` by a file of exactly `mode` holding `data`:
+    readers see the old or the new content, never half a file; whatever was
+    at `name` (a symlink included) is replaced, never written through."""
+    tmp = f".{name}.tmp{os.getpid()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+    except FileExistsError:          # left by a killed process of the same pid
+        os.unlink(tmp, dir_fd=dir_fd)
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
+    """`write_atomic_at` for a path; missing directories are created with
+    `dir_mode` (the directory itself is trusted as a path)."""
+    directory, name = os.path.split(path)
+    dir_fd = open_tree(directory or ".", dir_mode)
+    try:
+        write_atomic_at(dir_fd, name, data, mode)
+    finally:
+        os.close(dir_fd)
+
+
+def unlink_at(dir_fd: int, name: str) -> bool:
+    """Remove `name` (never follows it); False if it was not there."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True

@@ -8,6 +8,8 @@ GC   release allocations of attachments not in cni.dev/valid-attachments
 STATUS code 50 when a range set has no free address left (ADD would fail)
 """
 
+import os
+
 from pycni import skel
 from pycni.errors import CNIError, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE
 from pycni.result import Result
@@ -28,9 +30,15 @@ def open_store(conf: cfg.Config, create: bool = True):
 
 
 def read_dns(path: str):
+    """resolvConf is a path the config names, followed as a path (it is
+    often a symlink) but read only if it is a regular file: a FIFO there
+    must not hang the call."""
+    from pycni.files import read_file
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return cfg.parse_resolv_conf(f.read())
+        data = read_file(path, 1 << 20, follow_symlinks=True)
+        if data is None:
+            raise FileNotFoundError(2, os.strerror(2))
+        return cfg.parse_resolv_conf(data.decode("utf-8", "replace"))
     except OSError as exc:
         raise CNIError(IO_FAILURE, f"failed to read resolvConf {path}",
                        exc.strerror or str(exc)) from None

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 
 from pycni import version as spec_versions
-from pycni.files import write_atomic
+from pycni import files
 from pycni.errors import CNIError
 from pycni.result import parse_result
 
@@ -27,6 +27,7 @@ from .request import RuntimeConf
 
 KIND = "cniCacheV1"
 DEFAULT_CACHE_DIR = "/var/lib/cni"
+MAX_CACHE_FILE = 16 << 20
 
 
 class CacheError(Exception):
@@ -51,6 +52,13 @@ def cache_path(cache_dir: str, net_name: str, rt: RuntimeConf) -> str:
             f'cache file path requires network name ("{net_name}"), container ID '
             f'("{rt.container_id}"), and interface name ("{rt.ifname}")')
     return os.path.join(cache_dir, "results", f"{net_name}-{rt.container_id}-{rt.ifname}")
+
+
+def _file_name(cache_dir: str, net_name: str, rt: RuntimeConf) -> str:
+    name = os.path.basename(cache_path(cache_dir, net_name, rt))
+    if "/" in f"{net_name}{rt.container_id}{rt.ifname}" or name.startswith("."):
+        raise CacheError(f'invalid cache file name "{net_name}-{rt.container_id}-{rt.ifname}"')
+    return name
 
 
 def _compact(obj) -> str:
@@ -136,49 +144,88 @@ def cached_result(data: bytes, cni_version: str) -> dict:
 
 # --- file layer ---------------------------------------------------------------
 
-def write(cache_dir: str, net_name: str, rt: RuntimeConf, config: bytes, result: dict) -> None:
-    path = cache_path(cache_dir, net_name, rt)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    data = encode(rt, net_name, config, result)
-    write_atomic(path, data, 0o600)
-
-
-def read(cache_dir: str, net_name: str, rt: RuntimeConf) -> bytes | None:
-    """The cache file's bytes; None when there is none (read errors included)."""
-    path = cache_path(cache_dir, net_name, rt)
+def _results_dir(cache_dir: str, create: bool) -> int | None:
+    """fd of `<cacheDir>/results`: the cache dir is trusted as a path (created
+    0700 when missing, as libcni's MkdirAll); `results` below it is created
+    0700 whatever the umask and refused when it is a symlink or not ours."""
+    base = files.open_tree(cache_dir, 0o700) if create else files.open_dir(cache_dir)
+    if base is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return files.open_subdir(base, "results", 0o700, create)
+    finally:
+        os.close(base)
+
+
+def write(cache_dir: str, net_name: str, rt: RuntimeConf, config: bytes, result: dict) -> None:
+    """Replace the cache file (0600), never writing through a planted link."""
+    name = _file_name(cache_dir, net_name, rt)
+    data = encode(rt, net_name, config, result)
+    fd = _results_dir(cache_dir, create=True)
+    try:
+        files.write_atomic_at(fd, name, data, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _read_in(fd: int, name: str) -> bytes | None:
+    try:
+        return files.read_at(fd, name, MAX_CACHE_FILE)
     except OSError:
         return None
 
 
+def read(cache_dir: str, net_name: str, rt: RuntimeConf) -> bytes | None:
+    """The cache file's bytes; None when there is none (read errors, a
+    symlink or anything but a regular file included)."""
+    try:
+        name = _file_name(cache_dir, net_name, rt)
+    except CacheError:
+        return None
+    try:
+        fd = _results_dir(cache_dir, create=False)
+    except OSError:
+        return None
+    if fd is None:
+        return None
+    try:
+        return _read_in(fd, name)
+    finally:
+        os.close(fd)
+
+
 def delete(cache_dir: str, net_name: str, rt: RuntimeConf) -> None:
     try:
-        path = cache_path(cache_dir, net_name, rt)
-    except CacheError:
+        name = _file_name(cache_dir, net_name, rt)
+        fd = _results_dir(cache_dir, create=False)
+    except (CacheError, OSError):
+        return
+    if fd is None:
         return
     try:
-        os.unlink(path)
+        files.unlink_at(fd, name)
     except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 def attachments(cache_dir: str) -> list[Attachment]:
     """Every valid cached attachment, in file-name order."""
-    directory = os.path.join(cache_dir, "results")
     try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
+        fd = _results_dir(cache_dir, create=False)
+    except OSError:
+        return []
+    if fd is None:
         return []
     out = []
-    for name in names:
-        try:
-            with open(os.path.join(directory, name), "rb") as f:
-                attachment = decode_attachment(f.read())
-        except OSError:
-            continue
-        if attachment is None or not attachment.ifname or not attachment.network:
-            continue
-        out.append(attachment)
+    try:
+        for name in sorted(os.listdir(fd)):
+            data = _read_in(fd, name)
+            attachment = None if data is None else decode_attachment(data)
+            if attachment is None or not attachment.ifname or not attachment.network:
+                continue
+            out.append(attachment)
+    finally:
+        os.close(fd)
     return out

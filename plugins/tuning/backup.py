@@ -20,7 +20,9 @@ import json
 import os
 from dataclasses import dataclass
 
-from pycni.files import write_atomic
+from pycni.files import read_file, write_atomic
+
+MAX_BACKUP = 1 << 16
 
 
 @dataclass
@@ -83,19 +85,18 @@ def from_json(text: str | bytes) -> LinkState:
 
 def save(path: str, state: LinkState) -> None:
     """Write atomically (a crash never leaves half a file), mode 0600 in
-    a 0700 directory."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    write_atomic(path, to_json(state).encode("utf-8"), 0o600)
+    a 0700 directory (missing directories created 0700 whatever the umask,
+    as the reference's MkdirAll(dataDir, 0700)); a symlink or hard link
+    planted at `path` is replaced, never written through."""
+    write_atomic(path, to_json(state).encode("utf-8"), 0o600, dir_mode=0o700)
 
 
 def load(path: str) -> LinkState | None:
     """The saved state, or None if there is no file. ValueError if the
-    file is not a backup."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    file is not a backup; OSError if it is not a regular file (a symlink
+    is never followed, a FIFO never blocks)."""
+    data = read_file(path, MAX_BACKUP)
+    if data is None:
         return None
     return from_json(data)
 

@@ -83,16 +83,87 @@ def test_last_reserved(store):
         assert store.last_reserved(0) == "10.0.0.7"
 
 
-def test_index_is_used_while_directory_unchanged(store):
+def test_index_is_used_while_directory_unchanged(store, monkeypatch):
     with store.locked():
         store.reserve("10.0.0.2", "c1", "eth0", 0)
-    # A change the directory mtime cannot see (never done by either
-    # implementation) proves the second call reads the index, not the files.
-    with open(os.path.join(store.dir, "10.0.0.2"), "r+b") as f:
-        f.write(b"zz")
+    # The second call answers from the index (plus one read of the file it
+    # names), without reading the directory.
+    def no_scan(self):
+        raise AssertionError("the directory was scanned")
+    monkeypatch.setattr(DiskStore, "scan", no_scan)
     with store.locked():
         assert store.owned("c1", "eth0") == ["10.0.0.2"]
-        assert store.scan() == {"10.0.0.2": "zz\r\neth0"}
+        assert store.release("c1", "eth0") == ["10.0.0.2"]
+    with store.locked():
+        assert store.owned("c1", "eth0") == []
+
+
+def _edit_in_place(store, name, content, restore_mtime):
+    """Rewrite an allocation file in place (same inode); optionally put the
+    directory's mtime back as a restore (tar, rsync -a) would."""
+    before = os.stat(store.dir)
+    with open(os.path.join(store.dir, name), "r+b") as f:
+        f.truncate(0)
+        f.write(content.encode())
+    if restore_mtime:
+        os.utime(store.dir, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(store.dir).st_mtime_ns == before.st_mtime_ns
+
+
+@pytest.mark.parametrize("restore_mtime", [False, True])
+def test_del_never_releases_a_file_naming_another_container(store, restore_mtime):
+    """Issue #11 finding 9: the index said c1 held 10.0.0.2, the file now
+    names c2. DEL of c1 must leave c2's file alone."""
+    with store.locked():
+        store.reserve("10.0.0.2", "c1", "eth0", 0)
+        store.reserve("10.0.0.3", "c3", "eth0", 0)
+    _edit_in_place(store, "10.0.0.2", "c2\r\neth0", restore_mtime)
+    with store.locked():
+        assert store.release("c1", "eth0") == []
+    assert open(os.path.join(store.dir, "10.0.0.2"), "rb").read() == b"c2\r\neth0"
+    with store.locked():        # and the index now knows who holds what
+        assert store.owned("c2", "eth0") == ["10.0.0.2"]
+        assert store.owned("c3", "eth0") == ["10.0.0.3"]
+        assert store.release("c2", "eth0") == ["10.0.0.2"]
+
+
+@pytest.mark.parametrize("restore_mtime", [False, True])
+def test_add_of_a_container_no_longer_named_is_no_duplicate(store, tmp_path, restore_mtime):
+    conf = cfg.load({"cniVersion": "1.0.0", "name": "net",
+                     "ipam": {"subnet": "10.0.0.0/24", "dataDir": str(tmp_path)}})
+    from pycni.ipam.host_local.allocator import allocate
+    with store.locked():
+        assert [ip.address for ip in allocate(conf, store, "c1", "eth0")] == ["10.0.0.2/24"]
+    _edit_in_place(store, "10.0.0.2", "c2\r\neth0", restore_mtime)
+    with store.locked():
+        assert [ip.address for ip in allocate(conf, store, "c1", "eth0")] == ["10.0.0.3/24"]
+        assert store.owned("c2", "eth0") == ["10.0.0.2"]
+    with store.locked():
+        assert not store.holds("c1", "eth9")
+        assert store.owned("c1", "eth0") == ["10.0.0.3"]
+
+
+def test_restored_mtime_after_a_create_invalidates_the_index(store):
+    """A file added and the directory mtime put back (a restore): the
+    directory's ctime, which nobody can set, still gives it away."""
+    with store.locked():
+        store.reserve("10.0.0.2", "c1", "eth0", 0)
+    before = os.stat(store.dir)
+    write(store, "10.0.0.9", "c1\r\neth0")
+    os.utime(store.dir, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with store.locked():
+        assert sorted(store.owned("c1", "eth0")) == ["10.0.0.2", "10.0.0.9"]
+
+
+def test_a_file_removed_behind_the_index_is_not_held(store):
+    with store.locked():
+        store.reserve("10.0.0.2", "c1", "eth0", 0)
+    before = os.stat(store.dir)
+    os.unlink(os.path.join(store.dir, "10.0.0.2"))
+    os.utime(store.dir, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with store.locked():
+        assert store.owned("c1", "eth0") == []
+        assert store.release("c1", "eth0") == []
 
 
 @pytest.mark.parametrize("foreign", ["create", "remove"])
