@@ -2,9 +2,18 @@
 
 Runtimes differ in key spelling: containerd sends ``HostPort`` where podman
 sends ``hostPort``, and the reference plugins (Go) accept both because
-encoding/json matches keys case-insensitively, preferring an exact match.
-Configs are decoded here once, at the edge, so plugin logic sees typed
-fields only.
+encoding/json matches keys case-insensitively. Go walks the object's keys
+in document order and sets the field each one matches, so when several
+keys match one field (``dataDir`` and ``DataDir``, or ``a`` repeated) the
+*last* one wins. `loads` therefore keeps document order (a repeated key
+moves to its last position) and `lookup` returns the last key that folds
+to the name. Configs are decoded here once, at the edge, so plugin logic
+sees typed fields only.
+
+`loads` is the one JSON parser for configs: Go's limits and choices
+(nesting up to 10,000 levels, no NaN/Infinity, numbers in float64 range,
+invalid UTF-8 and lone surrogates replaced by U+FFFD), failing with a
+DECODING_FAILURE error, never a traceback.
 
 A field's JSON key is its name in lowerCamelCase (``ip_masq`` -> ``ipMasq``)
 unless ``key("...")`` names it. Supported field types: str, int, float,
@@ -16,10 +25,147 @@ is what Go does with pointers, slices and maps.
 """
 
 import dataclasses
+import json
 import sys
 import types
 
-from .errors import CNIError, INVALID_NETWORK_CONFIG
+from .errors import CNIError, DECODING_FAILURE, INVALID_NETWORK_CONFIG
+
+# Go encoding/json's maxNestingDepth: 10,000 nested arrays/objects parse,
+# 10,001 do not.
+MAX_DEPTH = 10000
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# Fewer brackets than this cannot nest deeper than Python's default
+# recursion limit allows (with room for the frames around the parse).
+_SHALLOW = 500
+
+
+def loads(data, what: str = "network config"):
+    """Parse JSON text (bytes or str) as Go's encoding/json accepts it.
+
+    Objects keep document order, a repeated key taking its last position
+    (see `lookup`). Raises CNIError(DECODING_FAILURE) for anything Go
+    refuses: syntax errors, NaN/Infinity, numbers beyond float64, nesting
+    deeper than MAX_DEPTH. Like Go, invalid UTF-8 and lone surrogate
+    escapes become U+FFFD instead of failing.
+    """
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = _decode_utf8_as_go(data)
+    else:
+        text = data
+    opens = text.count("[") + text.count("{")
+    if opens > _SHALLOW:
+        allow_depth(MAX_DEPTH)
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        raise _too_deep(what) from None
+    except ValueError as exc:
+        raise CNIError(DECODING_FAILURE, f"error unmarshalling {what}", str(exc)) from None
+    if opens > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise _too_deep(what)
+    if "\\ud" in text or "\\uD" in text:
+        value = _replace_surrogates(value)
+    return value
+
+
+def allow_depth(depth: int) -> None:
+    """Raise the recursion limit so that a value nested `depth` deep can
+    be parsed, dumped and compared from here (and from a little deeper).
+    Kept for the rest of the process: later walks need it too."""
+    frames, frame = 0, sys._getframe()
+    while frame is not None:
+        frames, frame = frames + 1, frame.f_back
+    needed = frames + depth + 500
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
+
+
+def _too_deep(what: str) -> CNIError:
+    return CNIError(DECODING_FAILURE, f"error unmarshalling {what}",
+                    f"exceeded max depth: JSON nested deeper than {MAX_DEPTH} levels")
+
+
+def _ordered_object(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):   # a repeated key: it goes where it was last
+        obj = {}
+        for k, v in pairs:
+            obj.pop(k, None)
+            obj[k] = v
+    return obj
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value "
+                     f"({name} is not JSON)")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0:   # inf: beyond float64, which Go refuses
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_ordered_object,
+                            parse_constant=_reject_constant, parse_float=_parse_float)
+
+
+def _decode_utf8_as_go(data: bytes) -> str:
+    """Go replaces each byte of an invalid UTF-8 sequence with U+FFFD."""
+    import codecs
+    try:
+        codecs.lookup_error("pycni-go-utf8")
+    except LookupError:
+        codecs.register_error("pycni-go-utf8",
+                              lambda e: ("\ufffd" * (e.end - e.start), e.end))
+    return bytes(data).decode("utf-8", "pycni-go-utf8")
+
+
+def _depth(value) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest if isinstance(value, (dict, list)) else 0
+
+
+def _replace_surrogates(value):
+    """A lone surrogate (\\ud800 not followed by a low one) is U+FFFD in Go."""
+    table = dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
+
+    def fix(text):
+        return text if text.isascii() else text.translate(table)
+
+    if isinstance(value, str):
+        return fix(value)
+    stack = [value] if isinstance(value, (dict, list)) else []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            for i, child in enumerate(item):
+                if isinstance(child, str):
+                    item[i] = fix(child)
+                elif isinstance(child, (dict, list)):
+                    stack.append(child)
+            continue
+        pairs = list(item.items())
+        item.clear()
+        for k, child in pairs:
+            if isinstance(child, str):
+                child = fix(child)
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+            k = fix(k)
+            item.pop(k, None)
+            item[k] = child
+    return value
 
 
 def key(name: str, **kwargs):
@@ -37,15 +183,33 @@ def json_name(field: dataclasses.Field) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def fold(name: str) -> str:
+    """The key `name` as Go's encoding/json compares it to a field name.
+
+    Go folds with Unicode simple case folding (bytes.EqualFold). For the
+    ASCII field names configs use this is lower(), plus the two non-ASCII
+    letters that fold to ASCII ones: KELVIN SIGN (lower() gives "k") and
+    LATIN SMALL LETTER LONG S ("s"). Dotless i and dotted I do not fold
+    to i, as in Go.
+    """
+    if name.isascii():
+        return name.lower()
+    return name.replace("\u017f", "s").lower()
+
+
 def lookup(obj: dict, name: str, default=None):
-    """Go-style key lookup: exact match first, then case-insensitive."""
-    if name in obj:
-        return obj[name]
-    lowered = name.lower()
-    for k, v in obj.items():
-        if isinstance(k, str) and k.lower() == lowered:
-            return v
+    """Go-style key lookup: the last key (in document order, as `loads`
+    keeps it) that matches `name` case-insensitively."""
+    wanted = fold(name)
+    for k in reversed(obj):
+        if k == name or (isinstance(k, str) and fold(k) == wanted):
+            return obj[k]
     return default
+
+
+def folded_index(obj: dict) -> dict:
+    """fold(key) -> value, the last matching key winning (as in Go)."""
+    return {fold(k): v for k, v in obj.items()}
 
 
 class DecodeError(CNIError):
@@ -68,12 +232,10 @@ def decode(cls, obj, path: str = "config"):
     if not isinstance(obj, dict):
         raise DecodeError(path, "an object", obj)
     hints = _field_types(cls)
+    index = folded_index(obj)
     values = {}
-    for field in dataclasses.fields(cls):
-        if not field.init:
-            continue
-        name = json_name(field)
-        raw = lookup(obj, name, _MISSING)
+    for field, name, folded in _json_fields(cls):
+        raw = index.get(folded, _MISSING)
         if raw is _MISSING:
             continue
         tp = hints[field.name]
@@ -97,6 +259,17 @@ def decode(cls, obj, path: str = "config"):
 
 _MISSING = object()
 _HINTS: dict = {}
+_FIELDS: dict = {}
+
+
+def _json_fields(cls) -> list:
+    """(field, JSON key, folded key) of each init field of `cls`."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = [(f, json_name(f), fold(json_name(f)))
+                  for f in dataclasses.fields(cls) if f.init]
+        _FIELDS[cls] = fields
+    return fields
 
 
 def _field_types(cls) -> dict:
@@ -156,10 +329,12 @@ def _convert(tp, raw, path: str):
             return raw
         raise DecodeError(path, "a boolean", raw)
     if tp is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
         if isinstance(raw, float) and raw.is_integer():
-            return int(raw)
+            raw = int(raw)
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            if INT64_MIN <= raw <= INT64_MAX:
+                return raw
+            raise DecodeError(path, "a 64-bit integer", raw)
         raise DecodeError(path, "an integer", raw)
     if tp is float:
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):

@@ -74,9 +74,10 @@ class Request:
         """GC: the attachments to keep (cni.dev/valid-attachments)."""
         from .config import Attachment
         from .decode import decode
-        raw = self.config.get("cni.dev/valid-attachments")
+        from .decode import lookup
+        raw = lookup(self.config, "cni.dev/valid-attachments")
         if raw is None:
-            raw = self.config.get("cni.dev/attachments") or []
+            raw = lookup(self.config, "cni.dev/attachments") or []
         if not isinstance(raw, list):
             raise CNIError(INVALID_NETWORK_CONFIG,
                            "cni.dev/valid-attachments must be a list")
@@ -133,8 +134,9 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
 
     from .log import OperationLog
     req = None
-    # PYCNI_LOG_FILE also records failures that happen before the config
-    # is read; a logFile in the config takes over once it is.
+    # With a log directory set by the node (log.py), failures that happen
+    # before the config is read are logged too; a logFile in the config
+    # (a file of that directory) takes over once it is.
     log = OperationLog.from_config(None, env)
     cni_version = versions.CURRENT
     try:
@@ -221,11 +223,8 @@ def validate_ifname(name: str) -> None:
 
 
 def parse_config(data: bytes) -> dict:
-    try:
-        config = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CNIError(DECODING_FAILURE, "error unmarshalling network config",
-                       str(exc)) from None
+    from .decode import loads
+    config = loads(data)   # Go's rules: order, depth, no NaN; DECODING_FAILURE
     if not isinstance(config, dict):
         raise CNIError(DECODING_FAILURE, "error unmarshalling network config",
                        "network config is not a JSON object")

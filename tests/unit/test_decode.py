@@ -77,9 +77,11 @@ def test_containerd_and_podman_spellings():
 
 @pytest.mark.parametrize("obj", [
     {"HostPort": 1, "hostPort": 2},
-    {"hostPort": 2, "HostPort": 1},
+    {"hostPort": 1, "HostPort": 2},
+    {"HOSTPORT": 1, "hostport": 2},
 ])
-def test_exact_match_preferred(obj):
+def test_last_case_insensitive_match_wins(obj):
+    """Go sets the field once per matching key, in document order."""
     assert decode(Mapping, obj).host_port == 2
 
 
@@ -89,6 +91,7 @@ def test_lookup():
     assert lookup({}, "prevResult") is None
     assert lookup({}, "prevResult", "d") == "d"
     assert lookup({"prevResult": 1, "prevresult": 2}, "prevresult") == 2
+    assert lookup({"prevresult": 2, "prevResult": 1}, "prevresult") == 1
 
 
 def test_nested_dataclasses_and_lists():
