@@ -68,15 +68,13 @@ def without_comment(rule: list[str]) -> list[str]:
     return out
 
 
-_PLAIN = frozenset("-_./:,!+@%=[]")
-
-
 def render(args: list[str]) -> str:
-    """Rule arguments as an iptables-restore line fragment."""
-    return " ".join(quote(a) for a in args)
+    """Rule arguments as an iptables-restore line fragment: each argument
+    exactly one token (fwquote.ipt_line; control characters refused)."""
+    from .fwquote import ipt_line
+    return ipt_line(args)
 
 
 def quote(arg: str) -> str:
-    if arg and all(c.isalnum() or c in _PLAIN for c in arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    from .fwquote import ipt_token
+    return ipt_token(arg)

@@ -130,6 +130,8 @@ def validate_bridge_name(name: str) -> None:
     elif name in (".", "..") or any(c in name for c in "/:") or \
             any(c.isspace() for c in name):
         problem = "must not be . or .. or contain / : or whitespace"
+    elif any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in name):
+        problem = "must not contain control characters"
     if problem:
         raise CNIError(INVALID_NETWORK_CONFIG, f'invalid bridge name "{name}": {problem}')
 

@@ -76,8 +76,11 @@ def parse_config(raw: dict, detect_backend=None) -> FirewallConf:
 def validate_chain_name(name: str) -> None:
     """iptables accepts at most 28 characters, no whitespace, and a name
     that is neither an option nor a built-in target or chain."""
+    from pycni.fwquote import control_char
     problem = ""
-    if len(name) > CHAIN_NAME_MAX:
+    if control_char(name) is not None:
+        problem = "contains a control character"
+    elif len(name.encode()) > CHAIN_NAME_MAX:
         problem = f"longer than {CHAIN_NAME_MAX} characters"
     elif any(c.isspace() or not c.isprintable() for c in name) or '"' in name or "'" in name:
         problem = "contains whitespace or quotes"
@@ -130,6 +133,17 @@ def bridge_name(conf: FirewallConf, result) -> str:
     name = result.interfaces[0].name
     if not name:
         raise _invalid("got empty bridge name")
-    if len(name.encode()) > 15 or any(c.isspace() or c in "\"'\\/" for c in name):
+    if not valid_bridge_name(name):
         raise _invalid(f"invalid bridge name {_go_quote(name)} in prevResult")
     return name
+
+
+def valid_bridge_name(name: str) -> bool:
+    """A Linux interface name that iptables and nft match as exactly that
+    interface: at most 15 bytes, no whitespace, quote, backslash, slash,
+    colon or control character, and no wildcard (iptables reads a
+    trailing "+", nft a "*" as "any name starting with")."""
+    from pycni.fwquote import control_char
+    return len(name.encode()) <= 15 and name not in (".", "..") and \
+        control_char(name) is None and \
+        not any(c.isspace() or c in "\"'\\/:+*" for c in name)

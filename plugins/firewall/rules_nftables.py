@@ -42,6 +42,7 @@ from what they must hold, so racing ADDs converge on one copy.
 
 from dataclasses import dataclass, field
 
+from pycni.fwquote import nft_comment, nft_string, nft_word
 from pycni.ipmasq.nftables import instance_comment, instance_hash, network_hash
 
 from .config import ContainerIP, ISOLATED
@@ -75,7 +76,7 @@ class Rule:
     comment: str | None = None
 
     def line(self) -> str:
-        note = f' comment "{self.comment}"' if self.comment is not None else ""
+        note = f" comment {nft_comment(self.comment)}" if self.comment is not None else ""
         return f"add rule {T} {self.chain} {self.text}{note}"
 
 
@@ -96,6 +97,7 @@ ISOLATION_RULES = (
 
 def address_rules(cip: ContainerIP, comment: str | None = None) -> list[Rule]:
     p = FAMILY_PROTO[cip.family]
+    nft_word(cip.ip, "container address")
     return [Rule(CONTAINERS, f"{p} daddr {cip.ip} ct state established,related accept",
                  (f"{p} daddr == {cip.ip}", "ct state in established,related", "accept"),
                  comment),
@@ -112,7 +114,7 @@ def bridge_elements(bridge: str, policy: str) -> list[tuple[str, str]]:
 
 
 def _element_text(element: str) -> str:
-    return " . ".join(f'"{part}"' for part in element.split(" . "))
+    return " . ".join(nft_string(part, "bridge name") for part in element.split(" . "))
 
 
 # --- the current state ------------------------------------------------------------

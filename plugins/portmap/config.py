@@ -69,7 +69,8 @@ def parse_config(raw: dict, detect_backend=None) -> PortMapConf:
     config names none (only called then, it execs tools)."""
     conf = decode(PortMapConf, raw)
     runtime = decode(RuntimeConfig, conf.runtime_config or {}, "config.runtimeConfig")
-    conf.mappings = [normalize_mapping(m, i) for i, m in enumerate(runtime.port_mappings)]
+    conf.mappings = dedupe([normalize_mapping(m, i)
+                            for i, m in enumerate(runtime.port_mappings)])
     if conf.mark_masq_bit is not None and conf.external_set_mark_chain is not None:
         raise _invalid("Cannot specify externalSetMarkChain and markMasqBit")
     if not 0 <= conf.mark_bit <= 31:
@@ -83,7 +84,36 @@ def parse_config(raw: dict, detect_backend=None) -> PortMapConf:
     if wanted.get(wrong):
         raise _invalid(f"{conf.backend} backend was requested but configuration contains "
                        f"{wrong}-specific options [{' '.join(wanted[wrong])}]")
+    validate_script_inputs(conf)
     return conf
+
+
+def validate_script_inputs(conf: PortMapConf) -> None:
+    """Everything of the config that is written into an iptables-restore
+    or nft script must be one token of one rule (see pycni.fwquote)."""
+    from pycni import fwquote
+    if conf.external_set_mark_chain is not None:
+        fwquote.ipt_chain(conf.external_set_mark_chain, "externalSetMarkChain")
+    for name, conds in (("conditionsV4", conf.conditions_v4),
+                        ("conditionsV6", conf.conditions_v6)):
+        if conds is None:
+            continue
+        if conf.backend == IPTABLES:
+            fwquote.ipt_conditions(conds, name)
+        else:
+            fwquote.nft_conditions(conds, name)
+
+
+def dedupe(mappings: list[PortMapping]) -> list[PortMapping]:
+    """Identical mappings (after normalization) once, first-seen order:
+    a repeated entry would only repeat rules."""
+    seen, out = set(), []
+    for m in mappings:
+        ident = (m.host_port, m.container_port, m.protocol, m.host_ip)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(m)
+    return out
 
 
 def normalize_mapping(m: PortMapping, index: int) -> PortMapping:
@@ -98,6 +128,9 @@ def normalize_mapping(m: PortMapping, index: int) -> PortMapping:
     host_ip = m.host_ip
     if host_ip:
         import ipaddress
+        if not isinstance(host_ip, str) or "%" in host_ip:
+            # an IPv6 zone ("fe80::1%eth0") is no address iptables or nft take
+            raise _invalid(f'Invalid hostIP "{m.host_ip}"', where)
         try:
             addr = ipaddress.ip_address(host_ip)
             # an IPv4-mapped IPv6 address is IPv4 (as Go's To4 sees it)

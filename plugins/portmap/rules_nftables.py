@@ -27,7 +27,9 @@ too, so that our DEL cleans up after the reference.
 import hashlib
 from dataclasses import dataclass
 
-from .config import ContainerIP, PortMapConf, mappings_for
+from pycni.fwquote import nft_comment, nft_conditions, nft_word
+
+from .config import PROTOCOLS, ContainerIP, PortMapConf, mappings_for
 
 TABLE = "cni_hostport"
 TABLE_COMMENT = "CNI portmap plugin"
@@ -60,6 +62,10 @@ def comment(network: str, container_id: str) -> str:
     return text.replace('"', "")[:COMMENT_MAX]
 
 
+def _quoted_comment(network: str, container_id: str) -> str:
+    return nft_comment(comment(network, container_id), COMMENT_MAX)
+
+
 def is_ours(rule_comment: str | None, network: str, container_id: str) -> bool:
     """Does a rule with this comment belong to the attachment? Also true
     for the reference's tag (the bare container ID), see the module doc."""
@@ -69,7 +75,8 @@ def is_ours(rule_comment: str | None, network: str, container_id: str) -> bool:
 
 
 def _ip_port(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    nft_word(ip)
+    return f"[{ip}]:{port:d}" if ":" in ip else f"{ip}:{port:d}"
 
 
 @dataclass
@@ -87,9 +94,10 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
     family = cip.family
     fam = FAMILY[family]
     t = f"{fam} {TABLE}"
-    conds = " ".join(conf.conditions(family))
+    conds = nft_conditions(conf.conditions(family), f"conditionsV{family}")
     jump = (conds + " " if conds else "") + f"fib daddr type local jump {HOSTPORTS_ALL}"
-    note = comment(network, container_id)
+    note = _quoted_comment(network, container_id)
+    ip = nft_word(cip.ip, "container address")
     lines = [
         f'add table {t} {{ comment "{TABLE_COMMENT}" ; }}',
         f"add chain {t} {HOSTPORTS}",
@@ -111,17 +119,24 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
                 is_ours(r.comment, network, container_id):
             lines.append(f"delete rule {t} {r.chain} handle {r.handle}")
     for m, dest in mappings_for(conf.mappings, family):
-        match = f"{fam} daddr {dest} " if dest else ""
-        lines.append(f"add rule {t} {HOSTPORTS} {match}{m.protocol} dport {m.host_port} "
-                     f'dnat to {_ip_port(cip.ip, m.container_port)} comment "{note}"')
+        match = f"{fam} daddr {nft_word(dest, 'hostIP')} " if dest else ""
+        lines.append(f"add rule {t} {HOSTPORTS} {match}{_protocol(m.protocol)} "
+                     f"dport {m.host_port:d} dnat to {_ip_port(ip, m.container_port)} "
+                     f"comment {note}")
     if conf.snat_on:
-        src = ANY[family] if conf.masq_all else cip.ip
-        lines.append(f"add rule {t} {MASQUERADING} {fam} saddr {src} {fam} daddr {cip.ip} "
-                     f'masquerade comment "{note}"')
+        src = ANY[family] if conf.masq_all else ip
+        lines.append(f"add rule {t} {MASQUERADING} {fam} saddr {src} {fam} daddr {ip} "
+                     f"masquerade comment {note}")
         if family == 4 and not conf.masq_all:
-            lines.append(f"add rule {t} {MASQUERADING} ip saddr 127.0.0.1 ip daddr {cip.ip} "
-                         f'masquerade comment "{note}"')
+            lines.append(f"add rule {t} {MASQUERADING} ip saddr 127.0.0.1 ip daddr {ip} "
+                         f"masquerade comment {note}")
     return "\n".join(lines) + "\n"
+
+
+def _protocol(proto: str) -> str:
+    if proto not in PROTOCOLS:
+        raise ValueError(f"unexpected protocol {proto!r}")    # config.py validates
+    return proto
 
 
 def expected_counts(conf: PortMapConf, family: int) -> dict[str, int]:
