@@ -16,9 +16,12 @@ run by another user: other than root and that user):
   * the rule, for each of them: owned by a trusted user and not writable by
     group or others (POSIX ACL entries show in the group bits, so they are
     covered). A symlink must be owned by a trusted user; its target is
-    checked the same way. A directory writable by others is accepted only
-    when it is sticky (like /tmp): then only the owners of its entries can
-    rename or delete them, and every entry we rely on is itself checked;
+    checked the same way. An ancestor directory writable by others is
+    accepted only when it is sticky (like /tmp): then only the owners of
+    its entries can rename or delete them, and the entry we rely on is
+    itself checked. The directories themselves (--dir, an import path
+    directory, anything inside pycni) may not be sticky-and-writable:
+    others could add a plugin or a module beside ours;
   * a path that does not exist yet (a standard-library entry such as
     python311.zip, a --dir to create) is fine when its nearest existing
     ancestor passes: no one else can create it.
@@ -63,14 +66,15 @@ def trusted_owners() -> frozenset[int]:
     return frozenset({0, os.geteuid()})
 
 
-def entry_problem(path: str, st: os.stat_result, owners) -> str | None:
-    """Why one file system entry (lstat'ed) is not trustworthy, or None."""
+def entry_problem(path: str, st: os.stat_result, owners, ancestor: bool = False) -> str | None:
+    """Why one file system entry (lstat'ed) is not trustworthy, or None.
+    `ancestor`: `path` is only walked through on the way to what we use."""
     if st.st_uid not in owners:
         return f"{path} is owned by uid {st.st_uid}, not by root or the installing user"
     if stat.S_ISLNK(st.st_mode):
         return None     # a symlink's own mode bits mean nothing
     if st.st_mode & 0o022:
-        if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
+        if ancestor and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
             return None     # sticky: others cannot replace entries they do not own
         return (f"{path} is writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o})")
@@ -84,7 +88,7 @@ def check_path(path: str, owners, problems: list[str], allow_missing: bool = Fal
     does not exist)."""
     pending = [p for p in os.path.abspath(path).split("/") if p]
     current = "/"
-    problem = entry_problem("/", os.lstat("/"), owners)
+    problem = entry_problem("/", os.lstat("/"), owners, ancestor=bool(pending))
     if problem:
         problems.append(problem)
     links = 0
@@ -105,7 +109,7 @@ def check_path(path: str, owners, problems: list[str], allow_missing: bool = Fal
         except OSError as err:
             problems.append(f"{candidate}: {err.strerror}")
             return None
-        problem = entry_problem(candidate, st, owners)
+        problem = entry_problem(candidate, st, owners, ancestor=bool(pending))
         if problem:
             problems.append(problem)
         if stat.S_ISLNK(st.st_mode):

@@ -122,6 +122,29 @@ def test_sticky_world_writable_ancestor_needs_trusted_children(tmp_path):
     assert "owned by uid" in problems_of(sticky / "mine")[0]
 
 
+def test_sticky_world_writable_dir_itself_is_refused(tmp_path):
+    """Fine to walk through (/tmp), not to use: others could add a plugin
+    beside ours, or a module to the import path."""
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    assert "writable by group or others (mode 1777)" in problems_of(sticky)[0]
+    with pytest.raises(cli.InstallRefused):
+        cli.install(str(sticky))
+    assert os.listdir(sticky) == []
+    assert problems_of(sticky / "new", allow_missing=True) == []
+
+
+def test_sticky_dir_inside_the_package_is_refused(tmp_path, monkeypatch):
+    site = fake_installation(tmp_path, monkeypatch)
+    (site / "pycni" / "plugins").mkdir()
+    (site / "pycni" / "plugins").chmod(0o1777)
+    with pytest.raises(cli.InstallRefused) as err:
+        cli.install(str(tmp_path / "bin"))
+    assert err.value.problems == [f"{site}/pycni/plugins is writable by group or others "
+                                  "(mode 1777)"]
+
+
 @needs_root
 def test_symlinks_are_followed_and_checked(tmp_path):
     good = tmp_path / "good"
