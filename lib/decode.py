@@ -57,12 +57,13 @@ def loads(data, what: str = "network config"):
     else:
         text = data
     opens = text.count("[") + text.count("{")
+    allowed = MAX_DEPTH
     if opens > _SHALLOW:
-        allow_depth(MAX_DEPTH)
+        allowed = allow_depth(MAX_DEPTH)
     try:
         value = _DECODER.decode(text)
     except RecursionError:
-        raise _too_deep(what) from None
+        raise _too_deep(what, allowed) from None
     except ValueError as exc:
         raise CNIError(DECODING_FAILURE, f"error unmarshalling {what}", str(exc)) from None
     if opens > MAX_DEPTH and _depth(value) > MAX_DEPTH:
@@ -72,21 +73,43 @@ def loads(data, what: str = "network config"):
     return value
 
 
-def allow_depth(depth: int) -> None:
+# C stack a nesting level may take in json's C parser/encoder and other
+# recursive walks (measured: ~130 bytes; 2x to spare).
+_STACK_PER_LEVEL = 256
+_STACK_WANTED = 16 << 20
+
+
+def allow_depth(depth: int) -> int:
     """Raise the recursion limit so that a value nested `depth` deep can
-    be parsed, dumped and compared from here (and from a little deeper).
-    Kept for the rest of the process: later walks need it too."""
+    be parsed, dumped and compared from here (and from a little deeper);
+    return the depth allowed. Kept for the rest of the process: later
+    walks need it too. The main thread's stack limit is raised to match
+    if it can be; if it cannot, the depth allowed is what fits, so that a
+    deeper value is a RecursionError, never a crash."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft != resource.RLIM_INFINITY and soft < _STACK_WANTED:
+        raised = _STACK_WANTED if hard == resource.RLIM_INFINITY else min(hard, _STACK_WANTED)
+        if raised > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_STACK, (raised, hard))
+                soft = raised
+            except (OSError, ValueError):
+                pass
+    if soft != resource.RLIM_INFINITY:
+        depth = min(depth, max(0, (soft - (256 << 10)) // _STACK_PER_LEVEL))
     frames, frame = 0, sys._getframe()
     while frame is not None:
         frames, frame = frames + 1, frame.f_back
     needed = frames + depth + 500
     if sys.getrecursionlimit() < needed:
         sys.setrecursionlimit(needed)
+    return depth
 
 
-def _too_deep(what: str) -> CNIError:
+def _too_deep(what: str, depth: int = MAX_DEPTH) -> CNIError:
     return CNIError(DECODING_FAILURE, f"error unmarshalling {what}",
-                    f"exceeded max depth: JSON nested deeper than {MAX_DEPTH} levels")
+                    f"exceeded max depth: JSON nested deeper than {depth} levels")
 
 
 def _ordered_object(pairs: list) -> dict:
@@ -210,6 +233,24 @@ def lookup(obj: dict, name: str, default=None):
 def folded_index(obj: dict) -> dict:
     """fold(key) -> value, the last matching key winning (as in Go)."""
     return {fold(k): v for k, v in obj.items()}
+
+
+class GoKeys(dict):
+    """A JSON object for code that reads fixed keys (``.get("dst")``,
+    ``obj["address"]``, ``"ip4" in obj``) with Go's matching: any case,
+    the last match winning. Holds the folded keys only."""
+
+    def __init__(self, obj: dict):
+        super().__init__(folded_index(obj))
+
+    def get(self, name, default=None):
+        return dict.get(self, fold(name), default)
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, fold(name))
+
+    def __contains__(self, name):
+        return dict.__contains__(self, fold(name))
 
 
 class DecodeError(CNIError):

@@ -176,6 +176,7 @@ def parse_result(data, default_version: str) -> Result:
     if not isinstance(data, dict):
         raise CNIError(DECODING_FAILURE, "failed to parse result",
                        "result is not a JSON object")
+    data = _obj(data, "result")
     version = data.get("cniVersion") or default_version
     try:
         if not isinstance(version, str):
@@ -246,7 +247,8 @@ def _parse_dns(data) -> DNS:
 def _obj(value, what: str) -> dict:
     if not isinstance(value, dict):
         raise TypeError(f"{what} must be an object, got {value!r}")
-    return value
+    from .decode import GoKeys
+    return GoKeys(value)   # keys match as in Go: any case, last one wins
 
 
 def _list(value, what: str) -> list:

@@ -286,6 +286,8 @@ def parse_routes(raw: list[dict]) -> list:
     for i, r in enumerate(raw):
         if not isinstance(r, dict):
             raise _cfg_error(f"invalid route {i}: expected an object")
+        from pycni.decode import GoKeys
+        r = GoKeys(r)   # Go matches the keys in any case, the last one winning
         dst = r.get("dst")
         try:
             ipaddress.ip_network(dst, strict=False)
@@ -380,7 +382,7 @@ def store_location(config: dict) -> "Config | None":
     """Just the name and dataDir of a config that does not load (for DEL)."""
     from pycni.decode import lookup
     ipam = lookup(config, "ipam")
-    name = config.get("name")
+    name = lookup(config, "name")
     if not isinstance(ipam, dict) or not isinstance(name, str):
         return None
     data_dir = lookup(ipam, "dataDir") or DEFAULT_DATA_DIR
