@@ -5,7 +5,9 @@
 #   PYTHON=/usr/bin/python3.11 ./build.sh   interpreter for the build venv
 #   PYCNI_BUILD_VENV=DIR ./build.sh         venv location (default build/venv)
 #   ./build.sh --clean                      extra arguments go to pyinstaller
-#   cp -a dist/cni-bin/. /opt/cni/bin/      install on a node
+#   cp -a --no-preserve=ownership dist/cni-bin/. /opt/cni/bin/
+#                                           install on a node (as root: the
+#                                           files become root's, not the builder's)
 #
 # Result: dist/cni-bin/ holds one executable per plugin listed in
 # pycni.registry.PLUGINS, named as runtimes look it up on CNI_PATH, plus one
@@ -32,7 +34,13 @@
 # Needs a Python >= 3.11 built with a shared libpython (PyInstaller's
 # requirement) and PyPI (or a mirror) for the build virtualenv; nothing is
 # downloaded from anywhere else. Everything intermediate stays in build/.
+#
+# Root runs these files: the bundle is made writable by its owner only
+# (umask 022 for everything this script creates, and group/other write bits
+# cleared from what PyInstaller copies from the build Python), whatever the
+# caller's umask.
 set -euo pipefail
+umask 022
 
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -113,6 +121,10 @@ EOF
 rm -rf "$WORK/dist"
 "$VENV/bin/pyinstaller" --noconfirm --log-level WARN \
     --distpath "$WORK/dist" --workpath "$WORK/work" "$@" "$SPEC"
+
+# Nothing in the bundle may be writable by group or others (copied files keep
+# their source's modes).
+chmod -R go-w "$WORK/dist/cni-bin"
 
 # Every plugin must at least answer VERSION with an empty environment.
 names=$("$VENV/bin/python" -c 'from pycni.registry import PLUGINS; print(*sorted(PLUGINS))')

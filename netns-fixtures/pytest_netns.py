@@ -47,8 +47,10 @@ def world(request):
 def plugin_dir(tmp_path_factory):
     """Our plugin executables, installed the way users install them."""
     target = tmp_path_factory.mktemp("cni-bin")
-    subprocess.run([sys.executable, "-m", "pycni.cli", "install", "--dir", str(target)],
-                   check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "pycni.cli", "install", "--dir", str(target)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:   # e.g. install refusing a venv others can write to
+        pytest.fail(f"pycni install failed: {proc.stderr}")
     return str(target)
 
 

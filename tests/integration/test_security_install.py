@@ -25,6 +25,8 @@ import pycni
 from pycni.registry import PLUGINS
 
 PACKAGE = os.path.dirname(os.path.abspath(pycni.__file__))
+BUILD_SH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "build.sh")
 PACKAGE_PARENT = os.path.dirname(PACKAGE)
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 LOOPBACK = {"cniVersion": "1.0.0", "name": "lo-net", "type": "loopback"}
@@ -284,3 +286,56 @@ def test_umask_000_install_gives_0755_and_launchers_write_no_bytecode(world, roo
     created = [root for root, dirs, _ in os.walk(site) if "__pycache__" in dirs]
     assert created == []
     assert "not byte-compiled" in proc.stderr    # install said it would be slow
+
+
+# ---------------------------------------------------- build.sh (the frozen bundle)
+
+STUB_PYINSTALLER = """#!/bin/sh
+# Lays out a bundle the way PyInstaller does: files created with the
+# caller's umask, and a library copied with its source's (loose) mode.
+while [ $# -gt 0 ]; do
+    case $1 in --distpath) dist=$2; shift ;; esac
+    shift
+done
+mkdir -p "$dist/cni-bin/.pycni/lib-dynload"
+for name in {names}; do
+    printf '#!/bin/sh\\necho "{{\\\\"supportedVersions\\\\":[]}}"\\n' > "$dist/cni-bin/$name"
+    chmod +x "$dist/cni-bin/$name"
+done
+echo module > "$dist/cni-bin/.pycni/json.pyc"
+echo library > "$dist/cni-bin/.pycni/lib-dynload/copied.so"
+chmod 0777 "$dist/cni-bin/.pycni/lib-dynload/copied.so"
+"""
+
+
+def test_build_sh_bundle_is_not_writable_by_others_under_umask_000(tmp_path):
+    """Root runs the bundle's files (and `cp -a` keeps their modes): under
+    umask 000, and for a loosely-moded file PyInstaller copies, build.sh
+    still produces nothing group/other-writable. PyInstaller, pip and the
+    build venv are stubs: only build.sh's own handling is under test."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    shutil.copy(BUILD_SH, tree)
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    stubs = {"pip": "#!/bin/sh\nexit 0\n",
+             "python": f"#!/bin/sh\nexec {sys.executable} \"$@\"\n",
+             "pyinstaller": STUB_PYINSTALLER.format(names=" ".join(sorted(PLUGINS)))}
+    for name, text in stubs.items():
+        (venv_bin / name).write_text(text)
+        (venv_bin / name).chmod(0o755)
+    proc = subprocess.run(["bash", str(tree / "build.sh")], umask=0, capture_output=True,
+                          text=True, timeout=120,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                               "PYCNI_BUILD_VENV": str(tmp_path / "venv")})
+    assert proc.returncode == 0, proc.stderr
+    bundle = tree / "dist" / "cni-bin"
+    assert sorted(os.listdir(bundle)) == sorted([".pycni", *PLUGINS])
+    loose = []
+    for top in (tree / "dist", tree / "build"):
+        for root, dirs, files in os.walk(top):
+            for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                st = os.lstat(name)
+                if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022:
+                    loose.append(f"{name} {stat.S_IMODE(st.st_mode):04o}")
+    assert loose == []
