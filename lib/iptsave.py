@@ -29,9 +29,17 @@ class Saved:
         return any(without_comment(r) == bare for r in self.chain_rules(chain))
 
 
+def lines_of(text: str) -> list[str]:
+    """The lines iptables-restore would read back: split at "\n" only
+    (str.splitlines also splits at \r, \x1c, \x85, ..., which a rule's
+    comment may hold), so that a line we echo back as `-D ...` is
+    exactly one rule."""
+    return text.split("\n")
+
+
 def parse_saved(text: str) -> Saved:
     saved = Saved()
-    for line in text.splitlines():
+    for line in lines_of(text):
         if line.startswith(":"):
             saved.chains.add(line[1:].split()[0])
         elif line.startswith("-A "):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from . import chain_name, comment
 from ..errors import CNIError, INTERNAL
-from ..iptsave import render, split
+from ..iptsave import lines_of, render, split
 from ..fwtools import iptables_restore, iptables_save, iptables_usable
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
@@ -57,7 +57,7 @@ def plan(ips: list[str], network: str, container_id: str) -> dict[int, RuleSet]:
 def jumps_to(chain: str, saved: str) -> list[str]:
     """POSTROUTING rules in `iptables-save -t nat` output that jump to `chain`."""
     out = []
-    for line in saved.splitlines():
+    for line in lines_of(saved):
         if not line.startswith("-A POSTROUTING "):
             continue
         tokens = split(line)
@@ -67,7 +67,7 @@ def jumps_to(chain: str, saved: str) -> list[str]:
 
 
 def chain_exists(chain: str, saved: str) -> bool:
-    return any(line.split()[:1] == [f":{chain}"] for line in saved.splitlines())
+    return any(line.split()[:1] == [f":{chain}"] for line in lines_of(saved))
 
 
 def setup_script(rs: RuleSet, saved: str) -> str:
@@ -106,7 +106,7 @@ def attachment_chains(network: str, saved: str) -> dict[str, str]:
     import re
     pattern = re.compile(r'name: "(.*)" id: "(.*)"\Z')
     found: dict[str, str] = {}
-    for line in saved.splitlines():
+    for line in lines_of(saved):
         if not line.startswith("-A CNI-"):
             continue
         tokens = split(line)

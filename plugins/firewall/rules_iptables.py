@@ -32,6 +32,7 @@ compared with what the kernel reports; a change is one
 
 from dataclasses import dataclass, field
 
+from pycni.fwquote import ipt_chain
 from pycni.iptsave import Saved, parse_saved, render, split, without_comment  # noqa: F401
 
 from .config import ContainerIP, ISOLATED
@@ -133,13 +134,14 @@ def add_script(p: Plan, saved: Saved) -> str | None:
     lines = []
     for chain in p.chains:
         if chain not in saved.chains and chain not in BUILTIN and f"-N {chain}" not in lines:
-            lines.append(f"-N {chain}")
+            lines.append(f"-N {ipt_chain(chain, 'iptablesAdminChainName')}")
     done: list[tuple[str, list[str]]] = []
     for op in p.ops:
         if saved.has(op.chain, op.rule, op.loose) or (op.chain, op.rule) in done:
             continue
         done.append((op.chain, op.rule))
-        verb = f"-I {op.chain} 1" if op.first else f"-A {op.chain}"
+        chain = ipt_chain(op.chain, "iptablesAdminChainName")
+        verb = f"-I {chain} 1" if op.first else f"-A {chain}"
         lines.append(f"{verb} {render(op.rule)}")
     if not lines:
         return None

@@ -42,7 +42,7 @@ from what they must hold, so racing ADDs converge on one copy.
 
 from dataclasses import dataclass, field
 
-from pycni.fwquote import nft_comment, nft_string, nft_word
+from pycni.fwquote import nft_comment, nft_identifier, nft_string, nft_word
 from pycni.ipmasq.nftables import instance_comment, instance_hash, network_hash
 
 from .config import ContainerIP, ISOLATED
@@ -203,7 +203,7 @@ def _owned(listing: Listing, network: str, ifname: str, container_id: str) -> li
 
 
 def _delete(r: Existing) -> str:
-    return f"delete rule {T} {r.chain} handle {r.handle}"
+    return f"delete rule {T} {nft_identifier(r.chain)} handle {int(r.handle):d}"
 
 
 def add_script(ips: list[ContainerIP], network: str, ifname: str, container_id: str,

@@ -27,7 +27,7 @@ too, so that our DEL cleans up after the reference.
 import hashlib
 from dataclasses import dataclass
 
-from pycni.fwquote import nft_comment, nft_conditions, nft_word
+from pycni.fwquote import nft_comment, nft_conditions, nft_identifier, nft_word
 
 from .config import PROTOCOLS, ContainerIP, PortMapConf, mappings_for
 
@@ -117,7 +117,7 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
     for r in existing:
         if r.family == family and r.chain in RULE_CHAINS and \
                 is_ours(r.comment, network, container_id):
-            lines.append(f"delete rule {t} {r.chain} handle {r.handle}")
+            lines.append(f"delete rule {t} {nft_identifier(r.chain)} handle {int(r.handle):d}")
     for m, dest in mappings_for(conf.mappings, family):
         match = f"{fam} daddr {nft_word(dest, 'hostIP')} " if dest else ""
         lines.append(f"add rule {t} {HOSTPORTS} {match}{_protocol(m.protocol)} "
@@ -162,8 +162,8 @@ def check(conf: PortMapConf, network: str, container_id: str, family: int,
 def delete_script(doomed: list[ExistingRule]) -> str | None:
     if not doomed:
         return None
-    return "\n".join(f"delete rule {FAMILY[r.family]} {TABLE} {r.chain} handle {r.handle}"
-                     for r in doomed) + "\n"
+    return "\n".join(f"delete rule {FAMILY[r.family]} {TABLE} {nft_identifier(r.chain)} "
+                     f"handle {int(r.handle):d}" for r in doomed) + "\n"
 
 
 def del_rules(network: str, container_id: str, existing: list[ExistingRule]) -> list[ExistingRule]:

@@ -400,3 +400,34 @@ def test_bandwidth_ifb_name_is_a_hash():
 @pytest.mark.parametrize("name", ["br\x01", "br\x7f", "b\0r"])
 def test_bridge_name_with_control_characters_is_refused(name):
     code7(bridge_config.validate_bridge_name, name)
+
+
+# --- echoing saved lines back, names read from listings ---------------------------------
+
+def test_saved_lines_split_where_iptables_restore_splits():
+    chain = pm_ipt.chain_name("net", "cid")
+    text = (f'-A CNI-HOSTPORT-DNAT -m comment --comment "a\rb\x1cc" -j {chain}\n'
+            f":{chain} - [0:0]\n")
+    saved = iptsave.parse_saved(text)
+    assert len(saved.jumps_to(chain)) == 1
+    script = pm_ipt.del_script("net", "cid", saved)
+    assert script.count("\n") == 5          # *nat, -D, -F, -X, COMMIT
+    assert masq_ipt.jumps_to(chain, "-A POSTROUTING -m comment --comment \"a\rb\" -j "
+                                    f"{chain}\n") != []
+
+
+def test_firewall_script_refuses_a_bad_admin_chain_even_past_the_config():
+    ips = [fw_config.ContainerIP(4, "10.1.2.3")]
+    plan = fw_ipt.plan(4, ips, "CNI-ADMIN\n-I INPUT 1 -j ACCEPT")
+    code7(fw_ipt.add_script, plan, fw_ipt.Saved())
+
+
+def test_nft_deletes_name_only_identifiers_and_handles():
+    bad = pm_nft.ExistingRule(4, "hostports ; flush ruleset", 5, "x")
+    code7(pm_nft.delete_script, [bad])
+    assert pm_nft.delete_script([pm_nft.ExistingRule(4, "hostports", 5, "x")]) == \
+        "delete rule ip cni_hostport hostports handle 5\n"
+    with pytest.raises((ValueError, TypeError)):
+        pm_nft.delete_script([pm_nft.ExistingRule(4, "hostports", "5 ; flush ruleset", "x")])
+    fw_bad = fw_nft.Existing("containers\nflush ruleset", 3, "x", ())
+    code7(fw_nft.delete_script, [fw_bad])
