@@ -218,3 +218,35 @@ def test_firewall_nft_strange_ifname_stays_inside_its_comment(world, plugin_dir)
     assert world.run_plugin(plugin_dir, "firewall", "DEL", conf, ctr, ifname=ifname).ok
     listing = json.loads(host.run("nft", "-j", "list", "ruleset").stdout)["nftables"]
     assert not [i for i in listing if "rule" in i and i["rule"]["chain"] == "containers"]
+
+
+# --- bridge: macspoofchk and ipMasq with a strange CNI_IFNAME --------------------------
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_bridge_spoofcheck_and_ipmasq_keep_a_strange_ifname_as_data(world, plugin_dir,
+                                                                      tmp_path, backend):
+    ctr, host = world.container(), world.host
+    ifname = 'e";}#{x'
+    conf = {"cniVersion": "1.0.0", "name": "secbr", "type": "bridge", "bridge": "cnisec1",
+            "isGateway": True, "ipMasq": True, "ipMasqBackend": backend, "macspoofchk": True,
+            "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
+                     "ranges": [[{"subnet": "10.95.0.0/24"}]]}}
+    before = snapshot(host)
+    run = world.run_plugin(plugin_dir, "bridge", "ADD", conf, ctr, ifname=ifname,
+                           container_id="c-1")
+    assert run.ok, run.stdout
+    listing = json.loads(host.run("nft", "-j", "list", "ruleset").stdout)["nftables"]
+    tables = {(i["table"]["family"], i["table"]["name"]) for i in listing if "table" in i}
+    assert ("bridge", "nat") in tables
+    assert not any(name == "evil" or "flush" in name for _, name in tables)
+    chains = {i["chain"]["name"] for i in listing if "chain" in i
+              and i["chain"]["table"] == "nat" and i["chain"]["family"] == "bridge"}
+    assert chains == {"PREROUTING", f"cni-br-iface-c-1-{ifname}",
+                      f"cni-br-iface-c-1-{ifname}-mac"}
+    assert world.run_plugin(plugin_dir, "bridge", "DEL", conf, ctr, ifname=ifname,
+                            container_id="c-1").ok
+    after = rule_lines(snapshot(host))
+    assert not any("10.95.0." in line or "cni-br-iface" in line for line in after)
+    # only the shared postrouting skeleton of the nft masquerading may stay
+    assert set(after) <= {"ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return"}
+    assert rule_lines(before) == []
