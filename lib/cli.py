@@ -8,8 +8,8 @@ container runtime runs as root. `install` therefore refuses, before writing
 anything, an installation that someone other than root could change (when
 run by another user: other than root and that user):
 
-  * what is checked: the interpreter (each symlink on the way to it, and
-    its pyvenv.cfg), every directory on the launcher's import path (the
+  * what is checked: the interpreter (each symlink on the way to it, its
+    pyvenv.cfg and its shared libpython), every directory on the launcher's import path (the
     interpreter's standard library as `python -I -S` sees it, recursively,
     and the directory holding pycni), every file of the pycni package, and
     the --dir, each with all of its ancestor directories up to /;
@@ -150,18 +150,27 @@ def check_tree(top: str, owners, problems: list[str], skip=()) -> None:
                 check_path(path, owners, problems, allow_missing=True)
 
 
-def launcher_sys_path(python: str) -> tuple[list[str], str]:
-    """sys.path of `python -I -S` (the standard library the launcher runs
-    with) and its bytecode cache tag."""
+INTERPRETER_FACTS = """import os, sys, sysconfig
+v = sysconfig.get_config_var
+lib = ""
+if v("Py_ENABLE_SHARED") and v("LIBDIR") and v("INSTSONAME"):
+    lib = os.path.join(v("LIBDIR"), v("INSTSONAME"))
+print(repr((sys.path, sys.implementation.cache_tag, lib)))
+"""
+
+
+def interpreter_facts(python: str) -> tuple[list[str], str, str]:
+    """What `python -I -S` runs with: its sys.path (the standard library the
+    launcher sees), its bytecode cache tag and its shared libpython ('' if
+    linked statically)."""
     import ast
     import subprocess
-    code = "import sys; print(repr((sys.path, sys.implementation.cache_tag)))"
-    proc = subprocess.run([python, "-I", "-S", "-c", code], env={},
+    proc = subprocess.run([python, "-I", "-S", "-c", INTERPRETER_FACTS], env={},
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=60)
     if proc.returncode != 0:
         raise InstallRefused([f"{python} -I -S does not run: {proc.stderr.strip()}"])
-    return ast.literal_eval(proc.stdout.strip())
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
 
 
 def installation_problems(python: str, directory: str, owners,
@@ -182,7 +191,9 @@ def installation_problems(python: str, directory: str, owners,
             check_path(cfg, owners, problems)
     if problems:
         return problems
-    stdlib, cache_tag = launcher_sys_path(python)
+    stdlib, cache_tag, libpython = interpreter_facts(python)
+    if libpython:
+        check_path(libpython, owners, problems, allow_missing=True)
     for entry in stdlib:
         real = check_path(entry, owners, problems, allow_missing=True)
         if real is not None and os.path.isdir(real):

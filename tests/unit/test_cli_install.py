@@ -180,7 +180,7 @@ def fake_installation(tmp_path, monkeypatch, stdlib=None):
     (site / "pycni" / "skel.py").write_text("")
     monkeypatch.setattr(cli, "import_paths", lambda: [str(site)])
     if stdlib is not None:
-        monkeypatch.setattr(cli, "launcher_sys_path", lambda python: ([str(stdlib)], "tag"))
+        monkeypatch.setattr(cli, "interpreter_facts", lambda python: ([str(stdlib)], "tag", ""))
     return site
 
 
@@ -216,6 +216,26 @@ def test_install_refuses_a_writable_stdlib_file(tmp_path, monkeypatch):
         cli.install(str(tmp_path / "bin"))
     assert err.value.problems == [f"{stdlib}/json/__init__.py is writable by group "
                                   "or others (mode 0666)"]
+
+
+def test_install_refuses_a_writable_shared_libpython(tmp_path, monkeypatch):
+    fake_installation(tmp_path, monkeypatch)
+    lib = tmp_path / "libpython3.so.1.0"
+    lib.write_text("")
+    lib.chmod(0o666)
+    facts = cli.interpreter_facts(sys.executable)
+    monkeypatch.setattr(cli, "interpreter_facts", lambda python: (facts[0], facts[1], str(lib)))
+    with pytest.raises(cli.InstallRefused) as err:
+        cli.install(str(tmp_path / "bin"))
+    assert err.value.problems == [f"{lib} is writable by group or others (mode 0666)"]
+
+
+def test_interpreter_facts_are_what_the_launcher_runs_with():
+    path, tag, libpython = cli.interpreter_facts(sys.executable)
+    assert path and all(p.startswith("/") for p in path)
+    assert PACKAGE_PARENT not in path       # -S: no site-packages
+    assert tag == sys.implementation.cache_tag
+    assert libpython == "" or os.path.exists(libpython)
 
 
 def test_install_refuses_an_editable_install(tmp_path, monkeypatch):
