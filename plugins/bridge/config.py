@@ -91,6 +91,9 @@ def validate_add(settings: Settings) -> None:
     """The combinations the reference refuses on ADD, then the keys this
     implementation does not support yet (code 2, naming the key)."""
     conf = settings.conf
+    if conf.mtu > 65535:   # ETH_MAX_MTU: the kernel refuses more for bridge and veth
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid MTU {conf.mtu} (must be between 0 and 65535)")
     if settings.layer3 and conf.disable_container_interface:
         raise CNIError(INVALID_NETWORK_CONFIG,
                        "cannot use IPAM when DisableContainerInterface flag is set")
