@@ -1,7 +1,7 @@
 """Issue #11 findings 8 and 11 (state files): exact modes whatever the
 umask, nothing followed through a symlink, no hang on a FIFO, a clear error
 (code 5) for what cannot be used. Unit level, on temporary directories; the
-attacks by a real unprivileged user are in tests/integration/test_security_store.py."""
+attacks by a real unprivileged user are in tests/integration/test_security_store_attacks.py."""
 
 import contextlib
 import os
