@@ -24,6 +24,11 @@ alphabet; conditions are checked as described at `nft_conditions`.
 from .errors import CNIError, INVALID_NETWORK_CONFIG
 
 IPT_PARAM_MAX = 1023          # xt_param_buf holds 1024 bytes with the NUL
+# iptables-restore reads with fgets into a 10240-byte buffer: a longer line
+# is read as two, and its tail parsed as a command of its own. A line with
+# its newline must fit: at most 10238 bytes before the newline.
+IPT_LINE_MAX = 10238
+IPT_CONDITIONS_MAX = 8192     # leaves room for the rest of an entry rule
 IPT_CHAIN_MAX = 28            # XT_EXTENSION_MAXNAMELEN - 1
 NFT_COMMENT_MAX = 128         # NFTNL_UDATA_COMMENT_MAXLEN
 _PLAIN = frozenset("-_./:,!+@%=[]")
@@ -64,6 +69,19 @@ def ipt_token(arg: str, what: str = "iptables argument") -> str:
 def ipt_line(argv: list[str], what: str = "iptables argument") -> str:
     """An argument list as one iptables-restore line (or line fragment)."""
     return " ".join(ipt_token(a, what) for a in argv)
+
+
+def ipt_script(lines: list[str]) -> str:
+    """Lines as one iptables-restore script. Every line must stay one line
+    for iptables-restore: no newline or NUL inside (also in lines echoed
+    from iptables-save output), and short enough for its line buffer."""
+    for line in lines:
+        if "\n" in line or "\0" in line:
+            raise _refuse("iptables rule", "contains a newline or NUL", line)
+        if len(line.encode()) > IPT_LINE_MAX:
+            raise _refuse("iptables rule", f"longer than {IPT_LINE_MAX} bytes, iptables-restore "
+                          "would read it as more than one line", line[:200] + "...")
+    return "\n".join(lines) + "\n"
 
 
 def ipt_chain(name: str, what: str = "chain name") -> str:
@@ -147,6 +165,8 @@ def ipt_conditions(conditions: list[str], what: str = "conditions") -> list[str]
         if problem:
             raise _refuse(where, problem, token)
         previous = token
+    if len(ipt_line(conditions, what).encode()) > IPT_CONDITIONS_MAX:
+        raise _refuse(what, f"longer than {IPT_CONDITIONS_MAX} bytes", "...")
     return conditions
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from . import chain_name, comment
 from ..errors import CNIError, INTERNAL
+from ..fwquote import ipt_script
 from ..iptsave import lines_of, render, split
 from ..fwtools import iptables_restore, iptables_save, iptables_usable
 
@@ -77,7 +78,7 @@ def setup_script(rs: RuleSet, saved: str) -> str:
     lines += [f"-A {rs.chain} {render(r)}" for r in rs.chain_rules]
     lines += [f"-A POSTROUTING {render(j)}" for j in rs.jumps]
     lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    return ipt_script(lines)
 
 
 def teardown_script(chain: str, saved: str) -> str | None:
@@ -95,7 +96,7 @@ def removal_script(chains: list[str], saved: str) -> str | None:
             lines += [f"-F {chain}", f"-X {chain}"]
     if not lines:
         return None
-    return "\n".join(["*nat", *lines, "COMMIT"]) + "\n"
+    return ipt_script(["*nat", *lines, "COMMIT"])
 
 
 def attachment_chains(network: str, saved: str) -> dict[str, str]:

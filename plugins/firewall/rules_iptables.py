@@ -32,7 +32,7 @@ compared with what the kernel reports; a change is one
 
 from dataclasses import dataclass, field
 
-from pycni.fwquote import ipt_chain
+from pycni.fwquote import ipt_chain, ipt_script
 from pycni.iptsave import Saved, parse_saved, render, split, without_comment  # noqa: F401
 
 from .config import ContainerIP, ISOLATED
@@ -145,7 +145,7 @@ def add_script(p: Plan, saved: Saved) -> str | None:
         lines.append(f"{verb} {render(op.rule)}")
     if not lines:
         return None
-    return "\n".join(["*filter", *lines, "COMMIT"]) + "\n"
+    return ipt_script(["*filter", *lines, "COMMIT"])
 
 
 def del_script(family: int, ips: list[ContainerIP], saved: Saved) -> str | None:
@@ -156,7 +156,7 @@ def del_script(family: int, ips: list[ContainerIP], saved: Saved) -> str | None:
              if chain == PRIV_CHAIN and args in wanted]
     if not lines:
         return None
-    return "\n".join(["*filter", *lines, "COMMIT"]) + "\n"
+    return ipt_script(["*filter", *lines, "COMMIT"])
 
 
 def check(p: Plan, saved: Saved) -> list[str]:

@@ -23,6 +23,7 @@ we generate can be compared with what the kernel reports (CHECK, and
 import hashlib
 from dataclasses import dataclass, field
 
+from pycni.fwquote import ipt_script
 from pycni.iptsave import Saved, parse_saved, render, split, target_of  # noqa: F401
 
 from .config import ContainerIP, PortMapConf, mappings_for
@@ -164,7 +165,7 @@ def add_script(p: Plan, saved: Saved) -> str:
     if not keep:
         lines += [f"-A {DNAT_CHAIN} {render(e)}" for e in p.entries]
     lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    return ipt_script(lines)
 
 
 _BUILTIN = {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "FORWARD"}
@@ -186,7 +187,7 @@ def removal_script(chains: list[str], saved: Saved) -> str | None:
             lines += [f"-F {chain}", f"-X {chain}"]
     if not lines:
         return None
-    return "\n".join(["*nat", *lines, "COMMIT"]) + "\n"
+    return ipt_script(["*nat", *lines, "COMMIT"])
 
 
 def del_script(network: str, container_id: str, saved: Saved) -> str | None:

@@ -86,6 +86,30 @@ def test_portmap_iptables_conditions_cannot_inject(world, plugin_dir, conds, key
             portmap_conf(ctr, "iptables", ips=(C4 + "/24", C6 + "/64"), **{key: conds}), ctr)
 
 
+def line_split_conditions() -> list[str]:
+    """Allowed tokens only, but the entry rule is longer than
+    iptables-restore's 10240-byte line buffer, and the tail it would read
+    as a line of its own is `-I PREROUTING 1 -j ACCEPT -m comment --comment "...`."""
+    def ipt_line(args):      # iptables-restore quoting, as the plugin writes it
+        return " ".join(a if all(c.isalnum() or c in "-_./:,!+@%=[]" for c in a)
+                        else '"' + a + '"' for a in args)
+    prefix = ('-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"secnet\\" id: '
+              '\\"ctr1\\"" -m multiport --dports 8080 ')
+    conds, pad = [], ["-m", "comment", "--comment", "b" * 200]
+    while len(prefix + ipt_line(conds + pad)) < 10239 - 300:
+        conds += pad
+    conds += ["-m", "comment", "--comment"]
+    at = len(prefix + ipt_line(conds)) + 2          # after the opening quote
+    conds.append("a" * (10239 - at) + "-I PREROUTING 1 -j ACCEPT -m comment --comment ")
+    return conds
+
+
+def test_portmap_conditions_cannot_overflow_the_restore_line_buffer(world, plugin_dir):
+    ctr = world.container()
+    refused(world, plugin_dir, "portmap",
+            portmap_conf(ctr, "iptables", conditionsV4=line_split_conditions()), ctr)
+
+
 INJECTED_NFT = [
     ["ip saddr 1.2.3.4\nadd table ip evil\nadd chain ip evil c"],
     ["ip saddr 1.2.3.4 ; add table ip evil"],

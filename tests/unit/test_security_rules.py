@@ -431,3 +431,46 @@ def test_nft_deletes_name_only_identifiers_and_handles():
         pm_nft.delete_script([pm_nft.ExistingRule(4, "hostports", "5 ; flush ruleset", "x")])
     fw_bad = fw_nft.Existing("containers\nflush ruleset", 3, "x", ())
     code7(fw_nft.delete_script, [fw_bad])
+
+
+# --- iptables-restore's line buffer ---------------------------------------------------------
+
+def split_attack(raw_base: dict, family_key: str = "conditionsV4") -> dict:
+    """Conditions made only of allowed tokens whose entry rule is longer
+    than iptables-restore's 10240-byte line buffer, placed so that the
+    tail it reads as a line of its own is `-I PREROUTING 1 -j ACCEPT ...`."""
+    raw = json.loads(json.dumps(raw_base))
+    conds = []
+    pad = ["-m", "comment", "--comment", "b" * 200]
+    while len(fwquote.ipt_line(conds + pad)) < 10239 - 500:
+        conds += pad
+    conds += ["-m", "comment", "--comment", "a" * 300 + "-I PREROUTING 1 -j ACCEPT -m comment "
+              "--comment "]
+    raw[family_key] = conds
+    return raw
+
+
+def test_conditions_longer_than_the_line_buffer_allows_are_refused():
+    raw = split_attack(pm_raw())
+    assert len(fwquote.ipt_line(raw["conditionsV4"])) > fwquote.IPT_CONDITIONS_MAX
+    code7(pm.parse_config, raw)
+    # right at the limit they are fine, and the entry rule fits a line
+    conds = []
+    while len(fwquote.ipt_line(conds + ["-m", "comment", "--comment", "c" * 250])) <= \
+            fwquote.IPT_CONDITIONS_MAX:
+        conds += ["-m", "comment", "--comment", "c" * 250]
+    conf = pm.parse_config(pm_raw(conditionsV4=conds))
+    script = pm_scripts(conf)
+    assert max(len(line) for line in script.split("\n")) <= fwquote.IPT_LINE_MAX
+
+
+def test_ipt_script_refuses_lines_iptables_restore_would_split():
+    assert fwquote.ipt_script(["*nat", "-A X -j Y", "COMMIT"]) == "*nat\n-A X -j Y\nCOMMIT\n"
+    code7(fwquote.ipt_script, ["*nat", "-A X " + "x" * fwquote.IPT_LINE_MAX, "COMMIT"])
+    code7(fwquote.ipt_script, ["*nat", "-A X -j Y\n-I INPUT 1 -j ACCEPT", "COMMIT"])
+    code7(fwquote.ipt_script, ["*nat", "-A X -j Y\0", "COMMIT"])
+    # a saved line echoed back by DEL is held to the same limit
+    chain = pm_ipt.chain_name("net", "cid")
+    long_line = f"-A CNI-HOSTPORT-DNAT {'-m comment --comment x ' * 500}-j {chain}"
+    saved = iptsave.parse_saved(f"{long_line}\n:{chain} - [0:0]\n")
+    code7(pm_ipt.del_script, "net", "cid", saved)
