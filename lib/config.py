@@ -33,9 +33,9 @@ class NetConf:
     runtime_config: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)
     prev_result: dict | None = None
-    # pycni diagnostics (same spelling as Multus): see log.py
-    log_file: str = ""
-    log_level: str = ""
+    # logFile/logLevel (pycni diagnostics, Multus spelling) are read by
+    # log.py from the raw config, not decoded here: the reference ignores
+    # them, so a value of another type must not fail the operation.
 
 
 @dataclass

@@ -379,7 +379,10 @@ def _convert(tp, raw, path: str):
         raise DecodeError(path, "an integer", raw)
     if tp is float:
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
+            try:
+                return float(raw)
+            except OverflowError:    # an integer literal beyond float64
+                raise DecodeError(path, "a number in float64 range", raw) from None
         raise DecodeError(path, "a number", raw)
     if tp is str:
         if isinstance(raw, str):

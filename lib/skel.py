@@ -212,6 +212,8 @@ def validate_ifname(name: str) -> None:
     problem = None
     if not name:
         problem = "interface name is empty"
+    elif not _is_utf8(name):
+        problem = "interface name is not valid UTF-8"
     elif len(name.encode()) >= IFNAMSIZ:
         problem = f"interface name is too long (max {IFNAMSIZ - 1} bytes)"
     elif name in (".", ".."):
@@ -220,6 +222,16 @@ def validate_ifname(name: str) -> None:
         problem = "interface name contains / or : or whitespace characters"
     if problem:
         raise CNIError(INVALID_ENVIRONMENT, problem, name)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for environment text that was not UTF-8 (os.environ keeps
+    such bytes as lone surrogates, which nothing can encode later)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_config(data: bytes) -> dict:

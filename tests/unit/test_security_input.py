@@ -304,3 +304,30 @@ def test_stack_limit_caps_depth_instead_of_crashing(monkeypatch):
     monkeypatch.setattr(resource, "setrlimit", lambda *a: None)
     allowed = decode_module.allow_depth(10000)
     assert 1000 < allowed < 10000
+
+
+def test_log_keys_of_another_type_do_not_fail_the_operation():
+    """The reference ignores logFile/logLevel; so must decoding."""
+    conf = decode(NetConf, {"name": "n", "logFile": 5, "logLevel": ["x"]})
+    assert conf.name == "n"
+
+
+def test_float_field_with_integer_beyond_float64_is_a_config_error():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Conf:
+        rate: float = 0.0
+
+    with pytest.raises(CNIError) as info:
+        decode(Conf, loads('{"rate":' + "9" * 400 + "}"))
+    assert info.value.code == INVALID_NETWORK_CONFIG
+
+
+def test_interface_name_not_utf8_is_an_environment_error():
+    """os.environ keeps non-UTF-8 bytes as lone surrogates: was a bare 999."""
+    code, out = run("ADD", b'{"cniVersion":"1.0.0","name":"n"}',
+                    {"CNI_IFNAME": "e\udcff0"})
+    assert code == 1
+    err = error_of(out)
+    assert err["code"] == 4 and "UTF-8" in err["msg"]
