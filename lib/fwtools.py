@@ -2,13 +2,16 @@
 state (bridge ipMasq and macspoofchk, portmap, firewall).
 
 - `find_tool`: iptables-save/-restore, ip6tables-*, nft on PATH, falling
-  back to the sbin directories (runtimes often pass a minimal PATH).
+  back to the sbin directories (runtimes often pass a minimal PATH); only
+  absolute, root-owned directories nobody else can write count
+  (`execpath`): `PATH=.` never runs ./iptables-save.
 - `run_tool`: one exec with stdin, failing with `ToolError`.
 - `retrying`: the read-compute-apply loop. A batch computed from a read of
   the current state fails when another plugin changed that state in the
   meantime (created the shared chain first, removed the rule we meant to
   delete); it is then recomputed from a fresh read and applied again.
-  `NetnsMutex` serialises these loops within one network namespace.
+  `NetnsMutex` serialises these loops within one network namespace: a
+  flock on a root-only file under /run/pycni, one per namespace.
 - `default_backend`: iptables when its tools are installed, else nftables
   (the reference's default choice).
 """
@@ -26,13 +29,25 @@ IPT_TOOLS = {4: ("iptables-save", "iptables-restore"),
 ATTEMPTS = 5
 
 
-def find_tool(name: str) -> str | None:
+def tool_dirs() -> list[str]:
+    """PATH's entries, then the sbin fallbacks not already on it."""
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
-    for directory in dirs + [d for d in FALLBACK_DIRS if d not in dirs]:
-        candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return dirs + [d for d in FALLBACK_DIRS if d not in dirs]
+
+
+def find_tool(name: str) -> str | None:
+    """`name` from a trusted PATH directory (absolute, root-owned, not
+    writable by others: see execpath) or the sbin fallbacks."""
+    from .execpath import lookup
+    return lookup(name, tool_dirs())[0]
+
+
+def _not_found(name: str, what: str = "") -> CNIError:
+    from .execpath import lookup
+    _path, skipped = lookup(name, tool_dirs())
+    msg = f"failed to {what}: {name} not found" if what else f"{name} not found"
+    return CNIError(INTERNAL, msg, ("ignored PATH entries: " + "; ".join(skipped))
+                    if skipped else "")
 
 
 def iptables_usable(family: int = 4) -> bool:
@@ -66,50 +81,195 @@ def run_tool(argv: list[str], stdin: str = "") -> str:
     import subprocess
     path = find_tool(argv[0])
     if path is None:
-        raise CNIError(INTERNAL, f"{argv[0]} not found")
+        raise _not_found(argv[0])
     proc = subprocess.run([path, *argv[1:]], input=stdin.encode(), capture_output=True)
     if proc.returncode != 0:
         raise ToolError(argv[0], proc.returncode, proc.stderr.decode(errors="replace"))
     return proc.stdout.decode(errors="replace")
 
 
+LOCK_DIR = "/run/pycni"
+LOCK_WAIT = 30.0   # seconds; then go on unlocked (see NetnsMutex)
+_LOCK_FILE_FLAGS = (os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+                    | os.O_CLOEXEC)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class LockRefused(OSError):
+    """The lock directory or file is not what root made (owner, mode, type)."""
+
+
+def _warn(msg: str) -> None:
+    os.write(2, f"pycni: {msg}\n".encode(errors="replace"))
+
+
+def _ours(st) -> bool:
+    return st.st_uid == 0 or st.st_uid == os.geteuid()
+
+
+def open_lock_dir(directory: str = LOCK_DIR) -> int:
+    """An fd of `directory`, created 0700 if missing (whatever the umask),
+    never through a symlink; LockRefused if it is not a directory owned by
+    root (or us) that only its owner can write to."""
+    try:
+        fd = os.open(directory, _DIR_FLAGS)
+        created = False
+    except FileNotFoundError:
+        try:
+            os.mkdir(directory, 0o700)
+            created = True
+        except FileExistsError:
+            created = False
+        fd = os.open(directory, _DIR_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not _ours(st):
+            raise LockRefused(f"{directory} is owned by uid {st.st_uid}")
+        if created and st.st_mode & 0o7777 != 0o700:
+            os.fchmod(fd, 0o700)
+        elif st.st_mode & 0o022:
+            raise LockRefused(f"{directory} is writable by group or others")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_lock_file(st, name: str) -> None:
+    from stat import S_ISREG
+    if not S_ISREG(st.st_mode) or not _ours(st) or st.st_mode & 0o022 or st.st_nlink > 1:
+        raise LockRefused(f"{name} is not a lock file made by root")
+
+
+def _flock(fd: int, timeout: float) -> bool:
+    """flock(fd, LOCK_EX), giving up after `timeout` seconds without
+    polling: the blocking call runs in a helper thread the caller waits
+    for with a timed lock. True: locked. False: not locked, and `fd` is no
+    longer the caller's (closed, or the helper closes it when its flock
+    returns, which releases the lock at once)."""
+    import fcntl
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    except OSError:
+        os.close(fd)
+        raise
+    if timeout <= 0:
+        os.close(fd)
+        return False
+    import _thread
+    done, guard = _thread.allocate_lock(), _thread.allocate_lock()
+    done.acquire()
+    state = ["waiting"]
+
+    def wait() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            outcome = "locked"
+        except OSError:
+            outcome = "failed"
+        with guard:
+            if state[0] == "abandoned" or outcome == "failed":
+                os.close(fd)
+            state[0] = outcome if state[0] == "waiting" else state[0]
+        done.release()
+
+    _thread.start_new_thread(wait, ())
+    done.acquire(timeout=timeout)
+    with guard:
+        if state[0] == "locked":
+            return True
+        if state[0] == "waiting":
+            state[0] = "abandoned"
+    return False
+
+
 class NetnsMutex:
     """Serialises read-compute-apply steps within one network namespace.
 
-    The lock is an abstract unix socket name: abstract names are scoped to
-    the network namespace (as the firewall tables are), vanish when the
-    holder exits (also when killed) and leave no file behind. Waits up to
-    `timeout` seconds, then proceeds without the lock (the retry loop still
-    converges, only with more attempts).
+    An exclusive flock(2) on `/run/pycni/netns-<dev>-<ino>.lock`, one file
+    per network namespace (the firewall tables are per namespace while
+    /run is shared by all of them; <dev>-<ino> identify the caller's
+    namespace). Only root can take it: the directory is root's, mode 0700,
+    and is refused (with a warning, going on unlocked) if it or the file is
+    not what root made; nothing is opened through a symlink. Waiting
+    blocks in the kernel, without polling. The holder removes the file
+    before releasing it, and a waiter that then finds the file gone or
+    replaced starts again, so no file is left behind.
+
+    It is our own lock, taken before the iptables tools take theirs
+    (/run/xtables.lock, `-w`) and never while holding that one, so the two
+    cannot deadlock. A holder is a plugin process in the middle of one
+    save/compute/restore step; if it hangs (its iptables-restore stuck on
+    the xtables lock, say), others wait up to `timeout` seconds and then go
+    on without the lock: the retry loop still converges, with more
+    attempts. A killed holder releases the lock at once.
     """
 
-    NAME = b"\0pycni-xtables"
-
-    def __init__(self, timeout: float = 10.0):
+    def __init__(self, timeout: float = LOCK_WAIT, directory: str | None = None):
         self.timeout = timeout
-        self.sock = None
+        self.directory = directory or LOCK_DIR
+        self.fd = -1
+        self._dir = -1
+        self._name = ""
+
+    @property
+    def locked(self) -> bool:
+        return self.fd >= 0
 
     def __enter__(self):
-        import errno
+        try:
+            self._acquire()
+        except OSError as err:
+            self._close_dir()
+            _warn(f"going on without the firewall lock: {err}")
+        return self
+
+    def _acquire(self) -> None:
         import time
-        import _socket as socket
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        ns = os.stat("/proc/thread-self/ns/net")
+        self._name = f"netns-{ns.st_dev}-{ns.st_ino}.lock"
+        self._dir = open_lock_dir(self.directory)
         deadline = time.monotonic() + self.timeout
         while True:
+            fd = os.open(self._name, _LOCK_FILE_FLAGS, 0o600, dir_fd=self._dir)
             try:
-                sock.bind(self.NAME)
-                self.sock = sock
-                return self
-            except OSError as err:
-                if err.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    sock.close()
-                    return self
-            time.sleep(0.002)
+                st = os.fstat(fd)
+                _check_lock_file(st, os.path.join(self.directory, self._name))
+            except BaseException:
+                os.close(fd)
+                raise
+            if not _flock(fd, deadline - time.monotonic()):
+                self._close_dir()
+                _warn(f"firewall lock still held after {self.timeout:g} s, "
+                      "going on without it")
+                return
+            try:
+                now = os.stat(self._name, dir_fd=self._dir, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                self.fd = fd
+                return
+            os.close(fd)   # the holder removed it as we waited: take the new one
 
     def __exit__(self, *exc):
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        if self.fd >= 0:
+            try:
+                os.unlink(self._name, dir_fd=self._dir)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
+        self._close_dir()
+        return False
+
+    def _close_dir(self) -> None:
+        if self._dir >= 0:
+            os.close(self._dir)
+            self._dir = -1
 
 
 def retrying(step) -> None:
@@ -133,7 +293,7 @@ def run_nft(args: list[str], stdin: str = "", what: str = "run nft") -> tuple[in
     import subprocess
     nft = find_tool("nft")
     if nft is None:
-        raise CNIError(INTERNAL, f"failed to {what}: nft not found")
+        raise _not_found("nft", what)
     proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True)
     return proc.returncode, proc.stdout.decode(errors="replace"), \
         proc.stderr.decode(errors="replace").strip()

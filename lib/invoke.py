@@ -15,25 +15,33 @@ from .result import Result, parse_result
 
 
 def find_in_path(plugin_type: str, path: list[str]) -> str:
+    """The plugin executable `plugin_type` on CNI_PATH `path`.
+
+    Stricter than libcni's FindInPath: besides names with a path separator
+    it refuses a NUL byte (an invalid plugin name, not a crash), and it
+    only takes programs from absolute directories that nobody but root can
+    write to (execpath): a relative CNI_PATH entry would be resolved
+    against the working directory.
+    """
     if not plugin_type:
         raise CNIError(INVALID_NETWORK_CONFIG, "no plugin name provided")
+    if "\0" in plugin_type:
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid plugin name {json.dumps(plugin_type)}: must not contain "
+                       "a NUL byte")
     if "/" in plugin_type or "\\" in plugin_type or plugin_type in (".", ".."):
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f'invalid plugin name "{plugin_type}": must not contain a path separator')
     if not path:
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f'no paths provided to find plugin "{plugin_type}"')
-    for directory in path:
-        candidate = os.path.join(directory, plugin_type)
-        try:
-            st = os.stat(candidate)
-        except OSError:
-            continue
-        import stat
-        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
-            return candidate
+    from .execpath import lookup
+    found, skipped = lookup(plugin_type, path)
+    if found is not None:
+        return found
     raise CNIError(INVALID_NETWORK_CONFIG,
-                   f'failed to find plugin "{plugin_type}" in path [{" ".join(path)}]')
+                   f'failed to find plugin "{plugin_type}" in path [{" ".join(path)}]',
+                   ("ignored: " + "; ".join(skipped)) if skipped else "")
 
 
 def exec_plugin(binary: str, stdin: bytes, env: dict) -> bytes:
@@ -112,10 +120,20 @@ def in_process_module(binary: str, plugin_type: str, env) -> str | None:
         ours = os.path.dirname(os.path.realpath(sys.executable))
         return module if os.path.dirname(os.path.realpath(binary)) == ours else None
     try:
-        with open(binary, "rb") as f:
-            head = f.read(8192)
+        # non-blocking: the file may have been swapped for a FIFO since
+        # find_in_path looked at it
+        fd = os.open(binary, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        from stat import S_ISREG
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, 8192)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if not head.startswith(b"#!"):
         return None
     from .launcher import launcher_text

@@ -8,11 +8,13 @@ leaving it, so most work is: enter, open socket, leave.
 
 import errno
 import os
+from stat import S_ISREG as _S_ISREG   # loaded by os already
 
 from .errors import CNIError, INVALID_ENVIRONMENT, UNKNOWN_CONTAINER
 
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # ioctl: which kind of namespace an nsfs fd is
+_REOPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 _setns = None
 
@@ -57,14 +59,37 @@ GONE = (NetnsNotFound, NotANetns)
 
 
 def open_netns(path: str) -> int:
-    """Open `path` and make sure it really is a network namespace."""
+    """Open `path` and make sure it really is a network namespace; never
+    blocks and never opens anything else for reading.
+
+    CNI_NETNS is chosen by the caller: a FIFO would block a plain open()
+    forever, and opening a device node can have side effects. So the path
+    is first opened O_PATH (no open of the file itself happens, symlinks
+    such as /proc/PID/ns/net are followed), anything but a regular file
+    (nsfs inodes are regular files) is refused, and only then is the very
+    same inode reopened, through /proc/self/fd, non-blocking; the
+    NS_GET_NSTYPE ioctl, which only nsfs answers, confirms a network
+    namespace.
+    """
+    if "\0" in path:
+        raise NotANetns(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         raise NetnsNotFound(path) from None
     except OSError as exc:
         raise CNIError(INVALID_ENVIRONMENT, f'cannot open network namespace "{path}"',
                        exc.strerror or str(exc)) from None
+    try:
+        if not _S_ISREG(os.fstat(pfd).st_mode):
+            raise NotANetns(path)
+        try:
+            fd = os.open(f"/proc/self/fd/{pfd}", _REOPEN_FLAGS)
+        except OSError as exc:
+            raise CNIError(INVALID_ENVIRONMENT, f'cannot open network namespace "{path}"',
+                           exc.strerror or str(exc)) from None
+    finally:
+        os.close(pfd)
     import fcntl
     try:
         kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
@@ -76,16 +101,23 @@ def open_netns(path: str) -> int:
     return fd
 
 
+def probe(path: str) -> None:
+    """Raise NetnsNotFound / NotANetns (or another CNIError) unless `path`
+    is a network namespace; opens nothing blocking."""
+    os.close(open_netns(path))
+
+
 def exists(path: str) -> bool:
-    return bool(path) and os.path.exists(path)
+    return bool(path) and "\0" not in path and os.path.exists(path)
 
 
 def is_current(path: str) -> bool:
-    """True if `path` is the namespace this process runs in."""
+    """True if `path` is the namespace this process runs in (stat only:
+    nothing is opened)."""
     try:
         a = os.stat(path)
         b = os.stat("/proc/thread-self/ns/net")
-    except OSError:
+    except (OSError, ValueError):   # ValueError: a NUL byte in the path
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 

@@ -305,8 +305,11 @@ class BridgePlugin(skel.Plugin):
         if req.netns:
             try:
                 removed = veth.delete_in_netns(req.netns, req.ifname)
-            except netns.NetnsNotFound:
-                pass    # the container is gone, and its veth with it
+            except netns.GONE:
+                # The container is gone, and its veth with it: the path no
+                # longer exists, or the runtime unmounted the namespace and
+                # left the mount-point file behind. Release the rest.
+                pass
         if settings.layer3:
             invoke.delegate_del(req, conf.ipam.type)
         if conf.macspoofchk:

@@ -164,8 +164,10 @@ class MacvlanPlugin(skel.Plugin):
             return
         try:
             container = _socket_in(req.netns)
-        except netns.NetnsNotFound:
-            return      # the container is gone, and its links with it
+        except netns.GONE:
+            # the container is gone, and its links with it (also when only
+            # the unmounted mount-point file is left)
+            return
         with container:
             link = netlink.get_link(container, req.ifname)
             if link is None:

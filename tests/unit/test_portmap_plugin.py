@@ -79,10 +79,11 @@ def test_importing_the_plugin_is_light():
     assert heavy.isdisjoint(proc.stdout.split())
 
 
-def test_netns_mutex_excludes_and_releases():
-    with fwtools.NetnsMutex() as first:
-        assert first.sock is not None
-        with fwtools.NetnsMutex(timeout=0.05) as second:
-            assert second.sock is None          # gave up waiting, unlocked
-    with fwtools.NetnsMutex(timeout=0.05) as third:
-        assert third.sock is not None           # released on exit
+def test_netns_mutex_excludes_and_releases(tmp_path):
+    d = str(tmp_path / "locks")
+    with fwtools.NetnsMutex(directory=d) as first:
+        assert first.locked
+        with fwtools.NetnsMutex(timeout=0.05, directory=d) as second:
+            assert not second.locked            # gave up waiting, unlocked
+    with fwtools.NetnsMutex(timeout=0.05, directory=d) as third:
+        assert third.locked                     # released on exit
