@@ -7,7 +7,11 @@ in document order and sets the field each one matches, so when several
 keys match one field (``dataDir`` and ``DataDir``, or ``a`` repeated) the
 *last* one wins. `loads` therefore keeps document order (a repeated key
 moves to its last position) and `lookup` returns the last key that folds
-to the name. Configs are decoded here once, at the edge, so plugin logic
+to the name. `decode` applies every matching key in order as Go does (a
+later null keeps a non-pointer field, a later object merges into the
+struct or map an earlier one filled). One difference remains: of a key
+repeated with the *exact* same spelling only the last value is kept, so
+two objects under one spelling do not merge. Configs are decoded here once, at the edge, so plugin logic
 sees typed fields only.
 
 `loads` is the one JSON parser for configs: Go's limits and choices
@@ -268,23 +272,38 @@ def _describe(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def decode(cls, obj, path: str = "config"):
-    """Build dataclass `cls` from JSON object `obj`; raises DecodeError."""
+def decode(cls, obj, path: str = "config", into=None):
+    """Build dataclass `cls` from JSON object `obj`; raises DecodeError.
+
+    Go's order: every key that matches a field is applied in document
+    order, so the last one wins, a later null leaves a non-pointer field
+    as it was, and a later object is decoded *into* the struct or map an
+    earlier key filled (`into`: the instance to decode into)."""
     if not isinstance(obj, dict):
         raise DecodeError(path, "an object", obj)
     hints = _field_types(cls)
     index = folded_index(obj)
-    values = {}
+    groups = None
+    if len(index) != len(obj):        # keys that differ only in case
+        groups = {}
+        for k, v in obj.items():
+            groups.setdefault(fold(k), []).append(v)
+    values = {} if into is None else \
+        {f.name: getattr(into, f.name) for f, _, _ in _json_fields(cls)}
     for field, name, folded in _json_fields(cls):
-        raw = index.get(folded, _MISSING)
-        if raw is _MISSING:
+        if groups is not None:
+            raws = groups.get(folded, ())
+        else:
+            raw = index.get(folded, _MISSING)
+            raws = () if raw is _MISSING else (raw,)
+        if not raws:
             continue
         tp = hints[field.name]
-        if raw is None and not _nullable(tp):
-            # Go: null leaves a non-pointer value (number, string, bool,
-            # struct) untouched, so the field keeps its default.
-            continue
-        values[field.name] = _convert(tp, raw, f"{path}.{name}")
+        current = values.get(field.name, _MISSING)
+        for raw in raws:
+            current = _apply(tp, current, raw, f"{path}.{name}")
+        if current is not _MISSING:
+            values[field.name] = current
     try:
         return cls(**values)
     except TypeError as exc:  # a required field is missing
@@ -296,6 +315,22 @@ def decode(cls, obj, path: str = "config"):
             raise CNIError(INVALID_NETWORK_CONFIG,
                            f"missing required field {path}.{missing[0]}") from exc
         raise
+
+
+def _apply(tp, current, raw, path: str):
+    """The field's value after Go decodes one more matching key into it."""
+    if raw is None and not _nullable(tp):
+        # Go: null leaves a non-pointer value (number, string, bool,
+        # struct) untouched: what an earlier key set, or the default.
+        return current
+    if isinstance(raw, dict) and current is not _MISSING and current is not None:
+        if dataclasses.is_dataclass(current):      # struct, or pointer to one
+            return decode(type(current), raw, path, into=current)
+        if isinstance(current, dict) and (tp is dict or getattr(tp, "__origin__", None) is dict):
+            merged = dict(current)                 # a map gets more entries
+            merged.update(_convert(tp, raw, path))
+            return merged
+    return _convert(tp, raw, path)
 
 
 _MISSING = object()

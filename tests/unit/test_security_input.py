@@ -331,3 +331,52 @@ def test_interface_name_not_utf8_is_an_environment_error():
     assert code == 1
     err = error_of(out)
     assert err["code"] == 4 and "UTF-8" in err["msg"]
+
+
+def test_null_after_a_value_keeps_the_value_as_in_go():
+    """Go: a later null leaves a non-pointer field as an earlier key set it;
+    it clears a pointer (an optional field)."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Conf:
+        bridge: str = "cni0"
+        mtu: int = 0
+        p: str | None = None
+
+    assert decode(Conf, loads('{"Bridge":"br1","bridge":null}')).bridge == "br1"
+    assert decode(Conf, loads('{"mtu":5,"MTU":null}')).mtu == 5
+    assert decode(Conf, loads('{"bridge":null}')).bridge == "cni0"
+    assert decode(Conf, loads('{"p":"x","P":null}')).p is None
+
+
+def test_objects_under_keys_that_differ_in_case_merge_as_in_go():
+    """Go decodes a later object into the struct (or map) an earlier key
+    filled: fields the later one does not name keep their values."""
+    from pycni.plugins.bridge.config import BridgeConf  # noqa: F401  (real model)
+    conf = decode(NetConf, loads(
+        '{"ipam":{"type":"host-local"},"IPAM":{"Type":null},'
+        '"args":{"a":1,"b":2},"Args":{"b":3},'
+        '"dns":{"nameservers":["1.1.1.1"],"domain":"x"},"DNS":{"Domain":"y"}}'))
+    assert conf.ipam.type == "host-local"
+    assert conf.args == {"a": 1, "b": 3}
+    assert conf.dns.nameservers == ["1.1.1.1"] and conf.dns.domain == "y"
+    # a list is replaced, not merged
+    conf = decode(NetConf, loads('{"dns":{"search":["a","b"]},"Dns":{"search":["c"]}}'))
+    assert conf.dns.search == ["c"]
+
+
+def test_pointer_to_struct_merges_until_null_as_in_go():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Inner:
+        type: str = ""
+
+    @dataclass
+    class Conf:
+        p: Inner | None = None
+
+    assert decode(Conf, loads('{"p":{"type":"a"},"P":{}}')).p == Inner("a")
+    assert decode(Conf, loads('{"p":{"type":"a"},"P":null,"p":{}}')).p == Inner("")
+    assert decode(Conf, loads('{"p":{"type":"a"},"P":null}')).p is None
