@@ -71,6 +71,42 @@ def ipt_line(argv: list[str], what: str = "iptables argument") -> str:
     return " ".join(ipt_token(a, what) for a in argv)
 
 
+def ipt_tokens(line: str) -> list[str]:
+    """A line split into arguments exactly as iptables-restore does
+    (add_param_to_argv): blanks separate, `"` opens and closes a quoted
+    part, inside quotes a backslash takes the next character literally.
+    iptables-save quotes with the same rules (`\\`, `\"`, `\'`)."""
+    tokens: list[str] = []
+    param: list[str] = []
+    quote_open = escaped = False
+    for c in line:
+        if quote_open:
+            if escaped:
+                param.append(c)
+                escaped = False
+                continue
+            if c == "\\":
+                escaped = True
+                continue
+            if c != '"':
+                param.append(c)
+                continue
+            quote_open = False          # the closing quote ends the token
+        elif c == '"':
+            quote_open = True
+            continue
+        elif c not in " \t\n":
+            param.append(c)
+            continue
+        elif not param:
+            continue
+        tokens.append("".join(param))
+        param = []
+    if param:
+        tokens.append("".join(param))
+    return tokens
+
+
 def ipt_script(lines: list[str]) -> str:
     """Lines as one iptables-restore script. Every line must stay one line
     for iptables-restore: no newline or NUL inside (also in lines echoed

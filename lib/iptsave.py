@@ -5,7 +5,6 @@ firewall): they read the current table once, compute their change and
 apply it as one restore batch.
 """
 
-import shlex
 from dataclasses import dataclass, field
 
 
@@ -50,11 +49,10 @@ def parse_saved(text: str) -> Saved:
 
 
 def split(line: str) -> list[str]:
-    """Tokens of a saved rule line (iptables-save quotes like a shell)."""
-    try:
-        return shlex.split(line)
-    except ValueError:
-        return line.split()
+    """Tokens of a saved rule line, read as iptables-restore reads them
+    (iptables-save writes `\'` inside quotes, which a shell would not undo)."""
+    from .fwquote import ipt_tokens
+    return ipt_tokens(line)
 
 
 def target_of(args: list[str]) -> str:

@@ -474,3 +474,17 @@ def test_ipt_script_refuses_lines_iptables_restore_would_split():
     long_line = f"-A CNI-HOSTPORT-DNAT {'-m comment --comment x ' * 500}-j {chain}"
     saved = iptsave.parse_saved(f"{long_line}\n:{chain} - [0:0]\n")
     code7(pm_ipt.del_script, "net", "cid", saved)
+
+
+@pytest.mark.parametrize("arg", NASTY + ["it's", "a'b\"c\\d"])
+def test_saved_lines_are_tokenized_as_iptables_restore_does(arg):
+    line = "-A X " + fwquote.ipt_line(["-m", "comment", "--comment", arg, "-j", "Y"])
+    assert iptsave.split(line) == restore_tokens(line)
+    assert iptsave.split(line)[5] == arg
+
+
+def test_iptables_save_quoting_is_undone():
+    # iptables-save (xtables_save_string) escapes ", \ and ' inside quotes
+    line = '-A X -m comment --comment "it\\\'s \\"q\\" \\\\" -j Y'
+    assert iptsave.split(line) == ["-A", "X", "-m", "comment", "--comment", 'it\'s "q" \\',
+                                   "-j", "Y"]
