@@ -148,6 +148,8 @@ def test_portmap_external_set_mark_chain_cannot_inject(world, plugin_dir, chain)
 @pytest.mark.parametrize("backend,conds,expect", [
     ("iptables", ["-s", "10.200.0.9"], "-s 10.200.0.9/32"),
     ("iptables", ["!", "-s", "10.200.0.0/16"], "! -s 10.200.0.0/16"),
+    ("iptables", ["-m", "comment", "--comment", 'it\'s "q" \\ x'],
+     '--comment "it\\\'s \\"q\\" \\\\ x"'),
     ("nftables", ["ip saddr 10.200.0.9"], "ip saddr 10.200.0.9 fib daddr type local"),
     ("nftables", ['iifname { "a", "b" }'], 'iifname { "a", "b" } fib daddr type local'),
 ])
