@@ -64,9 +64,12 @@ def _invalid(msg: str, details: str = "") -> CNIError:
     return CNIError(INVALID_NETWORK_CONFIG, msg, details)
 
 
-def parse_config(raw: dict, detect_backend=None) -> PortMapConf:
+def parse_config(raw: dict, detect_backend=None, scripts: bool = True) -> PortMapConf:
     """Decode and validate; `detect_backend()` picks the backend when the
-    config names none (only called then, it execs tools)."""
+    config names none (only called then, it execs tools). `scripts`: also
+    check what ADD and CHECK write into rules (conditions,
+    externalSetMarkChain); DEL and GC find rules by name and write none of
+    it, so a config refused there still cleans up."""
     conf = decode(PortMapConf, raw)
     runtime = decode(RuntimeConfig, conf.runtime_config or {}, "config.runtimeConfig")
     conf.mappings = dedupe([normalize_mapping(m, i)
@@ -84,7 +87,8 @@ def parse_config(raw: dict, detect_backend=None) -> PortMapConf:
     if wanted.get(wrong):
         raise _invalid(f"{conf.backend} backend was requested but configuration contains "
                        f"{wrong}-specific options [{' '.join(wanted[wrong])}]")
-    validate_script_inputs(conf)
+    if scripts:
+        validate_script_inputs(conf)
     return conf
 
 

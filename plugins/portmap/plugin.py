@@ -24,7 +24,7 @@ from .config import ContainerIP, PortMapConf, container_ips, parse_config
 
 def _conf(req: skel.Request) -> PortMapConf:
     from . import backend
-    return parse_config(req.config, backend.detect)
+    return parse_config(req.config, backend.detect, scripts=req.command not in ("DEL", "GC"))
 
 
 def _warn(text: str) -> None:

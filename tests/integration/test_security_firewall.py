@@ -276,3 +276,25 @@ def test_bridge_spoofcheck_and_ipmasq_keep_a_strange_ifname_as_data(world, plugi
     # only the shared postrouting skeleton of the nft masquerading may stay
     assert set(after) <= {"ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return"}
     assert rule_lines(before) == []
+
+
+@pytest.mark.parametrize("backend,bad", [
+    ("iptables", ["-s", "1.2.3.4\n-I INPUT 1 -j ACCEPT"]),
+    ("nftables", ["ip saddr 1.2.3.4 ; add table ip evil"]),
+])
+def test_portmap_del_with_a_refused_condition_still_cleans_up(world, plugin_dir, backend, bad):
+    """DEL and GC write no condition into any rule: a config that ADD
+    would refuse must not keep DEL from removing the container's rules."""
+    ctr, host = world.container(), world.host
+    before = snapshot(host)
+    good = portmap_conf(ctr, backend)
+    assert world.run_plugin(plugin_dir, "portmap", "ADD", good, ctr).ok
+    evil = portmap_conf(ctr, backend, conditionsV4=bad)
+    check = world.run_plugin(plugin_dir, "portmap", "CHECK", evil, ctr)
+    assert check.error_code() == 7, check.stdout
+    run = world.run_plugin(plugin_dir, "portmap", "DEL", evil, ctr)
+    assert run.ok, run.stdout
+    after = snapshot(host)
+    assert not any("10.96.0.5" in line for line in rule_lines(after))
+    assert not any("evil" in line or "INPUT -j ACCEPT" in line for line in rule_lines(after))
+    assert rule_lines(before) == []

@@ -488,3 +488,9 @@ def test_iptables_save_quoting_is_undone():
     line = '-A X -m comment --comment "it\\\'s \\"q\\" \\\\" -j Y'
     assert iptsave.split(line) == ["-A", "X", "-m", "comment", "--comment", 'it\'s "q" \\',
                                    "-j", "Y"]
+
+
+def test_portmap_del_and_gc_parse_without_the_script_checks():
+    raw = pm_raw(conditionsV4=["-s", "1.2.3.4\n-I INPUT 1 -j ACCEPT"])
+    code7(pm.parse_config, raw)
+    assert pm.parse_config(raw, scripts=False).mappings
