@@ -15,7 +15,7 @@ def conf(data_dir):
 @pytest.mark.parametrize("mode", ["in-process", "exec"])
 def test_bridge_delegates_to_host_local(world, plugin_dir, tmp_path, mode):
     log = tmp_path / "ops.log"
-    extra = {"PYCNI_LOG_FILE": str(log)}
+    extra = {"PYCNI_LOG_DIR": str(tmp_path), "PYCNI_LOG_FILE": "ops.log"}
     if mode == "exec":
         extra["PYCNI_EXEC_DELEGATES"] = "1"
     ctr = world.container()
