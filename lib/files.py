@@ -235,6 +235,34 @@ def write_atomic_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600,
         raise
 
 
+def rewrite_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> None:
+    """Set `name` in `dir_fd` to `data` (mode `mode`): in place when it is a
+    regular file with a single link (cheaper than a rename in a large
+    directory; not atomic, for files read under a lock), else by
+    `write_atomic_at`, which replaces a symlink, FIFO or hard link."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | _FILE_FLAGS, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EACCES):
+            raise
+        return write_atomic_at(dir_fd, name, data, mode)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            fd = -1
+            return write_atomic_at(dir_fd, name, data, mode)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
+        os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def write_atomic(path: str, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
     """`write_atomic_at` for a path; missing directories are created with
     `dir_mode` (the directory itself is trusted as a path)."""

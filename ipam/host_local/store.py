@@ -51,10 +51,10 @@ file is opened relative to the network directory's fd with O_NOFOLLOW and
 O_NONBLOCK: a symlink, FIFO or directory where a file is expected is never
 followed, read or hung on. A name taken by anything (a directory, a
 symlink) is not a free address, as in the reference. A round-robin cursor
-that is not a regular file is ignored (the reference ignores an unreadable
-one) and replaced, never written through, by the next reservation; one
-that cannot be replaced (a directory) fails the ADD with a clear error and
-no reservation left behind.
+that is not a regular file with a single link is ignored (the reference
+ignores an unreadable one) and replaced, never written through, by the next
+reservation; one that cannot be replaced (a directory) fails the ADD with a
+clear error and no reservation left behind.
 """
 
 import errno
@@ -216,11 +216,10 @@ class DiskStore:
 
     def _content(self, name: str) -> str | None:
         """Trimmed content of allocation file `name`; None if it is missing
-        or not a readable regular file."""
-        try:
-            data = files.read_at(self._dir_fd, name, MAX_CONTENT)
-        except OSError:
-            return None
+        or unreadable. (The hot path of scans: one open, one read. O_NOFOLLOW
+        refuses a symlink; O_NONBLOCK makes a FIFO read as empty at once;
+        a directory fails the read.)"""
+        data = _read_small(self._dir_fd, name, MAX_CONTENT)
         return None if data is None else data.decode("utf-8", "surrogateescape").strip()
 
     def scan(self) -> dict[str, str]:
@@ -244,10 +243,7 @@ class DiskStore:
         """The cursor of range set `set_index`; None when missing or unusable
         (not a regular file, unreadable): round-robin starts over, as in
         the reference."""
-        try:
-            data = files.read_at(self._dir_fd, LAST_PREFIX + str(set_index), 256)
-        except OSError:
-            return None
+        data = _read_small(self._dir_fd, LAST_PREFIX + str(set_index), 256)
         return None if data is None else data.decode("ascii", "replace").strip()
 
     def holding(self, content: str) -> list[str]:
@@ -304,7 +300,7 @@ class DiskStore:
     def _write_last_reserved(self, set_index: int, name: str) -> None:
         path = LAST_PREFIX + str(set_index)
         try:
-            files.write_atomic_at(self._dir_fd, path, name.encode(), FILE_MODE)
+            files.rewrite_at(self._dir_fd, path, name.encode(), FILE_MODE)
         except OSError as exc:
             from pycni.errors import CNIError, IO_FAILURE
             raise CNIError(IO_FAILURE, f"failed to write {os.path.join(self.dir, path)}",
@@ -459,6 +455,23 @@ class DiskStore:
                     _unlink("stamp", fd)
                 except OSError:
                     pass
+
+
+_SMALL_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _read_small(dir_fd: int, name: str, limit: int) -> bytes | None:
+    """One read of a small store file; None when missing or unreadable."""
+    try:
+        fd = os.open(name, _SMALL_READ, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _read_marshal(dir_fd: int, name: str):

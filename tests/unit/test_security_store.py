@@ -160,6 +160,30 @@ def test_write_atomic_replaces_links_never_writes_through(tmp_path, victim, umas
     assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
 
 
+def test_rewrite_in_place_only_a_plain_file(tmp_path, victim, umask000):
+    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        files.rewrite_at(base, "new", b"1", 0o600)
+        ino = os.stat(tmp_path / "new").st_ino
+        files.rewrite_at(base, "new", b"22", 0o600)
+        assert os.stat(tmp_path / "new").st_ino == ino          # in place
+        assert (tmp_path / "new").read_bytes() == b"22" and mode(tmp_path / "new") == 0o600
+        os.symlink(victim, tmp_path / "sym")
+        os.link(victim, tmp_path / "hard")
+        os.mkfifo(tmp_path / "fifo")
+        with no_hang():
+            for name in ("sym", "hard", "fifo"):
+                files.rewrite_at(base, name, b"x", 0o600)
+                assert (tmp_path / name).read_bytes() == b"x"
+                assert stat.S_ISREG(os.lstat(tmp_path / name).st_mode)
+        (tmp_path / "dir").mkdir()
+        with pytest.raises(IsADirectoryError):
+            files.rewrite_at(base, "dir", b"x", 0o600)
+    finally:
+        os.close(base)
+    assert victim.read_bytes() == b"root's data\n"
+
+
 def test_write_atomic_over_a_directory_fails_cleanly(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(IsADirectoryError):
@@ -276,6 +300,17 @@ def test_cursor_that_is_a_directory_is_a_clear_error_and_reserves_nothing(tmp_pa
     assert "directory" in err.value.details.lower()
     assert sorted(os.listdir(net)) == before
     assert delete(data, "first") == ["10.0.0.2"]
+
+
+def test_cursor_hard_linked_to_a_file_outside_is_not_written_through(tmp_path, victim):
+    data = tmp_path / "data"
+    add(data, "first")
+    cursor = data / "net" / "last_reserved_ip.0"
+    os.unlink(cursor)
+    os.link(victim, cursor)
+    assert add(data, "c1") == ["10.0.0.3/29"]
+    assert cursor.read_bytes() == b"10.0.0.3" and os.stat(cursor).st_nlink == 1
+    assert unchanged(victim)
 
 
 def test_cursor_that_is_a_fifo_does_not_hang(tmp_path):
