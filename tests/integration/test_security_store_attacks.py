@@ -282,3 +282,51 @@ def test_resolv_conf_fifo_is_a_clear_error(node, world, plugin_dir):
     assert not run.ok and run.error_code() == 5
     assert "FIFO" in run.json.get("details", "")
     assert not os.path.exists(node.data)
+
+
+# ----------------------------------------------------- tuning's backups
+
+def _tuning_container(world):
+    ctr = world.container("tun")
+    ctr.run("ip", "link", "add", "eth0", "mtu", "1500", "type", "veth", "peer", "name", "peer0")
+    ctr.run("ip", "link", "set", "eth0", "up")
+    return ctr
+
+
+def _tuning_conf(data_dir, ctr):
+    return {"cniVersion": "1.0.0", "name": "tnet", "type": "tuning", "dataDir": data_dir,
+            "mtu": 1400,
+            "prevResult": {"cniVersion": "1.0.0",
+                           "interfaces": [{"name": "eth0", "sandbox": ctr.path}],
+                           "ips": [{"address": "10.99.0.2/24", "interface": 0}]}}
+
+
+def test_tuning_backup_symlink_planted_by_nobody_is_replaced(node, world, plugin_dir):
+    """The reference's os.WriteFile would write the backup through it."""
+    tdir = os.path.join(node.root, "tuning")
+    os.mkdir(tdir)
+    os.chmod(tdir, 0o777)                   # careless admin
+    ctr = _tuning_container(world)
+    backup = os.path.join(tdir, "c1_eth0.json")
+    rc, err = node.as_nobody(f"import os; os.symlink({node.victim!r}, {backup!r})")
+    assert rc == 0, err
+    conf = _tuning_conf(tdir, ctr)
+    run = world.run_plugin(plugin_dir, "tuning", "ADD", conf, ctr, container_id="c1")
+    assert run.ok, run.stdout + run.stderr
+    assert not os.path.islink(backup) and mode(backup) == 0o600
+    assert ctr.link("eth0")["mtu"] == 1400
+    assert world.run_plugin(plugin_dir, "tuning", "DEL", conf, ctr, container_id="c1").ok
+    assert ctr.link("eth0")["mtu"] == 1500 and not os.path.lexists(backup)
+    assert node.victim_untouched()
+
+
+def test_tuning_backup_dir_under_umask_000(node, world, plugin_dir):
+    tdir = os.path.join(node.root, "run", "tuning")
+    ctr = _tuning_container(world)
+    conf = _tuning_conf(tdir, ctr)
+    with umask(0):
+        run = world.run_plugin(plugin_dir, "tuning", "ADD", conf, ctr, container_id="c1")
+    assert run.ok, run.stdout + run.stderr
+    assert mode(os.path.join(node.root, "run")) == 0o700 and mode(tdir) == 0o700
+    assert mode(os.path.join(tdir, "c1_eth0.json")) == 0o600
+    assert world.run_plugin(plugin_dir, "tuning", "DEL", conf, ctr, container_id="c1").ok

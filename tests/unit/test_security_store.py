@@ -414,3 +414,12 @@ def test_cnitool_cache_never_follows_links(tmp_path, victim):
     cache.write(str(cache_dir), "net", RT, b"{}", RESULT)
     assert not os.path.islink(cache_dir / "results" / "net-ctr-eth0")
     assert unchanged(victim)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/../../b", "x\0y"])
+def test_network_name_leaving_data_dir_is_refused(tmp_path, name):
+    store = DiskStore(str(tmp_path / "data"), name)
+    with pytest.raises(CNIError) as err:
+        store.create()
+    assert err.value.code == 7 and "invalid network name" in err.value.msg
+    assert sorted(os.listdir(tmp_path)) == []
