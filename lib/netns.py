@@ -8,13 +8,11 @@ leaving it, so most work is: enter, open socket, leave.
 
 import errno
 import os
-from stat import S_ISREG as _S_ISREG   # loaded by os already
 
 from .errors import CNIError, INVALID_ENVIRONMENT, UNKNOWN_CONTAINER
 
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # ioctl: which kind of namespace an nsfs fd is
-_REOPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 _setns = None
 
@@ -63,33 +61,24 @@ def open_netns(path: str) -> int:
     blocks and never opens anything else for reading.
 
     CNI_NETNS is chosen by the caller: a FIFO would block a plain open()
-    forever, and opening a device node can have side effects. So the path
-    is first opened O_PATH (no open of the file itself happens, symlinks
-    such as /proc/PID/ns/net are followed), anything but a regular file
-    (nsfs inodes are regular files) is refused, and only then is the very
-    same inode reopened, through /proc/self/fd, non-blocking; the
+    forever, and opening a device node can have side effects. So
+    safeopen.open_regular refuses anything but a regular file (nsfs inodes
+    are regular files) before opening it, non-blocking, and the
     NS_GET_NSTYPE ioctl, which only nsfs answers, confirms a network
     namespace.
     """
+    from .safeopen import NotRegular, open_regular
     if "\0" in path:
         raise NotANetns(path)
     try:
-        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = open_regular(path)
     except (FileNotFoundError, NotADirectoryError):
         raise NetnsNotFound(path) from None
+    except NotRegular:
+        raise NotANetns(path) from None
     except OSError as exc:
         raise CNIError(INVALID_ENVIRONMENT, f'cannot open network namespace "{path}"',
                        exc.strerror or str(exc)) from None
-    try:
-        if not _S_ISREG(os.fstat(pfd).st_mode):
-            raise NotANetns(path)
-        try:
-            fd = os.open(f"/proc/self/fd/{pfd}", _REOPEN_FLAGS)
-        except OSError as exc:
-            raise CNIError(INVALID_ENVIRONMENT, f'cannot open network namespace "{path}"',
-                           exc.strerror or str(exc)) from None
-    finally:
-        os.close(pfd)
     import fcntl
     try:
         kind = fcntl.ioctl(fd, NS_GET_NSTYPE)

@@ -378,3 +378,48 @@ def test_mutex_gives_up_after_the_timeout_and_the_lock_is_not_leaked(tmp_path):
     # the abandoned waiter let go of what it got once the holder left
     with fwtools.NetnsMutex(timeout=1, directory=d) as again:
         assert again.locked
+
+
+# --- siblings: other config-chosen paths read as root ----------------------------
+
+def _only_path_opens(monkeypatch):
+    opened = []
+    real_open = os.open
+
+    def spy(path, flags, *a, **k):
+        opened.append((path, flags))
+        return real_open(path, flags, *a, **k)
+    monkeypatch.setattr(os, "open", spy)
+    return opened
+
+
+def test_safeopen_refuses_devices_before_opening_them(monkeypatch):
+    from pycni import safeopen
+    opened = _only_path_opens(monkeypatch)
+    with pytest.raises(safeopen.NotRegular) as err:
+        safeopen.read_regular("/dev/zero")
+    assert stat.S_ISCHR(err.value.st_mode)
+    assert all(flags & os.O_PATH for _p, flags in opened), opened
+
+
+def test_resolv_conf_naming_a_device_is_refused_unopened(monkeypatch):
+    """host-local `resolvConf: /dev/watchdog` would arm the watchdog on open."""
+    from pycni import files
+    opened = _only_path_opens(monkeypatch)
+    with pytest.raises(files.UnsafePath) as err:
+        files.read_file("/dev/null", follow_symlinks=True)
+    assert "a device" in str(err.value)
+    assert all(flags & os.O_PATH for _p, flags in opened), opened
+
+
+def test_safeopen_reads_regular_files_through_symlinks_within_a_limit(tmp_path):
+    from pycni import safeopen
+    (tmp_path / "real").write_bytes(b"x" * 100)
+    (tmp_path / "link").symlink_to("real")
+    assert safeopen.read_regular(str(tmp_path / "link")) == b"x" * 100
+    with pytest.raises(OSError):
+        safeopen.read_regular(str(tmp_path / "real"), limit=10)
+    with pytest.raises(FileNotFoundError):
+        safeopen.read_regular(str(tmp_path / "gone"))
+    with pytest.raises(OSError):
+        safeopen.read_regular(str(tmp_path / "real") + "\0")
