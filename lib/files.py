@@ -182,17 +182,15 @@ def read_file(path: str, limit: int = 1 << 20, follow_symlinks: bool = False) ->
     `follow_symlinks` the whole path is (e.g. a resolv.conf symlink), but
     it must still lead to a regular file (no FIFO hang, no /dev/zero)."""
     if follow_symlinks:
+        # checked before it is opened: opening a device node (say
+        # /dev/watchdog, which arms it) can have side effects
+        from .safeopen import NotRegular, open_regular
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = open_regular(path)
         except FileNotFoundError:
             return None
-        try:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise UnsafePath(errno.EINVAL, f"{path} is {_kind(mode)}")
-        except BaseException:
-            os.close(fd)
-            raise
+        except NotRegular as err:
+            raise UnsafePath(errno.EINVAL, f"{path} is {_kind(err.st_mode)}") from None
         return _read_fd(fd, limit)
     directory, name = os.path.split(path)
     dir_fd = open_dir(directory or ".")
