@@ -14,7 +14,8 @@ Without a log directory nothing is logged, whatever the config says (a
 config's ``logFile`` is then ignored, with a warning on stderr). The
 directory must be an absolute path to a directory (not a symlink) owned
 by root and not writable by group or others; otherwise nothing is logged
-and stderr says why.
+and stderr says why. (Only its last component is checked: name a path
+whose every directory is root's, e.g. /var/log/pycni.)
 
 With one, the file is ``pycni.log`` in it, unless ``PYCNI_LOG_FILE`` or a
 config's ``logFile`` (Multus spelling; the config wins) names another file
