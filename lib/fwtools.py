@@ -5,7 +5,8 @@ state (bridge ipMasq and macspoofchk, portmap, firewall).
   back to the sbin directories (runtimes often pass a minimal PATH); only
   absolute, root-owned directories nobody else can write count
   (`execpath`): `PATH=.` never runs ./iptables-save.
-- `run_tool`: one exec with stdin, failing with `ToolError`.
+- `run_tool`: one exec with stdin, failing with `ToolError`; the tools get
+  a fixed environment (`TOOL_ENV`), not the caller's.
 - `retrying`: the read-compute-apply loop. A batch computed from a read of
   the current state fails when another plugin changed that state in the
   meantime (created the shared chain first, removed the rule we meant to
@@ -27,6 +28,11 @@ FALLBACK_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 IPT_TOOLS = {4: ("iptables-save", "iptables-restore"),
              6: ("ip6tables-save", "ip6tables-restore")}
 ATTEMPTS = 5
+# The tools run with this environment only, not the plugin's: the caller's
+# environment is not root's to trust, and XTABLES_LIBDIR (where iptables
+# dlopen()s its extensions), XTABLES_LOCKFILE and the like would otherwise
+# reach a root process.
+TOOL_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
 
 def tool_dirs() -> list[str]:
@@ -82,7 +88,8 @@ def run_tool(argv: list[str], stdin: str = "") -> str:
     path = find_tool(argv[0])
     if path is None:
         raise _not_found(argv[0])
-    proc = subprocess.run([path, *argv[1:]], input=stdin.encode(), capture_output=True)
+    proc = subprocess.run([path, *argv[1:]], input=stdin.encode(), capture_output=True,
+                          env=TOOL_ENV)
     if proc.returncode != 0:
         raise ToolError(argv[0], proc.returncode, proc.stderr.decode(errors="replace"))
     return proc.stdout.decode(errors="replace")
@@ -294,6 +301,7 @@ def run_nft(args: list[str], stdin: str = "", what: str = "run nft") -> tuple[in
     nft = find_tool("nft")
     if nft is None:
         raise _not_found("nft", what)
-    proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True)
+    proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True,
+                          env=TOOL_ENV)
     return proc.returncode, proc.stdout.decode(errors="replace"), \
         proc.stderr.decode(errors="replace").strip()

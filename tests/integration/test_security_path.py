@@ -46,7 +46,8 @@ def run_in(world, cwd, binary, env, conf):
 
 def env_for(world, command, ctr, path, cni_path, cid="c1"):
     return {"PATH": path, "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
-            "CNI_NETNS": ctr.path, "CNI_IFNAME": "eth0", "CNI_PATH": cni_path}
+            "CNI_NETNS": ctr.path, "CNI_IFNAME": "eth0", "CNI_PATH": cni_path,
+            "PYCNI_STATE_DIRS": os.environ.get("PYCNI_STATE_DIRS", "/tmp")}
 
 
 PATHS = [".", "relative/dir", ".:relative/dir", "::", "relative/dir:."]
@@ -98,3 +99,27 @@ def test_bridge_ipmasq_and_firewall_never_run_planted_tools(world, plugin_dir, p
     assert not os.listdir(tmp_path / "ipam" / NET) or \
         all(n == "lock" or n.startswith("last_reserved_ip")
             for n in os.listdir(tmp_path / "ipam" / NET))
+
+
+def test_xtables_libdir_from_the_environment_does_not_reach_iptables(world, plugin_dir,
+                                                                     tmp_path):
+    """iptables dlopen()s its extensions from XTABLES_LIBDIR: a user's
+    directory there would be code run as root. An empty one makes every
+    extension (tcp, DNAT, comment) fail to load if it gets through."""
+    libdir = tmp_path / "libxt"
+    libdir.mkdir()
+    ctr = world.container()
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "portmap", "backend": "iptables",
+            "runtimeConfig": {"portMappings": [
+                {"hostPort": 18082, "containerPort": 80, "protocol": "tcp"}]},
+            "prevResult": {"cniVersion": "1.0.0",
+                           "interfaces": [{"name": "eth0", "sandbox": ctr.path}],
+                           "ips": [{"address": "10.95.2.5/24", "interface": 0}]}}
+    extra = {"XTABLES_LIBDIR": str(libdir)}
+    for command in ("ADD", "CHECK"):
+        run = world.run_plugin(plugin_dir, "portmap", command, conf, ctr, extra=extra)
+        assert run.ok, run.stdout + run.stderr
+    assert "10.95.2.5:80" in world.host.run("iptables-save", "-t", "nat").stdout.decode()
+    run = world.run_plugin(plugin_dir, "portmap", "DEL", conf, ctr, extra=extra)
+    assert run.ok, run.stdout + run.stderr
+    assert "10.95.2.5" not in world.host.run("iptables-save", "-t", "nat").stdout.decode()

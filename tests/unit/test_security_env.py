@@ -423,3 +423,23 @@ def test_safeopen_reads_regular_files_through_symlinks_within_a_limit(tmp_path):
         safeopen.read_regular(str(tmp_path / "gone"))
     with pytest.raises(OSError):
         safeopen.read_regular(str(tmp_path / "real") + "\0")
+
+
+# --- sibling of finding 6: the environment the tools run with --------------------
+
+def test_tools_do_not_inherit_the_callers_environment(tmp_path, monkeypatch):
+    """XTABLES_LIBDIR names where iptables dlopen()s its extensions: a
+    caller's value must never reach the root-run tool."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    tool = d / "iptables-save"
+    tool.write_text(f"#!/bin/sh\nenv > {tmp_path / 'env'}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(d))
+    monkeypatch.setenv("XTABLES_LIBDIR", str(tmp_path / "evil"))
+    monkeypatch.setenv("XTABLES_LOCKFILE", str(tmp_path / "lock"))
+    fwtools.run_tool(["iptables-save"])
+    seen = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines()
+                if "=" in line)
+    assert "XTABLES_LIBDIR" not in seen and "XTABLES_LOCKFILE" not in seen
+    assert seen["PATH"] == fwtools.TOOL_ENV["PATH"]
