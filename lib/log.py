@@ -46,8 +46,10 @@ import json
 import os
 import time
 
+from . import nodeconf
+from .nodeconf import CONF_FILE, warn
+
 LEVELS = {"panic": 0, "error": 0, "info": 1, "verbose": 1, "debug": 2}
-CONF_FILE = "/etc/cni/pycni.conf"
 DEFAULT_FILE = "pycni.log"
 
 _FILE_FLAGS = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
@@ -55,8 +57,6 @@ _FILE_FLAGS = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NON
 _SHELL = str.maketrans({c: f"\\u{ord(c):04x}" for c in "$`;|&<>()'!"})
 _SAFE_CHARS = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                "._:/@+=%,-")
-_node_conf_cache: tuple | None = None
-_warned: set = set()
 
 
 class OperationLog:
@@ -152,17 +152,6 @@ def field(value) -> str:
     return quote(text).replace(" ", "\\u0020")
 
 
-def warn(message: str) -> None:
-    """One line on stderr (never stdout), once per process."""
-    if message in _warned:
-        return
-    _warned.add(message)
-    try:
-        os.write(2, f"pycni: {message}\n".encode())
-    except OSError:
-        pass
-
-
 def file_in(directory: str, value) -> str | None:
     """The file name `value` names inside `directory`, or None if it names
     anything else: a plain name, or an absolute path whose parent is
@@ -198,56 +187,9 @@ def log_directory(env) -> tuple[str, str]:
 
 
 def node_conf() -> tuple[str, str]:
-    """logDir and logLevel of CONF_FILE, read once per process: ("", "")
-    when absent (one failed open) or not to be trusted."""
-    global _node_conf_cache
-    if _node_conf_cache is None:
-        _node_conf_cache = _read_node_conf(CONF_FILE)
-    return _node_conf_cache
-
-
-def _read_node_conf(path: str) -> tuple[str, str]:
-    import stat
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-                     | os.O_NOCTTY)
-    except FileNotFoundError:
-        return "", ""
-    except OSError as exc:
-        reason = "it is a symlink" if os.path.islink(path) else (exc.strerror or str(exc))
-        warn(f"{path} ignored: {reason}")
-        return "", ""
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            reason = "not a regular file"
-        elif st.st_uid != 0:
-            reason = "not owned by root"
-        elif st.st_mode & 0o022:
-            reason = "writable by group or others"
-        else:
-            reason = ""
-            data = os.read(fd, 65536)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-    finally:
-        os.close(fd)
-    if reason:
-        warn(f"{path} ignored: {reason}")
-        return "", ""
-    try:
-        conf = json.loads(data)
-    except ValueError as exc:
-        warn(f"{path} ignored: not JSON ({quote(str(exc))})")
-        return "", ""
-    if not isinstance(conf, dict):
-        warn(f"{path} ignored: not a JSON object")
-        return "", ""
-    directory, level = conf.get("logDir", ""), conf.get("logLevel", "")
-    if not isinstance(directory, str) or not isinstance(level, str):
-        warn(f"{path} ignored: logDir and logLevel must be strings")
-        return "", ""
-    return directory, level
+    """logDir and logLevel of /etc/cni/pycni.conf (see nodeconf): ("", "")
+    when absent or not to be trusted."""
+    return nodeconf.get_str("logDir"), nodeconf.get_str("logLevel")
 
 
 def open_log(directory: str, name: str) -> int:

@@ -174,6 +174,8 @@ class World:
             "CNI_IFNAME": ifname,
             "CNI_ARGS": args,
             "CNI_PATH": str(cni_path),
+            # test stores live in temporary directories (pycni.nodeconf)
+            "PYCNI_STATE_DIRS": os.environ.get("PYCNI_STATE_DIRS", "/tmp"),
         }
         env.update(extra or {})
         return {k: v for k, v in env.items() if v is not None}

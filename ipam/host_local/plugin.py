@@ -10,7 +10,7 @@ STATUS code 50 when a range set has no free address left (ADD would fail)
 
 import os
 
-from pycni import skel
+from pycni import nodeconf, skel
 from pycni.errors import CNIError, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE
 from pycni.result import Result
 
@@ -18,7 +18,17 @@ from . import config as cfg
 
 
 def load_config(req: skel.Request) -> cfg.Config:
-    return cfg.load(req.config, req.args_text)
+    conf = cfg.load(req.config, req.args_text)
+    if not store_allowed(conf, req):
+        raise nodeconf.refuse_state_dir(conf.data_dir)
+    return conf
+
+
+def store_allowed(conf: cfg.Config, req: skel.Request) -> bool:
+    """A config chooses its dataDir, but only below a state directory the
+    node's root allows (pycni.nodeconf): no config alone picks where root
+    writes."""
+    return nodeconf.state_dir_allowed(conf.data_dir, req.env)
 
 
 def open_store(conf: cfg.Config, create: bool = True):
@@ -68,6 +78,8 @@ class HostLocalPlugin(skel.Plugin):
             conf = cfg.store_location(req.config)
             if conf is None:
                 raise
+            if not store_allowed(conf, req):
+                return   # ADD never allocated there: nothing to release
         store = open_store(conf)
         with store.locked():
             store.release(req.container_id, req.ifname)

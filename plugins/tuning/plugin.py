@@ -21,7 +21,7 @@ CHECK re-reads every configured sysctl and link attribute.
 import os
 import sys
 
-from pycni import netlink, netns, skel
+from pycni import netlink, netns, nodeconf, skel
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import Result
 
@@ -262,6 +262,8 @@ class TuningPlugin(skel.Plugin):
 
     def add(self, req: skel.Request) -> Result:
         settings = settings_for(req, config.read_allowlist())
+        if not nodeconf.state_dir_allowed(settings.data_dir, req.env):
+            raise nodeconf.refuse_state_dir(settings.data_dir)
         prev = required_prev_result(req)
         backup_path = backup.file_path(settings.data_dir, req.container_id, req.ifname)
         with netns.entered(req.netns):
@@ -271,7 +273,12 @@ class TuningPlugin(skel.Plugin):
         return prev
 
     def delete(self, req: skel.Request) -> None:
-        path = backup.file_path(config.data_dir_of(req.config), req.container_id, req.ifname)
+        data_dir = config.data_dir_of(req.config)
+        if not nodeconf.state_dir_allowed(data_dir, req.env):
+            # ADD never wrote there: nothing to restore, nothing to remove.
+            _log(f"dataDir {data_dir!r} is not an allowed state directory: nothing restored")
+            return
+        path = backup.file_path(data_dir, req.container_id, req.ifname)
         try:
             state = backup.load(path)
         except ValueError as exc:

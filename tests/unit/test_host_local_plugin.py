@@ -25,7 +25,8 @@ def net(tmp_path):
 
 def call(command, conf, cid="c1", ifname="eth0", args=""):
     env = {"CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": "/run/netns/none",
-           "CNI_IFNAME": ifname, "CNI_PATH": "/nonexistent", "CNI_ARGS": args}
+           "CNI_IFNAME": ifname, "CNI_PATH": "/nonexistent", "CNI_ARGS": args,
+           "PYCNI_STATE_DIRS": os.environ["PYCNI_STATE_DIRS"]}   # tmp_path allowed
     out = io.StringIO()
     code = skel.run(HostLocalPlugin(), env, io.BytesIO(json.dumps(conf).encode()), out)
     text = out.getvalue()

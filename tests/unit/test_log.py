@@ -11,6 +11,7 @@ import stat
 import pytest
 
 from pycni import log as oplog_module
+from pycni import nodeconf
 from pycni import skel
 from pycni.errors import CNIError
 from pycni.log import OperationLog
@@ -42,9 +43,9 @@ class Fake(skel.Plugin):
 @pytest.fixture(autouse=True)
 def no_node_conf(tmp_path, monkeypatch):
     """No /etc/cni/pycni.conf of the machine leaks in; fresh caches."""
-    monkeypatch.setattr(oplog_module, "CONF_FILE", str(tmp_path / "no-pycni.conf"))
-    monkeypatch.setattr(oplog_module, "_node_conf_cache", None)
-    monkeypatch.setattr(oplog_module, "_warned", set())
+    monkeypatch.setattr(nodeconf, "CONF_FILE", str(tmp_path / "no-pycni.conf"))
+    monkeypatch.setattr(nodeconf, "_cache", None)
+    monkeypatch.setattr(nodeconf, "_warned", set())
 
 
 @pytest.fixture
@@ -311,7 +312,7 @@ def node_conf(tmp_path, monkeypatch, text, mode=0o644, owner=None):
     path.chmod(mode)
     if owner is not None:
         os.chown(path, owner, owner)
-    monkeypatch.setattr(oplog_module, "CONF_FILE", str(path))
+    monkeypatch.setattr(nodeconf, "CONF_FILE", str(path))
     return path
 
 
@@ -344,11 +345,11 @@ def test_untrusted_node_conf_is_ignored_with_one_warning(logdir, tmp_path, monke
         real = node_conf(tmp_path, monkeypatch, text)
         link = tmp_path / "link.conf"
         link.symlink_to(real)
-        monkeypatch.setattr(oplog_module, "CONF_FILE", str(link))
+        monkeypatch.setattr(nodeconf, "CONF_FILE", str(link))
     elif case == "fifo":
         path = tmp_path / "fifo.conf"
         os.mkfifo(path)
-        monkeypatch.setattr(oplog_module, "CONF_FILE", str(path))
+        monkeypatch.setattr(nodeconf, "CONF_FILE", str(path))
     else:
         node_conf(tmp_path, monkeypatch,
                   {"not-json": "{logDir", "not-object": "[1]",
@@ -415,4 +416,4 @@ def test_no_log_directory_costs_one_failed_open(monkeypatch):
     monkeypatch.setattr(os, "open", lambda *a, **k: calls.append(a[0]) or real_open(*a, **k))
     for _ in range(3):
         assert OperationLog.from_config({"logLevel": "debug"}, {}) is None
-    assert calls == [oplog_module.CONF_FILE]
+    assert calls == [nodeconf.CONF_FILE]
