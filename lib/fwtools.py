@@ -257,6 +257,9 @@ class NetnsMutex:
                 now = os.stat(self._name, dir_fd=self._dir, follow_symlinks=False)
             except FileNotFoundError:
                 now = None
+            except BaseException:
+                os.close(fd)
+                raise
             if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
                 self.fd = fd
                 return
@@ -268,8 +271,10 @@ class NetnsMutex:
                 os.unlink(self._name, dir_fd=self._dir)
             except FileNotFoundError:
                 pass
-            os.close(self.fd)
-            self.fd = -1
+            finally:
+                os.close(self.fd)   # releases the lock
+                self.fd = -1
+                self._close_dir()
         self._close_dir()
         return False
 
