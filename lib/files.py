@@ -34,6 +34,44 @@ class UnsafePath(OSError):
     """A path in a state directory that we refuse to use."""
 
 
+class NotRegular(OSError):
+    """A path names something other than a regular file (its st_mode in
+    `.st_mode`)."""
+
+    st_mode = 0
+
+
+_REOPEN = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def open_path_regular(path: str) -> int:
+    """A read-only fd of the regular file at `path`, a path a config or the
+    environment chose (CNI_NETNS, host-local's `resolvConf`), symlinks
+    followed as the path was meant, without ever blocking or touching a
+    device.
+
+    A plain open() of a FIFO blocks until someone opens the other end, and
+    opening a device node as root can have side effects (a tape rewinds,
+    /dev/watchdog arms). So the path is first opened O_PATH, which opens
+    nothing, the inode is checked to be a regular file, and only then is
+    that very inode reopened for reading through /proc/self/fd, O_NONBLOCK
+    and O_NOCTTY: swapping the path in between changes nothing.
+    FileNotFoundError (and other OSErrors) as open() raises them; NotRegular
+    for a FIFO, device, directory or socket; OSError (EINVAL) for a NUL."""
+    if "\0" in path:
+        raise OSError(errno.EINVAL, "path contains a NUL byte")
+    pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(pfd).st_mode
+        if not stat.S_ISREG(mode):
+            err = NotRegular(errno.EINVAL, "not a regular file", path)
+            err.st_mode = mode
+            raise err
+        return os.open(f"/proc/self/fd/{pfd}", _REOPEN)
+    finally:
+        os.close(pfd)
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"
@@ -184,9 +222,8 @@ def read_file(path: str, limit: int = 1 << 20, follow_symlinks: bool = False) ->
     if follow_symlinks:
         # checked before it is opened: opening a device node (say
         # /dev/watchdog, which arms it) can have side effects
-        from .safeopen import NotRegular, open_regular
         try:
-            fd = open_regular(path)
+            fd = open_path_regular(path)
         except FileNotFoundError:
             return None
         except NotRegular as err:

@@ -62,16 +62,16 @@ def open_netns(path: str) -> int:
 
     CNI_NETNS is chosen by the caller: a FIFO would block a plain open()
     forever, and opening a device node can have side effects. So
-    safeopen.open_regular refuses anything but a regular file (nsfs inodes
+    files.open_path_regular refuses anything but a regular file (nsfs inodes
     are regular files) before opening it, non-blocking, and the
     NS_GET_NSTYPE ioctl, which only nsfs answers, confirms a network
     namespace.
     """
-    from .safeopen import NotRegular, open_regular
+    from .files import NotRegular, open_path_regular
     if "\0" in path:
         raise NotANetns(path)
     try:
-        fd = open_regular(path)
+        fd = open_path_regular(path)
     except (FileNotFoundError, NotADirectoryError):
         raise NetnsNotFound(path) from None
     except NotRegular:

@@ -1,6 +1,6 @@
 """The standalone executables built by ./build.sh (dist/cni-bin).
 
-The bundle is copied to a temporary directory, as `cp -a dist/cni-bin/. DIR/`
+The bundle is copied to a temporary directory, as `cp -a --no-preserve=ownership dist/cni-bin/. DIR/`
 installs it on a node, and every plugin is run there with an environment
 holding nothing but what a runtime passes (no PYTHONPATH, no virtualenv on
 PATH); one test also hides every Python installation on the machine behind

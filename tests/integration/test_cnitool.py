@@ -42,6 +42,7 @@ def write_conflist(netconf, version: str, **top) -> bytes:
 
 def cnitool(world, cni_path, netconf, cache_dir, *args, **extra_env):
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "PYCNI_STATE_DIRS": os.environ["PYCNI_STATE_DIRS"],
            "NETCONFPATH": str(netconf), "CNI_PATH": str(cni_path),
            "CNI_CACHE_DIR": str(cache_dir), **extra_env}
     return world.host.run(CNITOOL, *args, check=False, env=env)

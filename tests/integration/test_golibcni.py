@@ -40,6 +40,7 @@ def golibcni(tmp_path_factory) -> str:
     work = tmp_path_factory.mktemp("golibcni")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYCNI_STATE_DIRS": os.environ["PYCNI_STATE_DIRS"],
         "HOME": str(work),
         "GOPATH": GOPATH,               # read only: the build writes to GOCACHE
         "GO111MODULE": "off",           # GOPATH mode: no module download

@@ -450,6 +450,7 @@ def test_through_cnitool(world, lan, cni_path, ref_path, tmp_path, impl):
                               "rangeStart": "10.77.0.10",
                               "dataDir": str(tmp_path / "ipam")}}]}))
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "PYCNI_STATE_DIRS": os.environ["PYCNI_STATE_DIRS"],
            "NETCONFPATH": str(netconf), "CNI_PATH": path,
            "CNI_CACHE_DIR": str(tmp_path / "cache"), "CAP_ARGS": json.dumps({"mac": mac})}
 

@@ -24,6 +24,7 @@ def write(netconf, name: str, doc: dict) -> None:
 
 def cnitool(world, plugin_dir, netconf, tmp_path, *args, **env):
     full_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                "PYCNI_STATE_DIRS": os.environ["PYCNI_STATE_DIRS"],
                 "NETCONFPATH": str(netconf), "CNI_PATH": plugin_dir,
                 "CNI_CACHE_DIR": str(tmp_path / "cache"), **env}
     proc = world.host.run(CNITOOL, *args, check=False, env=full_env)

@@ -581,6 +581,7 @@ def test_bridge_and_portmap_chain_through_cnitool(request, node, cni_path, data_
     ns.run("ip", "link", "set", "lo", "up")
     start_server(request, ns, "cnitool")
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "PYCNI_STATE_DIRS": os.environ["PYCNI_STATE_DIRS"],
            "NETCONFPATH": str(netconf), "CNI_PATH": os.pathsep.join(cni_path),
            "CNI_CACHE_DIR": str(tmp_path / "cache"),
            "CAP_ARGS": json.dumps({"portMappings": maps(18190, caps=True)})}

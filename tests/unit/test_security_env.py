@@ -393,11 +393,11 @@ def _only_path_opens(monkeypatch):
     return opened
 
 
-def test_safeopen_refuses_devices_before_opening_them(monkeypatch):
-    from pycni import safeopen
+def test_open_path_regular_refuses_devices_before_opening_them(monkeypatch):
+    from pycni import files
     opened = _only_path_opens(monkeypatch)
-    with pytest.raises(safeopen.NotRegular) as err:
-        safeopen.read_regular("/dev/zero")
+    with pytest.raises(files.NotRegular) as err:
+        files.open_path_regular("/dev/zero")
     assert stat.S_ISCHR(err.value.st_mode)
     assert all(flags & os.O_PATH for _p, flags in opened), opened
 
@@ -412,17 +412,15 @@ def test_resolv_conf_naming_a_device_is_refused_unopened(monkeypatch):
     assert all(flags & os.O_PATH for _p, flags in opened), opened
 
 
-def test_safeopen_reads_regular_files_through_symlinks_within_a_limit(tmp_path):
-    from pycni import safeopen
+def test_read_file_reads_regular_files_through_symlinks_within_a_limit(tmp_path):
+    from pycni import files
     (tmp_path / "real").write_bytes(b"x" * 100)
     (tmp_path / "link").symlink_to("real")
-    assert safeopen.read_regular(str(tmp_path / "link")) == b"x" * 100
+    assert files.read_file(str(tmp_path / "link"), follow_symlinks=True) == b"x" * 100
+    assert files.read_file(str(tmp_path / "real"), limit=10, follow_symlinks=True) == b"x" * 10
+    assert files.read_file(str(tmp_path / "gone"), follow_symlinks=True) is None
     with pytest.raises(OSError):
-        safeopen.read_regular(str(tmp_path / "real"), limit=10)
-    with pytest.raises(FileNotFoundError):
-        safeopen.read_regular(str(tmp_path / "gone"))
-    with pytest.raises(OSError):
-        safeopen.read_regular(str(tmp_path / "real") + "\0")
+        files.open_path_regular(str(tmp_path / "real") + "\0")
 
 
 # --- sibling of finding 6: the environment the tools run with --------------------
