@@ -70,6 +70,11 @@ def attr(kind: int, payload: bytes) -> bytes:
 
 
 def attr_str(kind: int, text: str) -> bytes:
+    """A NUL-terminated string attribute. A NUL inside `text` would make the
+    kernel read a shorter string (a config's master "eth0\\0x" would name
+    eth0), so it is refused."""
+    if "\0" in text:
+        raise NetlinkError(22, f"name contains a NUL byte: {text!r}")   # EINVAL
     return attr(kind, text.encode() + b"\0")
 
 
@@ -211,6 +216,8 @@ def _get_link_message(nl: RtNetlink, index: int = 0, name: str = "") -> bytes | 
     """The kernel's RTM_NEWLINK body for one link (by index or name), or None."""
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
     if name:
+        if "\0" in name:
+            return None   # no link has such a name (the kernel would cut it short)
         body += attr_str(IFLA_IFNAME, name)
     try:
         replies = nl.request(RTM_GETLINK, 0, body)
