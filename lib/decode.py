@@ -44,6 +44,17 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _SHALLOW = 500
 
 
+def utf8_as_go(data) -> str:
+    """JSON input as text, invalid UTF-8 replaced the way Go's decoder
+    replaces it (U+FFFD per bad byte); str passes through."""
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return _decode_utf8_as_go(data)
+    return data
+
+
 def loads(data, what: str = "network config"):
     """Parse JSON text (bytes or str) as Go's encoding/json accepts it.
 
@@ -53,13 +64,7 @@ def loads(data, what: str = "network config"):
     deeper than MAX_DEPTH. Like Go, invalid UTF-8 and lone surrogate
     escapes become U+FFFD instead of failing.
     """
-    if isinstance(data, (bytes, bytearray)):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = _decode_utf8_as_go(data)
-    else:
-        text = data
+    text = utf8_as_go(data)
     opens = text.count("[") + text.count("{")
     allowed = MAX_DEPTH
     if opens > _SHALLOW:

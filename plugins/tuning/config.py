@@ -110,9 +110,10 @@ def check_duplicate_sysctl_keys(stdin: bytes) -> None:
     def pairs_hook(pairs):
         return _Pairs(pairs)
 
+    from pycni.decode import utf8_as_go
     try:
-        top = json.loads(stdin, object_pairs_hook=pairs_hook)
-    except (ValueError, UnicodeDecodeError):
+        top = json.loads(utf8_as_go(stdin), object_pairs_hook=pairs_hook)
+    except ValueError:
         return  # the skeleton already refused undecodable input
     if not isinstance(top, _Pairs):
         return

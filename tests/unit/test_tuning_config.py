@@ -266,3 +266,15 @@ def test_data_dir_of():
 
 def test_settings_are_json_friendly():
     json.dumps(settings(sysctl={"net.core.somaxconn": "1"}).sysctls)
+
+
+def test_duplicate_sysctl_keys_refused_also_with_invalid_utf8():
+    """The duplicate check used to skip configs with invalid UTF-8, which
+    Go (and our decoder) accept with U+FFFD."""
+    from pycni.errors import CNIError
+    from pycni.plugins.tuning.config import check_duplicate_sysctl_keys
+    raw = (b'{"name":"n\xff","sysctl":{"net.ipv4.ip_forward":"1",'
+           b'"net.ipv4.ip_forward":"0"}}')
+    with pytest.raises(CNIError) as err:
+        check_duplicate_sysctl_keys(raw)
+    assert err.value.code == 7
