@@ -6,7 +6,8 @@ state (bridge ipMasq and macspoofchk, portmap, firewall).
   absolute, root-owned directories nobody else can write count
   (`execpath`): `PATH=.` never runs ./iptables-save.
 - `run_tool`: one exec with stdin, failing with `ToolError`; the tools get
-  a fixed environment (`TOOL_ENV`), not the caller's.
+  a fixed environment (`TOOL_ENV`), not the caller's. Execs go through
+  `spawn.run` (posix_spawn, no `subprocess` import).
 - `retrying`: the read-compute-apply loop. A batch computed from a read of
   the current state fails when another plugin changed that state in the
   meantime (created the shared chain first, removed the rule we meant to
@@ -84,15 +85,14 @@ class ToolError(CNIError):
 
 def run_tool(argv: list[str], stdin: str = "") -> str:
     """Run a tool (looked up with find_tool); its stdout."""
-    import subprocess
+    from .spawn import run
     path = find_tool(argv[0])
     if path is None:
         raise _not_found(argv[0])
-    proc = subprocess.run([path, *argv[1:]], input=stdin.encode(), capture_output=True,
-                          env=TOOL_ENV)
-    if proc.returncode != 0:
-        raise ToolError(argv[0], proc.returncode, proc.stderr.decode(errors="replace"))
-    return proc.stdout.decode(errors="replace")
+    returncode, stdout, stderr = run([path, *argv[1:]], TOOL_ENV, stdin.encode())
+    if returncode != 0:
+        raise ToolError(argv[0], returncode, stderr.decode(errors="replace"))
+    return stdout.decode(errors="replace")
 
 
 LOCK_DIR = "/run/pycni"
@@ -302,11 +302,9 @@ def retrying(step) -> None:
 def run_nft(args: list[str], stdin: str = "", what: str = "run nft") -> tuple[int, str, str]:
     """Run nft; (exit code, stdout, stderr). For callers that tell a
     missing table apart from a failure by the exit code and message."""
-    import subprocess
+    from .spawn import run
     nft = find_tool("nft")
     if nft is None:
         raise _not_found("nft", what)
-    proc = subprocess.run([nft, *args], input=stdin.encode(), capture_output=True,
-                          env=TOOL_ENV)
-    return proc.returncode, proc.stdout.decode(errors="replace"), \
-        proc.stderr.decode(errors="replace").strip()
+    returncode, stdout, stderr = run([nft, *args], TOOL_ENV, stdin.encode())
+    return returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace").strip()

@@ -4,7 +4,7 @@
 ``"type": "../../sbin/reboot"`` must not run /sbin/reboot).
 `exec_plugin` runs a plugin the way a runtime does: environment plus
 config on stdin, result or error object read from stdout, stderr passed
-through.
+through (spawn.run: posix_spawn, no `subprocess` import).
 """
 
 import json
@@ -46,19 +46,18 @@ def find_in_path(plugin_type: str, path: list[str]) -> str:
 
 def exec_plugin(binary: str, stdin: bytes, env: dict) -> bytes:
     """Run `binary`; return its stdout, or raise the CNIError it printed."""
-    import subprocess
+    from .spawn import run
     try:
-        proc = subprocess.run([binary], input=stdin, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, close_fds=True)
+        returncode, stdout, stderr = run([binary], env, stdin)
     except OSError as exc:
         raise CNIError(INTERNAL, f"failed to run plugin {binary}", str(exc)) from None
-    if proc.stderr:
+    if stderr:
         import sys
-        sys.stderr.buffer.write(proc.stderr)
+        sys.stderr.buffer.write(stderr)
         sys.stderr.flush()
-    if proc.returncode != 0:
-        raise error_from_output(proc.stdout, proc.stderr, proc.returncode)
-    return proc.stdout
+    if returncode != 0:
+        raise error_from_output(stdout, stderr, returncode)
+    return stdout
 
 
 def error_from_output(stdout: bytes, stderr: bytes, returncode: int | None = None) -> CNIError:
