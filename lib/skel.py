@@ -9,6 +9,7 @@ interface-name rules, VERSION without reading stdin, error objects on
 stdout with exit code 1, results printed in the config's cniVersion.
 """
 
+import io
 import json
 import os
 import re
@@ -113,9 +114,75 @@ class Plugin:
 
 
 def main(plugin: Plugin) -> None:
-    code = run(plugin, os.environ, sys.stdin.buffer, sys.stdout)
-    sys.stdout.flush()
-    sys.exit(code)
+    """The plugin executable's entry point: serve the call, then leave
+    with `os._exit`, skipping interpreter finalisation (tens of ms per
+    call: module teardown, GC of everything still alive).
+
+    That is safe because nothing is left for finalisation to do: every
+    file a plugin writes (log, host-local store, tuning backup) is written
+    with os.write and closed before `run` returns, there are no atexit
+    handlers, threads or objects whose `__del__` writes; what remains is
+    the buffered sys.stdout/sys.stderr, flushed by `finish`. Only the
+    outermost process calls this: in-process delegation (invoke.py) calls
+    `run`, which returns the code and never exits.
+    """
+    if sys.stdout is None:           # started with fd 1 closed: nowhere to answer
+        finish(_stdout_gone("stdout is closed"))
+    # fd 0 closed: read as empty input (VERSION needs none, the rest fail)
+    stdin = sys.stdin.buffer if sys.stdin is not None else io.BytesIO()
+    try:
+        code = run(plugin, os.environ, stdin, sys.stdout)
+    except BrokenPipeError:
+        code = _stdout_gone()
+    finish(code)
+
+
+def finish(code: int) -> None:
+    """Flush what the process printed and end it now with `code`."""
+    for stream in _std_streams():
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            if _is_stdout(stream):
+                code = code or _stdout_gone()
+            # stderr's reader went away: only diagnostics are lost
+        except (OSError, ValueError):   # closed, or a full disk under a redirect
+            code = code or (1 if _is_stdout(stream) else 0)
+    os._exit(code)
+
+
+def _std_streams() -> list:
+    streams = []
+    for stream in (sys.stdout, sys.__stdout__, sys.stderr, sys.__stderr__):
+        if stream is not None and all(stream is not s for s in streams):
+            streams.append(stream)
+    return streams
+
+
+def _is_stdout(stream) -> bool:
+    try:
+        return stream.fileno() == 1
+    except (OSError, ValueError, AttributeError):
+        return stream is sys.stdout
+
+
+def _stdout_gone(why: str = "stdout closed before the result was written (EPIPE)") -> int:
+    """EPIPE on stdout: the runtime stopped reading, so the result (or
+    error) is lost and the call fails with 1. stdout is pointed at
+    /dev/null so that what is still buffered drains there instead of
+    raising again, and stderr says why. (The reference, a Go program,
+    is killed by SIGPIPE instead.)"""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass
+    try:
+        os.write(2, f"pycni: {why}\n".encode())
+    except OSError:
+        pass
+    return 1
 
 
 def run(plugin: Plugin, env, stdin, stdout) -> int:
