@@ -156,7 +156,10 @@ def implementations(frozen: bool = True, extra: list[str] = ()) -> dict[str, str
 
 
 def step_env(step: Step, cni_path: str, ctx: Context) -> dict:
-    env = {"PATH": BARE_PATH, "CNI_COMMAND": step.command, "CNI_PATH": cni_path}
+    # PYCNI_STATE_DIRS: pycni keeps a dataDir below an allowed state root
+    # (the bench's scratch directory here); the reference ignores it
+    env = {"PATH": BARE_PATH, "CNI_COMMAND": step.command, "CNI_PATH": cni_path,
+           "PYCNI_STATE_DIRS": ctx.scratch}
     if step.command != "VERSION":
         env.update(CNI_CONTAINERID="bench-ctr", CNI_IFNAME=step.ifname, CNI_ARGS="",
                    CNI_NETNS=ctx.containers[0] if ctx.containers else "")
