@@ -152,3 +152,26 @@ def test_plugin_children_get_only_0_1_2_and_the_cni_env(world, plugin_dir, tmp_p
     lines = fd_log.read_text().splitlines()
     assert len(lines) >= 4            # IPAM ADD and DEL, and firewall tools
     assert all(line == "" for line in lines), lines
+
+
+def test_tool_and_delegate_execs_import_no_subprocess(world, plugin_dir, tmp_path):
+    """A bridge ipMasq ADD and DEL that exec their tools and an exec'ed
+    host-local delegate load none of subprocess's tree (~15-26 ms)."""
+    ctr = world.container()
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "bridge", "bridge": BRIDGE,
+            "isGateway": True, "ipMasq": True,
+            "ipam": {"type": "host-local", "subnet": SUBNET, "dataDir": str(tmp_path / "ipam")}}
+    result = None
+    for command in ("ADD", "DEL"):
+        env = world.plugin_env(command, plugin_dir, ctr, extra={"PYCNI_EXEC_DELEGATES": "1"})
+        stdin = conf if result is None else {**conf, "prevResult": result}
+        proc = world.host.run(sys.executable, "-X", "importtime", "-I", "-S", "-B",
+                              os.path.join(plugin_dir, "bridge"), check=False,
+                              input=json.dumps(stdin).encode(), env=env)
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        if command == "ADD":
+            result = json.loads(proc.stdout)
+        loaded = {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()
+                  if line.startswith("import time:")}
+        assert "pycni.spawn" in loaded
+        assert not loaded & {"subprocess", "selectors", "threading", "signal"}, command
