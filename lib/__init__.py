@@ -1,11 +1,7 @@
 """pycni: CNI plugins and the shared library they are built on.
 
 Importing the package costs next to nothing on purpose: every plugin call
-is a fresh process. Import the module you need. The one thing done here
-is `_startup`, which keeps `dataclasses` from importing `inspect`.
+is a fresh process. Import the module you need. Record classes come from
+`pycni.model` (no `dataclasses`, whose import and per-class code
+generation cost milliseconds per call).
 """
-
-from ._startup import import_dataclasses_without_inspect as _trim
-
-_trim()
-del _trim

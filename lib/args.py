@@ -6,7 +6,7 @@ The reference matches keys case-sensitively against the plugin's known
 fields and rejects unknown keys unless IgnoreUnknown is true.
 """
 
-from dataclasses import dataclass, field
+from .model import dataclass, field
 
 from .errors import CNIError, INVALID_ENVIRONMENT
 

@@ -4,7 +4,7 @@ A plugin's config model is a dataclass extending `NetConf`; decode it
 from `Request.config` with `decode.decode(MyConf, req.config)`.
 """
 
-from dataclasses import dataclass, field
+from .model import dataclass, field
 
 from .decode import key
 

@@ -1,4 +1,4 @@
-"""Decode JSON objects into typed dataclasses the way Go's encoding/json does.
+"""Decode JSON objects into typed record classes (pycni.model) the way Go's encoding/json does.
 
 Runtimes differ in key spelling: containerd sends ``HostPort`` where podman
 sends ``hostPort``, and the reference plugins (Go) accept both because
@@ -28,11 +28,11 @@ fields (None), lists ([]), maps ({}) and ``object`` fields (None), which
 is what Go does with pointers, slices and maps.
 """
 
-import dataclasses
 import json
 import sys
 import types
 
+from . import model
 from .errors import CNIError, DECODING_FAILURE, INVALID_NETWORK_CONFIG
 
 # Go encoding/json's maxNestingDepth: 10,000 nested arrays/objects parse,
@@ -204,10 +204,10 @@ def key(name: str, **kwargs):
     """A dataclass field whose JSON key is `name` (matched case-insensitively)."""
     metadata = dict(kwargs.pop("metadata", {}) or {})
     metadata["json"] = name
-    return dataclasses.field(metadata=metadata, **kwargs)
+    return model.field(metadata=metadata, **kwargs)
 
 
-def json_name(field: dataclasses.Field) -> str:
+def json_name(field: model.Field) -> str:
     explicit = field.metadata.get("json")
     if explicit:
         return explicit
@@ -312,10 +312,9 @@ def decode(cls, obj, path: str = "config", into=None):
     try:
         return cls(**values)
     except TypeError as exc:  # a required field is missing
-        missing = [json_name(f) for f in dataclasses.fields(cls)
+        missing = [json_name(f) for f in model.fields(cls)
                    if f.init and f.name not in values
-                   and f.default is dataclasses.MISSING
-                   and f.default_factory is dataclasses.MISSING]
+                   and _is_missing(f.default) and _is_missing(f.default_factory)]
         if missing:
             raise CNIError(INVALID_NETWORK_CONFIG,
                            f"missing required field {path}.{missing[0]}") from exc
@@ -329,13 +328,22 @@ def _apply(tp, current, raw, path: str):
         # struct) untouched: what an earlier key set, or the default.
         return current
     if isinstance(raw, dict) and current is not _MISSING and current is not None:
-        if dataclasses.is_dataclass(current):      # struct, or pointer to one
+        if model.is_dataclass(current):      # struct, or pointer to one
             return decode(type(current), raw, path, into=current)
         if isinstance(current, dict) and (tp is dict or getattr(tp, "__origin__", None) is dict):
             merged = dict(current)                 # a map gets more entries
             merged.update(_convert(tp, raw, path))
             return merged
     return _convert(tp, raw, path)
+
+
+def _is_missing(value) -> bool:
+    """No default: pycni.model's MISSING, or the standard library's for a
+    class made with `dataclasses` (decode takes both kinds)."""
+    if value is model.MISSING:
+        return True
+    std = sys.modules.get("dataclasses")
+    return std is not None and value is std.MISSING
 
 
 _MISSING = object()
@@ -348,7 +356,7 @@ def _json_fields(cls) -> list:
     fields = _FIELDS.get(cls)
     if fields is None:
         fields = [(f, json_name(f), fold(json_name(f)))
-                  for f in dataclasses.fields(cls) if f.init]
+                  for f in model.fields(cls) if f.init]
         _FIELDS[cls] = fields
     return fields
 
@@ -357,7 +365,7 @@ def _field_types(cls) -> dict:
     """Field name -> type, resolving postponed (string) annotations."""
     hints = _HINTS.get(cls)
     if hints is None:
-        fields = dataclasses.fields(cls)
+        fields = model.fields(cls)
         if any(isinstance(f.type, str) for f in fields):
             import typing
             resolved = typing.get_type_hints(cls)
@@ -402,7 +410,7 @@ def _convert(tp, raw, path: str):
         raise TypeError(f"unsupported union {tp}")
     if raw is None:
         # null inside a list or map: Go's zero value
-        if dataclasses.is_dataclass(tp):
+        if model.is_dataclass(tp):
             return decode(tp, {}, path)
         return _zero(tp)
     if tp is bool:
@@ -447,7 +455,7 @@ def _convert(tp, raw, path: str):
             raise DecodeError(path, "an object", raw)
         _, item = tp.__args__
         return {k: _convert(item, v, f"{path}.{k}") for k, v in raw.items()}
-    if dataclasses.is_dataclass(tp):
+    if model.is_dataclass(tp):
         return decode(tp, raw, path)
     raise TypeError(f"unsupported field type {tp!r} at {path}")
 

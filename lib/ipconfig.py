@@ -7,7 +7,7 @@ interface; `configure_iface` applies that plan with netlink and sysctls
 and must be called inside `netns.entered(container)`.
 """
 
-from dataclasses import dataclass, field
+from .model import dataclass, field
 
 from . import netlink, sysctl
 from .errors import CNIError, INTERNAL

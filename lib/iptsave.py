@@ -5,7 +5,7 @@ firewall): they read the current table once, compute their change and
 apply it as one restore batch.
 """
 
-from dataclasses import dataclass, field
+from .model import dataclass, field
 
 
 @dataclass

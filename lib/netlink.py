@@ -12,7 +12,7 @@ inside `netns.entered(...)` to work on a container.
 
 import os
 import struct
-from dataclasses import dataclass
+from .model import dataclass
 
 # The C module: `socket` itself adds ~8 ms of imports (selectors, enum
 # conversion of every constant) to each plugin call for nothing we use.

@@ -11,7 +11,7 @@ Shapes:
                socketPath, pciID and route mtu, advmss, priority, table, scope
 """
 
-from dataclasses import dataclass, field
+from .model import dataclass, field
 
 from . import version as versions
 from .errors import CNIError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INTERNAL

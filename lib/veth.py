@@ -11,7 +11,7 @@ able to steer the host with rogue IPv6 Router Advertisements).
 
 import errno
 import os
-from dataclasses import dataclass
+from .model import dataclass
 
 from . import netlink, netns, sysctl
 from .errors import CNIError, INTERNAL

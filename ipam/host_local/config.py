@@ -7,7 +7,7 @@ canonicalizes them, and rejects the same mistakes with the same messages.
 Everything here is pure: no file is read except resolvConf, by the plugin.
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni import version as versions
 from pycni.decode import decode, key

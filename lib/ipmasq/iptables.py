@@ -10,7 +10,7 @@ so it needs no container addresses (it works after the container and its
 interface are gone).
 """
 
-from dataclasses import dataclass, field
+from ..model import dataclass, field
 
 from . import chain_name, comment
 from ..errors import CNIError, INTERNAL

@@ -8,7 +8,7 @@ is present, else from runtimeConfig `bandwidth` (containerd sends it with
 capitalised keys and a burst of 2^32-1 when the pod sets none).
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.config import NetConf
 from pycni.decode import decode, lookup

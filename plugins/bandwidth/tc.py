@@ -13,7 +13,7 @@ also costs a fork/exec per call.
 """
 
 import struct
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.netlink import attr, attr_str, attr_u32, parse_attrs
 

@@ -6,7 +6,7 @@ MAC). `validate_add(settings)` holds the checks the reference runs only on
 ADD. Both are pure; errors are CNIErrors naming the offending key.
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.config import NetConf
 from pycni.decode import DecodeError, decode, key, lookup
@@ -108,13 +108,13 @@ def validate_add(settings: Settings) -> None:
 
 
 def lookup_field(conf: BridgeConf, name: str):
-    import dataclasses
+    from pycni import model
     from pycni.decode import json_name
-    for f in dataclasses.fields(conf):
+    for f in model.fields(conf):
         if json_name(f) == name:
             value = getattr(conf, f.name)
             if name == "vlanTrunk" and value is not None:
-                return [dataclasses.asdict(v) for v in value]
+                return [model.asdict(v) for v in value]
             return value
     return None
 

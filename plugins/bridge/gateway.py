@@ -2,7 +2,7 @@
 default routes the container gets, and whether a bridge address clashes.
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.result import Result, Route
 

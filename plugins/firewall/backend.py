@@ -17,7 +17,7 @@ where `target` is the Attachment being worked on.
 """
 
 import json
-from dataclasses import dataclass
+from pycni.model import dataclass
 
 from pycni.errors import CNIError
 from pycni.fwtools import (ToolError, default_backend, find_tool, iptables_restore,

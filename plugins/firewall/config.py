@@ -12,7 +12,7 @@ it has installed the per-container rules, every value is checked before
 anything is touched.
 """
 
-from dataclasses import dataclass
+from pycni.model import dataclass
 
 from pycni.config import NetConf
 from pycni.decode import decode

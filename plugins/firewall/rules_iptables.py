@@ -30,7 +30,7 @@ compared with what the kernel reports; a change is one
 `iptables-restore --noflush` script.
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.fwquote import ipt_chain, ipt_script
 from pycni.iptsave import Saved, parse_saved, render, split, without_comment  # noqa: F401

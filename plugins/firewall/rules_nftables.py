@@ -40,7 +40,7 @@ rebuilt (flush and refill, inside the transaction) whenever they differ
 from what they must hold, so racing ADDs converge on one copy.
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.fwquote import nft_comment, nft_identifier, nft_string, nft_word
 from pycni.ipmasq.nftables import instance_comment, instance_hash, network_hash

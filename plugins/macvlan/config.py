@@ -5,7 +5,7 @@ tested without root. What needs the kernel (the default-route master,
 the master's MTU) is looked up by plugin.py and then validated here.
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.config import DNSConf, NetConf
 from pycni.decode import decode, key, lookup

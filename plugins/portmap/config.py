@@ -10,7 +10,7 @@ unknown protocol, an unparsable hostIP, a port above 65535), we refuse it
 up front with a clear error and before any state is touched.
 """
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.config import NetConf
 from pycni.decode import decode, key

@@ -21,7 +21,7 @@ we generate can be compared with what the kernel reports (CHECK, and
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.fwquote import ipt_script
 from pycni.iptsave import Saved, parse_saved, render, split, target_of  # noqa: F401

@@ -25,7 +25,7 @@ too, so that our DEL cleans up after the reference.
 """
 
 import hashlib
-from dataclasses import dataclass
+from pycni.model import dataclass
 
 from pycni.fwquote import nft_comment, nft_conditions, nft_identifier, nft_word
 

@@ -18,7 +18,7 @@ no `..`), so the file name stays inside dataDir.
 
 import json
 import os
-from dataclasses import dataclass
+from pycni.model import dataclass
 
 from pycni.files import read_file, write_atomic
 

@@ -7,7 +7,7 @@ admin allowlist and duplicate keys.
 """
 
 import json
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 
 from pycni.config import NetConf
 from pycni.decode import decode, key, lookup

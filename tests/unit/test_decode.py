@@ -1,6 +1,6 @@
 """decode(): Go encoding/json semantics for configs, typed at the edge."""
 
-from dataclasses import dataclass, field
+from pycni.model import dataclass, field
 from typing import Optional
 
 import pytest
@@ -229,7 +229,7 @@ def test_typing_optional_supported():
 def test_string_annotations_supported():
     namespace: dict = {}
     exec("from __future__ import annotations\n"
-         "from dataclasses import dataclass, field\n"
+         "from pycni.model import dataclass, field\n"
          "@dataclass\n"
          "class Postponed:\n"
          "    mtu: int = 0\n"
