@@ -12,7 +12,6 @@ stdout with exit code 1, results printed in the config's cniVersion.
 import io
 import json
 import os
-import re
 import sys
 
 from . import version as versions
@@ -32,11 +31,19 @@ REQUIRED_ENV = {
     "STATUS": ("CNI_PATH",),
     "VERSION": (),
 }
-# Container IDs and network names end up in file names: this rule keeps
-# them free of path separators and dot-dot.
-ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
 MAX_ID_LEN = 255
 IFNAMSIZ = 16
+
+
+def is_valid_id(text: str) -> bool:
+    r"""The reference's rule for container IDs and network names (they end
+    up in file names: no path separators, no dot-dot), regexp
+    `[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z` (no newline at the end), checked
+    without loading `re`: an ASCII letter or digit, then ASCII letters,
+    digits, `_`, `.` and `-`. On ASCII text str.isalnum is exactly
+    [a-zA-Z0-9]."""
+    return (text.isascii() and text[:1].isalnum()
+            and text.replace("_", "a").replace(".", "a").replace("-", "a").isalnum())
 
 
 class Request:
@@ -271,7 +278,7 @@ def validate_container_id(cid: str) -> None:
     if len(cid) > MAX_ID_LEN:
         raise CNIError(INVALID_ENVIRONMENT, "containerID is too long",
                        f"{len(cid)} characters, at most {MAX_ID_LEN}")
-    if not ID_RE.match(cid):
+    if not is_valid_id(cid):
         raise CNIError(INVALID_ENVIRONMENT, "invalid characters in containerID", cid)
 
 
@@ -310,7 +317,7 @@ def parse_config(data: bytes) -> dict:
     name = _get(config, "name")
     if not name:
         raise CNIError(INVALID_NETWORK_CONFIG, "missing network name")
-    if not isinstance(name, str) or len(name) > MAX_ID_LEN or not ID_RE.match(name):
+    if not isinstance(name, str) or len(name) > MAX_ID_LEN or not is_valid_id(name):
         raise CNIError(INVALID_NETWORK_CONFIG, "invalid characters found in network name",
                        str(name))
     return config
