@@ -183,12 +183,14 @@ def test_decode_with_model_classes():
     assert o == Outer(required="r", host_ip="1.2.3.4", inner=Inner(5))
 
 
-def test_class_creation_is_cheap():
-    """No code generation per class: creating one is a few microseconds
-    (dataclasses: ~0.8 ms). Generous bound; the point is the order."""
-    import time
-    start = time.perf_counter()
-    for _ in range(100):
-        make(model)
-    per_class = (time.perf_counter() - start) / 100
-    assert per_class < 0.5e-3, per_class
+def test_class_creation_generates_no_code(monkeypatch):
+    """No code generation per class (dataclasses exec()s source for every
+    class, ~0.8 ms each): creating a model class must not compile anything.
+    Its cost is measured in bench/, not asserted here."""
+    import builtins
+
+    def refuse(*a, **k):
+        raise AssertionError("code generated while creating a class")
+    monkeypatch.setattr(builtins, "exec", refuse)
+    monkeypatch.setattr(builtins, "compile", refuse)
+    make(model)
