@@ -564,9 +564,9 @@ def case_host_local(world: World, impls: dict, rounds: int, big: int, small: int
     text = rows_table(f"host-local-50k: {big:,} existing allocations", rows,
                       f"Stores pre-filled in the reference's format, /16; ADD then DEL "
                       f"of one container per round, {rounds} rounds, alternating. "
-                      f"'first ADD after the reference wrote': the reference ADDs into "
-                      f"our store, then ours ADDs (its index must notice the outside "
-                      f"writer).")
+                      f"'first ADD after the reference wrote': the reference ADDs and "
+                      f"DELs in our store, then ours ADDs (its index must notice the "
+                      f"outside writer); the steady-state rows run after that call.")
     big_add = med(per(OURS, f"ADD {bl}")["wall"])
     small_add = med(per(OURS, f"ADD {sl}")["wall"])
     cold_add = med(cold["ADD"][OURS]["wall"])
