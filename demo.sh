@@ -50,8 +50,10 @@ ip netns add "$HOST"          # stands in for the node
 ip netns exec "$HOST" ip link set lo up
 ip netns add "$CTR"           # the container, as a runtime creates it
 
+# PYCNI_STATE_DIRS: the node's root allows host-local's dataDir in $WORK
+# (by default a config may only place stores below /var/lib/cni or /run/cni).
 in_host() { ip netns exec "$HOST" env NETCONFPATH="$WORK/net.d" CNI_PATH="$WORK/bin" \
-              CNI_CACHE_DIR="$WORK/cache" CNI_CONTAINERID=demo1 "$@"; }
+              CNI_CACHE_DIR="$WORK/cache" CNI_CONTAINERID=demo1 PYCNI_STATE_DIRS="$WORK" "$@"; }
 show() { echo; echo "\$ $*"; "$@"; }
 CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
 
