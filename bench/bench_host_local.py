@@ -35,9 +35,10 @@ def ip(value: int) -> str:
     return ".".join(str((value >> s) & 255) for s in (24, 16, 8, 0))
 
 
-def fill(data_dir: str, count: int) -> None:
-    """`count` allocations 10.88.0.2 onwards, as the reference writes them."""
-    net = os.path.join(data_dir, NETWORK)
+def fill(data_dir: str, count: int, network: str = NETWORK) -> None:
+    """`count` allocations 10.88.0.2 onwards, as the reference writes them
+    (also used by scale.py)."""
+    net = os.path.join(data_dir, network)
     shutil.rmtree(data_dir, ignore_errors=True)
     os.makedirs(net, 0o755)
     last = None

@@ -489,20 +489,8 @@ def case_portmap(world: World, impls: dict, rounds: int, existing: int) -> str:
 
 def fill_store(data_dir: str, net: str, count: int) -> None:
     """`count` allocations from 10.88.0.2 on, in the reference's format."""
-    d = os.path.join(data_dir, net)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    os.makedirs(d, 0o755)
-    base = (10 << 24) | (88 << 16)
-    last = None
-    for i in range(count):
-        v = base + 2 + i
-        last = f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
-        fd = os.open(os.path.join(d, last), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, f"prefill{i:05d}{'0' * 52}\r\neth0".encode())
-        os.close(fd)
-    if last:
-        with open(os.path.join(d, "last_reserved_ip.0"), "w") as f:
-            f.write(last)
+    from bench_host_local import fill   # same directory
+    fill(data_dir, count, net)
 
 
 def host_local_conf(data_dir: str, net: str) -> dict:

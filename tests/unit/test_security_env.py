@@ -235,13 +235,7 @@ def test_non_netns_files_are_refused(tmp_path, make):
 
 def test_a_device_node_is_not_opened(tmp_path, monkeypatch):
     """Refused on its type alone: the only open() is the O_PATH one."""
-    opened = []
-    real_open = os.open
-
-    def spy(path, flags, *a, **k):
-        opened.append((path, flags))
-        return real_open(path, flags, *a, **k)
-    monkeypatch.setattr(os, "open", spy)
+    opened = _only_path_opens(monkeypatch)
     with pytest.raises(netns.NotANetns):
         netns.open_netns("/dev/null")
     assert all(flags & os.O_PATH for _p, flags in opened), opened
