@@ -113,12 +113,14 @@ def state_dirs(env) -> list[str]:
 
 def state_dir_allowed(path: str, env) -> bool:
     """True if `path` (a config's dataDir) is a state directory root allows:
-    absolute, and equal to or below one of `state_dirs`, judged on the
-    normalised path (so `..` cannot climb out)."""
+    absolute, and equal to or below one of `state_dirs`, judged on the real
+    path (symlinks of existing components resolved, `..` applied), so
+    neither `..` nor a symlink met on the way can lead out of them."""
     if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
         return False
-    path = os.path.normpath(path)
+    path = os.path.realpath(path)
     for root in state_dirs(env):
+        root = os.path.realpath(root)
         if path == root or path.startswith(root.rstrip("/") + "/"):
             return True
     return False

@@ -115,3 +115,14 @@ def test_tuning_refuses_a_data_dir_root_did_not_allow(tmp_path):
     code, out = run(TuningPlugin(), "DEL", conf)
     assert code == 0 and out is None
     assert not target.exists()
+
+
+def test_a_symlink_inside_an_allowed_dir_does_not_lead_out(tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (allowed / "link").symlink_to(tmp_path / "elsewhere")
+    env = {"PYCNI_STATE_DIRS": str(allowed)}
+    assert nodeconf.state_dir_allowed(str(allowed / "real" / "net"), env)
+    assert not nodeconf.state_dir_allowed(str(allowed / "link"), env)
+    assert not nodeconf.state_dir_allowed(str(allowed / "link" / "networks"), env)
