@@ -96,7 +96,10 @@ def lookup(name: str, directories) -> tuple[str | None, list[str]]:
         if not os.path.isabs(directory) or "\0" in directory:
             skipped.append(f"{directory}: relative")
             continue
-        candidate = os.path.join(directory, name)
+        # The directory as checked (its real path), not the entry as given:
+        # a symlinked entry re-pointed after the check must not change
+        # what runs. The name stays: multi-call tools dispatch on it.
+        candidate = os.path.join(os.path.realpath(directory), name)
         problem = program_problem(candidate)
         if problem == "missing":
             continue

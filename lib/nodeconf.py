@@ -126,6 +126,12 @@ def state_dir_allowed(path: str, env) -> bool:
     return False
 
 
+def require_state_dir(path, env, key: str = "dataDir") -> None:
+    """Raise refuse_state_dir(...) unless `path` is an allowed state directory."""
+    if not state_dir_allowed(path, env):
+        raise refuse_state_dir(path, key)
+
+
 def refuse_state_dir(path, key: str = "dataDir"):
     """The CNIError for a store location root has not allowed (code 7)."""
     from .errors import CNIError, INVALID_NETWORK_CONFIG

@@ -19,16 +19,10 @@ from . import config as cfg
 
 def load_config(req: skel.Request) -> cfg.Config:
     conf = cfg.load(req.config, req.args_text)
-    if not store_allowed(conf, req):
-        raise nodeconf.refuse_state_dir(conf.data_dir)
+    # A config chooses its dataDir, but only below a state directory the
+    # node's root allows: no config alone picks where root writes.
+    nodeconf.require_state_dir(conf.data_dir, req.env)
     return conf
-
-
-def store_allowed(conf: cfg.Config, req: skel.Request) -> bool:
-    """A config chooses its dataDir, but only below a state directory the
-    node's root allows (pycni.nodeconf): no config alone picks where root
-    writes."""
-    return nodeconf.state_dir_allowed(conf.data_dir, req.env)
 
 
 def open_store(conf: cfg.Config, create: bool = True):
@@ -78,7 +72,7 @@ class HostLocalPlugin(skel.Plugin):
             conf = cfg.store_location(req.config)
             if conf is None:
                 raise
-            if not store_allowed(conf, req):
+            if not nodeconf.state_dir_allowed(conf.data_dir, req.env):
                 return   # ADD never allocated there: nothing to release
         store = open_store(conf)
         with store.locked():

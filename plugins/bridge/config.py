@@ -11,6 +11,7 @@ from pycni.model import dataclass, field
 from pycni.config import NetConf
 from pycni.decode import DecodeError, decode, key, lookup
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
+from pycni.fwquote import control_char
 
 DEFAULT_BRIDGE = "cni0"
 MAX_VLAN = 4094
@@ -133,7 +134,7 @@ def validate_bridge_name(name: str) -> None:
     elif name in (".", "..") or any(c in name for c in "/:") or \
             any(c.isspace() for c in name):
         problem = "must not be . or .. or contain / : or whitespace"
-    elif any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in name):
+    elif control_char(name) is not None:
         problem = "must not contain control characters"
     if problem:
         raise CNIError(INVALID_NETWORK_CONFIG, f'invalid bridge name "{name}": {problem}')

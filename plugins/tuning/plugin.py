@@ -262,8 +262,7 @@ class TuningPlugin(skel.Plugin):
 
     def add(self, req: skel.Request) -> Result:
         settings = settings_for(req, config.read_allowlist())
-        if not nodeconf.state_dir_allowed(settings.data_dir, req.env):
-            raise nodeconf.refuse_state_dir(settings.data_dir)
+        nodeconf.require_state_dir(settings.data_dir, req.env)
         prev = required_prev_result(req)
         backup_path = backup.file_path(settings.data_dir, req.container_id, req.ifname)
         with netns.entered(req.netns):

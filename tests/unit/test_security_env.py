@@ -435,3 +435,18 @@ def test_tools_do_not_inherit_the_callers_environment(tmp_path, monkeypatch):
                 if "=" in line)
     assert "XTABLES_LIBDIR" not in seen and "XTABLES_LOCKFILE" not in seen
     assert seen["PATH"] == fwtools.TOOL_ENV["PATH"]
+
+
+def test_lookup_returns_the_checked_directory_not_a_symlinked_entry(tmp_path):
+    """An entry that is a symlink is checked at its real path; the program
+    returned lies in that real directory, so re-pointing the symlink after
+    the check cannot change what runs."""
+    from pycni import execpath
+    real = tmp_path / "real"
+    real.mkdir()
+    tool = real / "mytool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (tmp_path / "entry").symlink_to(real)
+    found, skipped = execpath.lookup("mytool", [str(tmp_path / "entry")])
+    assert found == os.path.join(os.path.realpath(real), "mytool"), skipped
