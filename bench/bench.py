@@ -3,11 +3,18 @@
 
     sudo python3 bench/bench.py            # 50 iterations per case
     sudo python3 bench/bench.py -n 200 --case version
+    sudo python3 bench/bench.py --ref ref-v1.9=/path/to/bin   # only this reference
 
 Implementations compared, each a CNI_PATH directory:
   pycni          launchers written by `pycni install --dir` (this Python)
   pycni-frozen   the PyInstaller executables in dist/cni-bin, if built
-  go-reference   Debian's containernetworking-plugins in /usr/lib/cni
+  --impl N=DIR   any other directory (another build of ours)
+  references     --ref NAME=DIR (repeatable); by default ref-v1.1 = Debian's
+                 containernetworking-plugins in /usr/lib/cni and ref-v1.9 =
+                 /var/cache/pycni-bench/ref-v1.9/bin when
+                 bench/build-reference.sh has built it (bench/refs.py)
+
+The tables give every implementation's median ÷ each reference's median.
 
 Runs alternate between implementations (A B C, B C A, ...) so that load
 changes on the machine hit all of them alike; a few warm-up runs are not
@@ -38,10 +45,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import refs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE_DIR = "/usr/lib/cni"
 FROZEN_DIR = os.path.join(ROOT, "dist", "cni-bin")
-REFERENCE = "go-reference"
+REFERENCES: list[str] = []     # reference names, set by implementations()
 BARE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 WARMUP = 3
 
@@ -139,8 +147,12 @@ CASES = [
 
 # ------------------------------------------------------------ measuring
 
-def implementations(frozen: bool = True, extra: list[str] = ()) -> dict[str, str]:
+def implementations(frozen: bool = True, extra: list[str] = (),
+                    references: list[str] = ()) -> dict[str, str]:
+    """pycni, pycni-frozen, the --impl directories, then the references
+    (refs.parse: --ref specs or the defaults)."""
     impls = {}
+    reference_dirs = refs.parse(references)
     ours = tempfile.mkdtemp(prefix="pycni-bench-bin-")
     subprocess.run([sys.executable, "-m", "pycni.cli", "install", "--dir", ours],
                    check=True, capture_output=True)
@@ -150,8 +162,8 @@ def implementations(frozen: bool = True, extra: list[str] = ()) -> dict[str, str
     for spec in extra:              # NAME=DIR, e.g. another bundle shape
         name, _, directory = spec.partition("=")
         impls[name] = os.path.abspath(directory)
-    if os.path.isfile(os.path.join(REFERENCE_DIR, "loopback")):
-        impls[REFERENCE] = REFERENCE_DIR
+    REFERENCES[:] = reference_dirs
+    impls.update(reference_dirs)
     return impls
 
 
@@ -212,20 +224,21 @@ def p90(values: list[float]) -> float:
 
 
 def table(case: Case, times: dict) -> str:
+    ratio_heads = "".join(f" × {refs.short(r)} |" for r in REFERENCES)
     lines = [f"### {case.name}", "",
-             "| step | implementation | median ms | p90 ms | × Go (median) |",
-             "|---|---|---:|---:|---:|"]
+             "| step | implementation | median ms | p90 ms |" + ratio_heads,
+             "|---|---|---:|---:|" + "---:|" * len(REFERENCES)]
     if not times:
         return "\n".join(lines[:2] + [f"(no implementation has `{case.plugin}`)"])
     labels = list(next(iter(times.values())))
     for label in labels:
-        ref = times.get(REFERENCE, {}).get(label)
-        ref_median = statistics.median(ref) if ref else None
+        ref_medians = [statistics.median(times[r][label]) if r in times else None
+                       for r in REFERENCES]
         for name, per_label in times.items():
             values = per_label[label]
             median = statistics.median(values)
-            ratio = f"{median / ref_median:.1f}" if ref_median else "-"
-            lines.append(f"| {label} | {name} | {median:.1f} | {p90(values):.1f} | {ratio} |")
+            ratios = "".join(f" {median / rm:.2f} |" if rm else " - |" for rm in ref_medians)
+            lines.append(f"| {label} | {name} | {median:.1f} | {p90(values):.1f} |" + ratios)
     return "\n".join(lines)
 
 
@@ -282,6 +295,7 @@ def machine_info(impls: dict[str, str]) -> str:
              f"- kernel {platform.release()}, Python {platform.python_version()} "
              f"({sys.executable})",
              "- implementations: " + ", ".join(f"{k} = {v}" for k, v in impls.items())]
+    lines += [f"- {r}: {refs.describe(impls[r])}" for r in REFERENCES]
     if impls.get("pycni-frozen") == FROZEN_DIR:
         built = time.gmtime(os.path.getmtime(FROZEN_DIR))
         lines.append(f"- dist/cni-bin built {time.strftime('%Y-%m-%d %H:%M', built)} UTC")
@@ -298,6 +312,7 @@ def outer(args) -> int:
     """Create the namespaces, run the measurements inside, always clean up."""
     if os.geteuid() != 0 or not shutil.which("ip"):
         sys.exit("bench.py: needs root and iproute2 (it creates network namespaces)")
+    refs.parse(args.ref)                    # fails before any namespace exists
     cases = [c for c in CASES if not args.case or c.name in args.case]
     prefix = f"pycni-bench-{os.getpid()}"
     created = []
@@ -323,6 +338,8 @@ def outer(args) -> int:
             inner_cmd.append("--no-frozen")
         for spec in args.impl or []:
             inner_cmd += ["--impl", spec]
+        for spec in args.ref or []:
+            inner_cmd += ["--ref", spec]
         return subprocess.run(inner_cmd).returncode
     finally:
         for name in reversed(created):
@@ -332,7 +349,8 @@ def outer(args) -> int:
 def inner(args) -> int:
     containers = json.loads(args.inner)
     cases = [c for c in CASES if not args.case or c.name in args.case]
-    impls = implementations(frozen=not args.no_frozen, extra=args.impl or [])
+    impls = implementations(frozen=not args.no_frozen, extra=args.impl or [],
+                            references=args.ref or [])
     scratch = tempfile.mkdtemp(prefix="pycni-bench-")
     ctx = Context(containers=containers, scratch=scratch)
     try:
@@ -357,6 +375,10 @@ def main() -> int:
     parser.add_argument("--no-frozen", action="store_true", help="skip dist/cni-bin")
     parser.add_argument("--impl", action="append", metavar="NAME=DIR",
                         help="also time the plugins in DIR (e.g. another build)")
+    parser.add_argument("--ref", action="append", metavar="NAME=DIR",
+                        help="a reference to compare against (repeatable; default: "
+                             "ref-v1.1=/usr/lib/cni and ref-v1.9=" + refs.V19_DIR +
+                             " when built by bench/build-reference.sh)")
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return inner(args) if args.inner is not None else outer(args)

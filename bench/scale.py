@@ -2,10 +2,15 @@
 """The measurements issue #12 asks for, pycni against the reference plugins.
 
     sudo python3 bench/scale.py [--quick] [--case lifecycle --case parallel
-                                 --case portmap-500 --case host-local-50k]
+                                 --case portmap-500 --case host-local-50k
+                                 --case version] [--ref NAME=DIR ...]
 
-Cases (each side by side with /usr/lib/cni, runs alternating, medians and
-ratios ours ÷ reference):
+Cases (each side by side with every reference, runs alternating, medians
+and ratios ours ÷ each reference). References (bench/refs.py): --ref
+NAME=DIR, repeatable; by default ref-v1.1 = /usr/lib/cni (Debian's 1.1.1)
+and ref-v1.9 = /var/cache/pycni-bench/ref-v1.9/bin when
+bench/build-reference.sh has built it. The first reference is the one that
+fills portmap-500's rules and writes to our host-local store.
 
   lifecycle       ADD, CHECK, DEL of a conflist bridge (isGateway, ipMasq,
                   hairpinMode) + host-local + portmap (one mapping) through
@@ -20,6 +25,8 @@ ratios ours ÷ reference):
   host-local-50k  host-local ADD (+DEL) at 50,000 existing allocations, the
                   first call after the reference wrote to the store, and
                   ours at 10 allocations
+  version         VERSION of every plugin pycni ships (no stdin), and
+                  `python -I -S -c pass` as the floor
 
 Every plugin process is waited for with wait4, so its CPU time and peak RSS
 (ru_maxrss, which covers what it exec'ed and waited for, e.g. the
@@ -43,17 +50,24 @@ import tempfile
 import threading
 import time
 
+import refs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE_DIR = "/usr/lib/cni"
 GOLIBCNI_SOURCE = os.path.join(ROOT, "tests", "golibcni", "main.go")
 GOPATH = "/usr/share/gocode"
 BARE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # The reference portmap v1.1.1 CHECKs an IPv6 DNAT chain whenever ip6tables
 # answers, even for an IPv4-only container, and fails ("could not check ipv6
-# dnat"). Both implementations therefore get a PATH of symlinks to /usr/sbin
-# and /usr/bin without ip6tables* (set up by tool_path()).
+# dnat"; v1.9 checks only the container's family). Every implementation
+# therefore gets a PATH of symlinks to /usr/sbin and /usr/bin without
+# ip6tables* (set up by tool_path()).
 TOOL_PATH = BARE_PATH
-OURS, REF = "pycni", "reference"
+OURS = "pycni"
+# the references (inner() sets them from --ref): names in order, and REF,
+# the first, which plays "a node that ran the reference" (portmap-500's
+# fill, host-local's outside writer)
+REFS = ["ref-v1.1"]
+REF = REFS[0]
 PARALLEL = 100
 
 
@@ -152,34 +166,47 @@ def med(values) -> float:
 
 
 def ratio(ours: float, ref: float) -> str:
-    return f"{ours / ref:.2f}" if ref else "-"
+    return f"{ours / ref:.2f}" if ref and ref == ref and ours == ours else "-"
 
 
 def alternate(i: int, names: list) -> list:
-    return names if i % 2 == 0 else names[::-1]
+    """Round i's order: rotated by i (A B C, B C A, C A B, ...), so every
+    implementation takes every place in turn."""
+    shift = i % len(names)
+    return names[shift:] + names[:shift]
+
+
+def fmt_ms(value: float) -> str:
+    return f"{value:.1f}" if value == value else "-"
 
 
 def rows_table(title: str, rows: list, note: str = "") -> str:
     """rows: (label, {impl: {metric: [values]}}) -> one line per label with
-    medians of wall/CPU/RSS for both implementations and the ratios."""
+    medians of wall/CPU/RSS for pycni and every reference, and the ratios
+    pycni ÷ each reference ("-" where an implementation has no value)."""
     lines = [f"### {title}", ""]
     if note:
         lines += [note, ""]
-    lines += ["| step | pycni ms | ref ms | × ref | pycni CPU ms | ref CPU ms | × ref "
-              "| pycni RSS MiB | ref RSS MiB | × ref |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    head = ["step"]
+    for unit in ("ms", "CPU ms", "RSS MiB"):
+        head.append(f"pycni {unit}")
+        for r in REFS:
+            head += [f"{refs.short(r)} {unit}", f"× {refs.short(r)}"]
+    lines += ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for label, per in rows:
-        o, r = per[OURS], per[REF]
         cells = [label]
-        for metric, fmt in (("wall", "{:.1f}"), ("cpu", "{:.1f}"), ("rss", "{:.1f}")):
-            mo, mr = med(o.get(metric, [])), med(r.get(metric, []))
-            cells += [fmt.format(mo), fmt.format(mr), ratio(mo, mr)]
+        for metric in ("wall", "cpu", "rss"):
+            mo = med(per.get(OURS, {}).get(metric, []))
+            cells.append(fmt_ms(mo))
+            for r in REFS:
+                mr = med(per.get(r, {}).get(metric, []))
+                cells += [fmt_ms(mr), ratio(mo, mr)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def record(store: dict, label: str, impl: str, run: Run) -> None:
-    per = store.setdefault(label, {OURS: {}, REF: {}})[impl]
+    per = store.setdefault(label, {}).setdefault(impl, {})
     for metric in ("wall", "cpu", "rss"):
         per.setdefault(metric, []).append(getattr(run, metric))
 
@@ -274,10 +301,12 @@ def case_lifecycle(world: World, impls: dict, golibcni: str, rounds: int) -> str
             if i >= 0:
                 record(client, "ADD+CHECK+DEL through libcni", name, run)
             for label, run in direct_chain(s, ctr, world.scratch):
+                if i == -2 and label == "portmap ADD":
+                    check_iptables_backend(name, "p4-direct")
                 if i >= 0:
                     record(direct, label, name, run)
     # sum over the 6 processes of one direct lifecycle, per round
-    total = {OURS: {}, REF: {}}
+    total = {name: {} for name in names}
     for name in names:
         for metric in ("wall", "cpu"):
             per_round = zip(*(direct[label][name][metric] for label in direct))
@@ -294,6 +323,25 @@ def case_lifecycle(world: World, impls: dict, golibcni: str, rounds: int) -> str
                    "The same chain exec'ed plugin by plugin as libcni does it "
                    "(prevResult handed on, DEL in reverse order). The reference bridge "
                    "execs host-local: its CPU and RSS are included (wait4).")])
+
+
+def check_iptables_backend(name: str, cid: str) -> None:
+    """Every implementation must run the iptables backend for bridge's ipMasq
+    and portmap with these configs (no backend keys: pycni and v1.9 choose
+    iptables when its tools answer, v1.1 has no other): after bridge +
+    portmap ADD of `cid` its rules are in iptables' nat table and there is
+    no nftables table of the other backend."""
+    nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True,
+                         text=True).stdout
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True,
+                            text=True).stdout if shutil.which("nft") else ""
+    masq = any(line.startswith("-A POSTROUTING") and cid in line and "-j CNI-" in line
+               for line in nat.splitlines())
+    dnat = "CNI-DN-" in nat and "CNI-HOSTPORT-DNAT" in nat
+    nft = [t for t in ("cni_plugins_masquerade", "cni_hostport") if t in tables]
+    if not (masq and dnat) or nft:
+        raise RuntimeError(f"{name}: not the iptables backend after ADD (ipMasq rule "
+                           f"{masq}, portmap DNAT {dnat}, nftables tables {nft})")
 
 
 def direct_chain(s: dict, netns: str, scratch: str):
@@ -419,10 +467,14 @@ def case_parallel(world: World, impls: dict, golibcni: str, rounds: int) -> str:
                          f"| {cpu_d:.0f} | {dups} | {len(errs)} | {'; '.join(left) or 'none'} |")
             for e in errs[:3]:
                 print(f"parallel {name}: {e}", file=sys.stderr)
-    o, r = summary[OURS], summary[REF]
-    lines += ["", f"Medians: ADD {med(o['add']):.0f} vs {med(r['add']):.0f} ms "
-              f"(× {ratio(med(o['add']), med(r['add']))}), DEL {med(o['del']):.0f} vs "
-              f"{med(r['del']):.0f} ms (× {ratio(med(o['del']), med(r['del']))})."]
+    o = summary[OURS]
+    parts = []
+    for ref in REFS:
+        r = summary[ref]
+        parts.append(f"{ref} ADD {med(r['add']):.0f} ms (× {ratio(med(o['add']), med(r['add']))}),"
+                     f" DEL {med(r['del']):.0f} ms (× {ratio(med(o['del']), med(r['del']))})")
+    lines += ["", f"Medians: pycni ADD {med(o['add']):.0f} ms, DEL {med(o['del']):.0f} ms; "
+              + "; ".join(parts) + "."]
     return "\n".join(lines)
 
 
@@ -480,7 +532,7 @@ def case_portmap(world: World, impls: dict, rounds: int, existing: int) -> str:
                     record(store, f"portmap {cmd}", name, run)
     return rows_table(f"portmap-500: one mapping ADD and DEL with {existing} existing",
                       list(store.items()),
-                      f"{existing} mappings installed first by the reference portmap "
+                      f"{existing} mappings installed first by the {REF} portmap "
                       f"({nrules} iptables rules in nat+filter, filled in {fill_s:.0f} s); "
                       f"then ADD and DEL of one more, {rounds} rounds, alternating.")
 
@@ -514,7 +566,7 @@ def case_host_local(world: World, impls: dict, rounds: int, big: int, small: int
 
     store: dict = {}
     cold: dict = {}
-    keys = [(OURS, big), (REF, big), (OURS, small)]
+    keys = [(OURS, big)] + [(r, big) for r in REFS] + [(OURS, small)]
     for i in range(-2, rounds):
         order = keys if i % 2 == 0 else keys[::-1]
         for name, size in order:
@@ -546,9 +598,10 @@ def case_host_local(world: World, impls: dict, rounds: int, big: int, small: int
     rows = []
     for cmd in ("ADD", "DEL"):
         rows.append((f"host-local {cmd} {bl}",
-                     {OURS: per(OURS, f"{cmd} {bl}"), REF: per(REF, f"{cmd} {bl}")}))
+                     {OURS: per(OURS, f"{cmd} {bl}"),
+                      **{r: per(r, f"{cmd} {bl}") for r in REFS}}))
     rows.append((f"first ADD after the reference wrote, {bl}",
-                 {OURS: cold["ADD"][OURS], REF: per(REF, f"ADD {bl}")}))
+                 {OURS: cold["ADD"][OURS], **{r: per(r, f"ADD {bl}") for r in REFS}}))
     text = rows_table(f"host-local-50k: {big:,} existing allocations", rows,
                       f"Stores pre-filled in the reference's format, /16; ADD then DEL "
                       f"of one container per round, {rounds} rounds, alternating. "
@@ -565,9 +618,60 @@ def case_host_local(world: World, impls: dict, rounds: int, big: int, small: int
     return text
 
 
+# ------------------------------------------------------------------ version
+
+def case_version(world: World, impls: dict, rounds: int) -> str:
+    """VERSION (no stdin, as bench.py's version case) of every plugin pycni
+    installs, each implementation that has it, alternating; plus the floor,
+    this Python's `-I -S -c pass`, measured in the same rounds."""
+    ours = impls[OURS]
+    plugins = sorted(p for p in os.listdir(ours) if os.access(os.path.join(ours, p), os.X_OK))
+    store: dict = {}
+    floor: dict = {}
+    names = list(impls)
+    for i in range(-3, rounds):             # 3 uncounted warm-up rounds
+        for name in alternate(i, names):
+            for plugin in plugins:
+                binary = os.path.join(impls[name], plugin)
+                if not os.access(binary, os.X_OK):
+                    continue
+                run = spawn([binary], {"PATH": TOOL_PATH, "CNI_COMMAND": "VERSION",
+                                       "CNI_PATH": impls[name],
+                                       "PYCNI_STATE_DIRS": world.scratch})
+                if run.rc != 0 or b"supportedVersions" not in run.out:
+                    raise RuntimeError(f"{binary} VERSION failed ({run.rc}): "
+                                       f"{run.out.decode()} {run.err.decode()}")
+                if i >= 0:
+                    record(store, f"{plugin} VERSION", name, run)
+            if name == OURS:
+                run = spawn([sys.executable, "-I", "-S", "-c", "pass"], {"PATH": TOOL_PATH})
+                if i >= 0:
+                    record(floor, "floor", OURS, run)
+    rows = list(store.items())
+    common = [per for per in store.values() if all(n in per for n in names)]
+    rows.append((f"the {len(common)} plugins all have (median of every call)",
+                 {n: {m: [v for per in common for v in per[n][m]]
+                      for m in ("wall", "cpu", "rss")} for n in names}))
+    floor_ms = med(floor["floor"][OURS]["wall"])
+    over = {plugin: med(per[OURS]["wall"]) - floor_ms for plugin, per in
+            ((label.split()[0], per) for label, per in store.items())}
+    worst = max(over, key=over.get)
+    text = rows_table("version: VERSION of every plugin", rows,
+                      f"`CNI_COMMAND=VERSION`, no stdin, every plugin `pycni install` "
+                      f"writes ({len(plugins)}), each implementation that has it "
+                      f"(\"-\": the reference ships no such plugin); {rounds} rounds after "
+                      f"3 warm-ups, alternating.")
+    text += (f"\n\nFloor `{sys.executable} -I -S -c pass`: {floor_ms:.1f} ms "
+             f"(CPU {med(floor['floor'][OURS]['cpu']):.1f} ms, RSS "
+             f"{med(floor['floor'][OURS]['rss']):.1f} MiB); pycni VERSION over the floor: "
+             f"median {med(list(over.values())):.1f} ms, most {over[worst]:.1f} ms "
+             f"({worst}).")
+    return text
+
+
 # ------------------------------------------------------------- entry points
 
-CASE_NAMES = ("lifecycle", "parallel", "portmap-500", "host-local-50k")
+CASE_NAMES = ("lifecycle", "parallel", "portmap-500", "host-local-50k", "version")
 
 
 def machine_info(impls: dict) -> str:
@@ -584,7 +688,8 @@ def machine_info(impls: dict) -> str:
         f"nproc {os.cpu_count()}, load average {load} at start",
         f"- kernel {platform.release()}, Python {platform.python_version()} "
         f"({sys.executable})",
-        "- " + ", ".join(f"{k} = {v}" for k, v in impls.items())])
+        *(f"- {k} = {v}" + (f" ({refs.describe(v)})" if k != OURS else "")
+          for k, v in impls.items())])
 
 
 def inner(args) -> int:
@@ -596,11 +701,14 @@ def inner(args) -> int:
         TOOL_PATH = tool_path(work)
         global RUSAGE_EXEC
         RUSAGE_EXEC = build_rusage_exec(work)
-        impls = {OURS: install_ours(work), REF: REFERENCE_DIR}
+        global REFS, REF
+        references = refs.parse(args.ref)
+        REFS, REF = list(references), next(iter(references))
+        impls = {OURS: install_ours(work), **references}
         world = World(containers, os.path.join(work, "scratch"))
         os.makedirs(world.scratch)
         quick = args.quick
-        print(f"## pycni vs reference at scale ({'quick' if quick else 'full'})\n")
+        print(f"## pycni vs {', '.join(REFS)} at scale ({'quick' if quick else 'full'})\n")
         print(machine_info(impls) + "\n", flush=True)
         golibcni = None
         if {"lifecycle", "parallel"} & set(cases):
@@ -616,6 +724,8 @@ def inner(args) -> int:
                 text = case_portmap(world, impls, 5 if quick else 20, 500)
             elif case == "host-local-50k":
                 text = case_host_local(world, impls, 5 if quick else 20, 50_000, 10)
+            elif case == "version":
+                text = case_version(world, impls, 10 if quick else 30)
             else:
                 raise SystemExit(f"unknown case {case}")
             print(text + f"\n\n({case}: {time.perf_counter() - t0:.0f} s)\n", flush=True)
@@ -628,6 +738,7 @@ def inner(args) -> int:
 def outer(args) -> int:
     if os.geteuid() != 0 or not shutil.which("ip"):
         sys.exit("scale.py: needs root and iproute2 (it creates network namespaces)")
+    refs.parse(args.ref)                    # fails before any namespace exists
     cases = args.case or list(CASE_NAMES)
     prefix = f"pycni-p4b-{os.getpid()}"
     created = []
@@ -648,6 +759,8 @@ def outer(args) -> int:
             cmd += ["--case", c]
         if args.quick:
             cmd.append("--quick")
+        for spec in args.ref or []:
+            cmd += ["--ref", spec]
         return subprocess.run(cmd).returncode
     finally:
         for name in reversed(created):
@@ -658,6 +771,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--case", action="append", choices=CASE_NAMES)
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--ref", action="append", metavar="NAME=DIR",
+                        help="compare against the plugins in DIR (repeatable; default: "
+                             "ref-v1.1=/usr/lib/cni and ref-v1.9=" + refs.V19_DIR +
+                             " when built by bench/build-reference.sh)")
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return inner(args) if args.inner is not None else outer(args)
