@@ -19,6 +19,12 @@ from . import rules_nftables as nft
 from .config import IPTABLES, NFTABLES, ContainerIP, PortMapConf
 
 
+# `iptables -S CHAIN` per IP family
+LIST_TOOLS = {4: "iptables", 6: "ip6tables"}
+# DEL lists CNI-HOSTPORT-DNAT alone in IPv6 when IPv4's held this many rules
+PROBE_MIN_ENTRIES = 8
+
+
 def detect() -> str:
     """The reference's default: iptables, unless only nftables is there."""
     return default_backend()
@@ -41,10 +47,20 @@ class IptablesBackend:
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
         return ipt.check(ipt.plan(conf, network, cid, cip), self.saved(cip.family))
 
-    def _remove(self, script_for) -> set[int]:
-        """Run `script_for(saved)` in each usable family; failing only
-        when no family works (IPv6 may be off). Returns the families
-        where something was removed."""
+    @staticmethod
+    def listed(family: int, chain: str) -> ipt.Saved | None:
+        """`iptables -S CHAIN` of the nat table; None when that fails (no
+        such chain, no iptables binary, ...: the caller reads the whole
+        table instead)."""
+        try:
+            return ipt.parse_saved(run_tool([LIST_TOOLS[family], "-w", "-t", "nat", "-S", chain]))
+        except CNIError:
+            return None
+
+    def _remove(self, remove_in) -> set[int]:
+        """Run `remove_in(family)` (True: something was removed) in each
+        usable family; failing only when no family works (IPv6 may be
+        off). Returns the families where something was removed."""
         errors, worked, changed = [], False, set()
         for family in (4, 6):
             if not self.usable(family):
@@ -52,9 +68,7 @@ class IptablesBackend:
                 continue
             try:
                 def step(family=family):
-                    script = script_for(self.saved(family))
-                    if script:
-                        self.restore(family, script)
+                    if remove_in(family):
                         changed.add(family)
                 retrying(step)
                 worked = True
@@ -64,11 +78,45 @@ class IptablesBackend:
             raise CNIError(INTERNAL, "neither iptables nor ip6tables is usable", "; ".join(errors))
         return changed
 
+    def _apply_removal(self, family: int, script: str | None) -> bool:
+        if script:
+            self.restore(family, script)
+            return True
+        return False
+
     def teardown(self, network: str, cid: str) -> set[int]:
-        return self._remove(lambda saved: ipt.del_script(network, cid, saved))
+        """DEL. Usually the container's entry rules are in CNI-HOSTPORT-DNAT
+        only: listing that chain alone (`iptables -S`, ~4 times cheaper
+        than `iptables-save` of a nat table that holds 500 mappings) gives
+        the batch (ipt.del_listed_script). Otherwise, or when that batch
+        fails, the whole table is read as before (ipt.del_script): same
+        result, the listing only saves work. The listing is tried first in
+        IPv4, and in IPv6 only when IPv4's entry chain was not small (for a
+        small table the listing would be one exec more)."""
+        probe = [True]
+
+        def remove_in(family: int) -> bool:
+            if probe[0]:
+                listed = self.listed(family, ipt.DNAT_CHAIN)
+                if listed is not None:
+                    probe[0] = len(listed.lines.get(ipt.DNAT_CHAIN, ())) >= PROBE_MIN_ENTRIES
+                    script = ipt.del_listed_script(network, cid, listed)
+                    if script:
+                        try:
+                            self.restore(family, script)
+                            return True
+                        except ToolError:
+                            pass    # a jump from another chain, or a change under us
+            saved = self.saved(family)
+            probe[0] = len(saved.lines.get(ipt.DNAT_CHAIN, ())) >= PROBE_MIN_ENTRIES
+            return self._apply_removal(family, ipt.del_script(network, cid, saved))
+        return self._remove(remove_in)
 
     def gc(self, network: str, valid_ids: set[str]) -> None:
-        self._remove(lambda saved: ipt.gc_script(network, valid_ids, saved))
+        def remove_in(family: int) -> bool:
+            saved = self.saved(family)
+            return self._apply_removal(family, ipt.gc_script(network, valid_ids, saved))
+        self._remove(remove_in)
 
 
 class NftablesBackend:

@@ -194,6 +194,28 @@ def del_script(network: str, container_id: str, saved: Saved) -> str | None:
     return removal_script(container_chains(network, container_id), saved)
 
 
+def del_listed_script(network: str, container_id: str, listed: Saved) -> str | None:
+    """DEL's batch from a listing of CNI-HOSTPORT-DNAT alone (`iptables -S
+    CNI-HOSTPORT-DNAT`), for the usual case: entry rules there jump to this
+    container's chain. None when none does (then `del_script` over the
+    whole table decides).
+
+    The batch is what `del_script` would write if the entry chain held the
+    only jumps to this container's chains: delete those entry rules, flush
+    and delete the DNAT chain, and the legacy SNAT chain if it exists
+    (`:CHAIN` creates or flushes it, so it goes either way). iptables-
+    restore applies it all or nothing, and deleting a chain that a rule
+    elsewhere still jumps to fails, so when that assumption is wrong the
+    batch changes nothing and fails: the caller then runs `del_script`."""
+    dnat, snat = container_chains(network, container_id)
+    entries = [line for chain, _, line in listed.jumps_to(dnat) if chain == DNAT_CHAIN]
+    if not entries:
+        return None
+    entries += [line for chain, _, line in listed.jumps_to(snat) if chain == DNAT_CHAIN]
+    return ipt_script(["*nat", *[_delete_line(line) for line in entries],
+                       f"-F {dnat}", f"-X {dnat}", f":{snat} - [0:0]", f"-X {snat}", "COMMIT"])
+
+
 def check(p: Plan, saved: Saved) -> list[str]:
     """What is missing of plan `p` in `saved` (empty when all is there).
     Entry rules with user conditions are matched by their port list only:
@@ -205,7 +227,9 @@ def check(p: Plan, saved: Saved) -> list[str]:
     for rule in p.rules:
         if rule not in have:
             problems.append(f"rule {render(rule)} not found in chain {p.chain}")
-    entries = saved.chain_rules(DNAT_CHAIN)
+    # an entry rule (exact or loose) jumps to the container's chain: only
+    # those rules of CNI-HOSTPORT-DNAT are split into arguments
+    entries = [args for chain, args, _ in saved.jumps_to(p.chain) if chain == DNAT_CHAIN]
     for e in p.entries:
         if e in entries:
             continue
@@ -223,8 +247,8 @@ def gc_script(network: str, valid_ids: set[str], saved: Saved) -> str | None:
     import re
     pattern = re.compile(r'dnat name: "(.*)" id: "(.*)"\Z')
     doomed = set()
-    for chain, args, _ in saved.rules:
-        if chain != DNAT_CHAIN or "--comment" not in args[:-1]:
+    for args in saved.chain_rules(DNAT_CHAIN):
+        if "--comment" not in args[:-1]:
             continue
         m = pattern.match(args[args.index("--comment") + 1])
         if not m or m.group(1) != network or m.group(2) in valid_ids:
