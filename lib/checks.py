@@ -19,11 +19,11 @@ def check_addresses(ifname: str, ips: list[IPConfig], addresses: list[str],
     addresses: CIDRs on the link; route_dsts: destination CIDRs of the
     main table (both families).
     """
-    import ipaddress
-    present = {ipaddress.ip_interface(a) for a in addresses}
-    networks = {ipaddress.ip_network(d, strict=False) for d in route_dsts}
+    from pycni import ipaddr
+    present = {ipaddr.ip_interface(a) for a in addresses}
+    networks = {ipaddr.ip_network(d, strict=False) for d in route_dsts}
     for ip in ips:
-        wanted = ipaddress.ip_interface(ip.address)
+        wanted = ipaddr.ip_interface(ip.address)
         if wanted not in present:
             raise _fail(f"Failed to match addr {wanted} on interface {ifname}")
         if wanted.network not in networks:
@@ -35,10 +35,10 @@ def route_present(route: Route, table_routes) -> bool:
     """`table_routes`: netlink.RouteEntry list of the route's table.
     A default route matches any default route of its family (as in the
     reference); others need the same destination and, if given, gateway."""
-    import ipaddress
-    dst = ipaddress.ip_network(route.dst, strict=False)
+    from pycni import ipaddr
+    dst = ipaddr.ip_network(route.dst, strict=False)
     for entry in table_routes:
-        have = ipaddress.ip_network(entry.dst, strict=False)
+        have = ipaddr.ip_network(entry.dst, strict=False)
         if have.version != dst.version:
             continue
         if dst.prefixlen == 0:
@@ -48,7 +48,7 @@ def route_present(route: Route, table_routes) -> bool:
         if have != dst:
             continue
         if route.gw and (not entry.gw or
-                         ipaddress.ip_address(entry.gw) != ipaddress.ip_address(route.gw)):
+                         ipaddr.ip_address(entry.gw) != ipaddr.ip_address(route.gw)):
             continue
         return True
     return False

@@ -28,11 +28,9 @@ fields (None), lists ([]), maps ({}) and ``object`` fields (None), which
 is what Go does with pointers, slices and maps.
 """
 
-import json
 import sys
-import types
 
-from . import model
+from . import jsontext, model
 from .errors import CNIError, DECODING_FAILURE, INVALID_NETWORK_CONFIG
 
 # Go encoding/json's maxNestingDepth: 10,000 nested arrays/objects parse,
@@ -42,6 +40,7 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 # Fewer brackets than this cannot nest deeper than Python's default
 # recursion limit allows (with room for the frames around the parse).
 _SHALLOW = 500
+_UNION = type(int | None)   # types.UnionType, without importing `types`
 
 
 def utf8_as_go(data) -> str:
@@ -70,7 +69,8 @@ def loads(data, what: str = "network config"):
     if opens > _SHALLOW:
         allowed = allow_depth(MAX_DEPTH)
     try:
-        value = _DECODER.decode(text)
+        value = jsontext.loads(text, object_pairs_hook=_ordered_object,
+                               parse_constant=_reject_constant, parse_float=_parse_float)
     except RecursionError:
         raise _too_deep(what, allowed) from None
     except ValueError as exc:
@@ -141,10 +141,6 @@ def _parse_float(text: str) -> float:
     if value - value != 0:   # inf: beyond float64, which Go refuses
         raise ValueError(f"number {text[:40]} is out of range")
     return value
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_ordered_object,
-                            parse_constant=_reject_constant, parse_float=_parse_float)
 
 
 def _decode_utf8_as_go(data: bytes) -> str:
@@ -272,8 +268,7 @@ class DecodeError(CNIError):
 
 
 def _describe(value) -> str:
-    import json
-    text = json.dumps(value)
+    text = jsontext.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -379,7 +374,7 @@ def _field_types(cls) -> dict:
 def _union_args(tp):
     """Members of `A | B` or typing.Union/Optional, else None. typing is
     only consulted if something already imported it (it is not free)."""
-    if isinstance(tp, types.UnionType):
+    if isinstance(tp, _UNION):
         return tp.__args__
     typing = sys.modules.get("typing")
     if typing is not None and typing.get_origin(tp) is typing.Union:

@@ -42,11 +42,10 @@ or control character, space (in fields) and shell metacharacter
 one line, and no shell reading it would run anything.
 """
 
-import json
 import os
 import time
 
-from . import nodeconf
+from . import jsontext, nodeconf
 from .nodeconf import CONF_FILE, warn
 
 LEVELS = {"panic": 0, "error": 0, "info": 1, "verbose": 1, "debug": 2}
@@ -139,7 +138,7 @@ class OperationLog:
 def quote(value) -> str:
     """`value` as compact JSON, ASCII only, shell metacharacters escaped:
     one line, and inert if a shell ever reads it."""
-    return json.dumps(value, separators=(",", ":")).translate(_SHELL)
+    return jsontext.dumps(value, separators=(",", ":")).translate(_SHELL)
 
 
 def field(value) -> str:

@@ -18,11 +18,24 @@ _setns = None
 
 
 def _libc_setns():
+    """libc's setns(2) through `_ctypes` alone: Python 3.11 has no
+    os.setns, and the `ctypes` package defines ~60 classes on import
+    (~1.5 ms of every call, issue #12) where this needs two."""
     global _setns
     if _setns is None:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        _setns = libc.setns
+        import _ctypes
+
+        class c_int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class LibcFunction(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = c_int
+
+        class Libc:
+            _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+
+        _setns = LibcFunction(("setns", Libc))
     return _setns
 
 
@@ -31,8 +44,8 @@ def setns(fd: int) -> None:
         os.setns(fd, CLONE_NEWNET)
         return
     if _libc_setns()(fd, CLONE_NEWNET) != 0:
-        import ctypes
-        err = ctypes.get_errno()
+        import _ctypes
+        err = _ctypes.get_errno()
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 

@@ -19,8 +19,8 @@ their state) or a directory root listed in ``stateDirs`` /
 ``PYCNI_STATE_DIRS``.
 """
 
-import json
 import os
+from . import jsontext
 
 CONF_FILE = "/etc/cni/pycni.conf"
 # Where the reference plugins and libcni keep state by default.
@@ -87,9 +87,9 @@ def _read(path: str) -> dict:
         warn(f"{path} ignored: {reason}")
         return {}
     try:
-        conf = json.loads(data)
+        conf = jsontext.loads(data)
     except ValueError as exc:
-        warn(f"{path} ignored: not JSON ({json.dumps(str(exc))})")
+        warn(f"{path} ignored: not JSON ({jsontext.dumps(str(exc))})")
         return {}
     if not isinstance(conf, dict):
         warn(f"{path} ignored: not a JSON object")
@@ -136,7 +136,7 @@ def refuse_state_dir(path, key: str = "dataDir"):
     """The CNIError for a store location root has not allowed (code 7)."""
     from .errors import CNIError, INVALID_NETWORK_CONFIG
     return CNIError(INVALID_NETWORK_CONFIG,
-                    f"{key} {json.dumps(path)} is not below a state directory the node "
+                    f"{key} {jsontext.dumps(path)} is not below a state directory the node "
                     f"allows",
                     f"allowed: {', '.join(DEFAULT_STATE_DIRS)}, or a directory listed in "
                     f"stateDirs of {CONF_FILE} or in PYCNI_STATE_DIRS")

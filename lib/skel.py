@@ -10,10 +10,10 @@ stdout with exit code 1, results printed in the config's cniVersion.
 """
 
 import io
-import json
 import os
 import sys
 
+from . import jsontext
 from . import version as versions
 from .args import CniArgs, parse_cni_args
 from .errors import (CNIError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INTERNAL,
@@ -201,9 +201,9 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
                          f"CNI protocol versions supported: {versions_text}\n")
         return 0
     if command == "VERSION":
-        stdout.write(json.dumps({"cniVersion": versions.CURRENT,
-                                 "supportedVersions": list(plugin.supported_versions)},
-                                separators=(",", ":")) + "\n")
+        stdout.write(jsontext.dumps({"cniVersion": versions.CURRENT,
+                                     "supportedVersions": list(plugin.supported_versions)},
+                                    separators=(",", ":")) + "\n")
         return 0
 
     from .log import OperationLog
@@ -245,7 +245,7 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
         _log(log, plugin, command, req, env, err)
         return 1
     if output is not None:
-        stdout.write(json.dumps(output, indent=4))
+        stdout.write(jsontext.dumps(output, indent=4))
     _log(log, plugin, command, req, env, None, output)
     return 0
 
@@ -362,7 +362,7 @@ def refuse_own_netns(path: str, env) -> None:
 
 
 def _print_error(stdout, err: CNIError, cni_version: str) -> None:
-    stdout.write(json.dumps(err.to_dict(cni_version), indent=4))
+    stdout.write(jsontext.dumps(err.to_dict(cni_version), indent=4))
 
 
 def _log(log, plugin, command, req, env, err, output=None):

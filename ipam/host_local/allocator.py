@@ -9,8 +9,6 @@ and visits every address once, the last reserved one last. The gateway,
 the network address and the v4 broadcast address are never handed out.
 """
 
-from collections.abc import Iterator
-
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import IPConfig
 
@@ -37,7 +35,7 @@ class StoreView:
     def unreserve(self, names: list[str], container_id: str, ifname: str) -> None: ...
 
 
-def candidates(rs: RangeSet, last: tuple[int, int] | None) -> Iterator[tuple[Range, int]]:
+def candidates(rs: RangeSet, last: tuple[int, int] | None) -> "Iterator[tuple[Range, int]]":
     """Every allocatable address of `rs` once, in round-robin order."""
     first, value = 0, rs[0].start
     for i, r in enumerate(rs):

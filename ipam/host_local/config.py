@@ -160,21 +160,21 @@ class Config:
 def parse_ip(text: str) -> tuple[int, int]:
     """'10.1.2.3' or '10.1.2.3/24' -> (family, integer). v4-mapped v6
     addresses count as v4, as Go's net.IP does. Raises ValueError."""
-    import ipaddress
+    from pycni import ipaddr
     if not isinstance(text, str):
         raise ValueError(f"{text!r} is not a string")
-    addr = ipaddress.ip_interface(text.strip()).ip if "/" in text \
-        else ipaddress.ip_address(text.strip())
+    addr = ipaddr.ip_interface(text.strip()).ip if "/" in text \
+        else ipaddr.ip_address(text.strip())
     if addr.version == 6 and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     return addr.version, int(addr)
 
 
 def ip_text(family: int, value: int) -> str:
-    import ipaddress
+    from pycni import ipaddr
     if family == 4:
-        return str(ipaddress.IPv4Address(value))
-    return str(ipaddress.IPv6Address(value))
+        return str(ipaddr.IPv4Address(value))
+    return str(ipaddr.IPv6Address(value))
 
 
 def _cfg_error(msg: str, details: str = "") -> CNIError:
@@ -185,11 +185,11 @@ def _cfg_error(msg: str, details: str = "") -> CNIError:
 
 def canonicalize_range(rc: RangeConf) -> Range:
     """The reference's Range.Canonicalize; raises ValueError with its message."""
-    import ipaddress
+    from pycni import ipaddr
     if not rc.subnet:
         raise ValueError("subnet is missing")
     try:
-        iface = ipaddress.ip_interface(rc.subnet.strip())
+        iface = ipaddr.ip_interface(rc.subnet.strip())
     except ValueError:
         raise ValueError(f"invalid CIDR address: {rc.subnet}") from None
     net = iface.network
@@ -281,7 +281,7 @@ def requested_ips(conf: NetConf, args_text: str) -> list[tuple[int, int]]:
 def parse_routes(raw: list[dict]) -> list:
     """`routes` are copied into the result; each must have a valid dst."""
     from pycni.result import Route
-    import ipaddress
+    from pycni import ipaddr
     out = []
     for i, r in enumerate(raw):
         if not isinstance(r, dict):
@@ -290,10 +290,10 @@ def parse_routes(raw: list[dict]) -> list:
         r = GoKeys(r)   # Go matches the keys in any case, the last one winning
         dst = r.get("dst")
         try:
-            ipaddress.ip_network(dst, strict=False)
+            ipaddr.ip_network(dst, strict=False)
             gw = r.get("gw") or ""
             if gw:
-                ipaddress.ip_address(gw)
+                ipaddr.ip_address(gw)
         except (TypeError, ValueError):
             raise _cfg_error(f"invalid route {i}", f"{r!r}") from None
         ints = {}

@@ -15,6 +15,8 @@ Traffic from a container address to anything outside its own subnet
 `ips` are CIDRs as in a CNI result ("10.1.2.3/24").
 """
 
+from ..digest import hashed_name
+
 BACKENDS = ("iptables", "nftables")
 CHAIN_PREFIX = "CNI-"
 CHAIN_LEN = 28      # iptables chain names are at most 28 characters
@@ -22,9 +24,7 @@ CHAIN_LEN = 28      # iptables chain names are at most 28 characters
 
 def chain_name(network: str, container_id: str) -> str:
     """`CNI-` + sha512(network + id) in hex, cut to 28 characters."""
-    import hashlib
-    digest = hashlib.sha512((network + container_id).encode()).hexdigest()
-    return (CHAIN_PREFIX + digest)[:CHAIN_LEN]
+    return hashed_name(CHAIN_PREFIX, network + container_id, CHAIN_LEN)
 
 
 def go_quote(text: str) -> str:

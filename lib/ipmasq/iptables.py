@@ -37,12 +37,12 @@ def family_of(cidr: str) -> int:
 def plan(ips: list[str], network: str, container_id: str) -> dict[int, RuleSet]:
     """The rules for `ips`, per family, in the order the reference's
     sequence of unique appends leaves them."""
-    import ipaddress
+    from pycni import ipaddr
     chain = chain_name(network, container_id)
     note = ["-m", "comment", "--comment", comment(network, container_id)]
     out: dict[int, RuleSet] = {}
     for cidr in ips:
-        iface = ipaddress.ip_interface(cidr)
+        iface = ipaddr.ip_interface(cidr)
         family = iface.version
         rs = out.setdefault(family, RuleSet(family, chain))
         for rule in (["-d", str(iface.network), *note, "-j", "ACCEPT"],

@@ -14,8 +14,9 @@ remove another attachment's rule even when an IP is reused. Commands are
 nft JSON applied in one `nft -j -f -` transaction; building them is pure.
 """
 
-import json
 
+from .. import jsontext
+from ..digest import sha512_hex
 from ..errors import CNIError, INTERNAL
 
 FAMILY = "inet"
@@ -30,8 +31,7 @@ CHAIN_COMMENT = ("Masquerade traffic from certain IPs to any (non-multicast) IP 
 
 
 def _hash16(text: str) -> str:
-    import hashlib
-    return hashlib.sha512(text.encode()).hexdigest()[:16]
+    return sha512_hex(text)[:16]
 
 
 def network_hash(network: str) -> str:
@@ -67,8 +67,8 @@ def _match(proto: str, field: str, op: str, right) -> dict:
 
 
 def masq_rule(cidr: str, comment: str) -> dict:
-    import ipaddress
-    iface = ipaddress.ip_interface(cidr)
+    from pycni import ipaddr
+    iface = ipaddr.ip_interface(cidr)
     proto = "ip" if iface.version == 4 else "ip6"
     net = iface.network
     return _rule(MASQ_CHAIN, [
@@ -149,11 +149,11 @@ def available() -> bool:
 
 def list_table() -> dict | None:
     rc, out, _err = _nft(["-j", "list", "table", FAMILY, TABLE])
-    return json.loads(out) if rc == 0 else None
+    return jsontext.loads(out) if rc == 0 else None
 
 
 def apply(commands: dict) -> None:
-    rc, _out, err = _nft(["-j", "-f", "-"], json.dumps(commands))
+    rc, _out, err = _nft(["-j", "-f", "-"], jsontext.dumps(commands))
     if rc != 0:
         raise CNIError(INTERNAL, "nft failed to apply the masquerading rules", err)
 

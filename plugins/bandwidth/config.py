@@ -12,6 +12,7 @@ from pycni.model import dataclass, field
 
 from pycni.config import NetConf
 from pycni.decode import decode, lookup
+from pycni.digest import hashed_name
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
 
 UINT32_MAX = (1 << 32) - 1
@@ -119,9 +120,7 @@ def validate_rate_and_burst(rate: int, burst: int, direction: str) -> None:
 
 def ifb_name(network: str, container_id: str) -> str:
     """`bwp` + hex sha512(network + container ID), 15 characters."""
-    import hashlib   # OpenSSL binding: a few ms, only needed here
-    digest = hashlib.sha512((network + container_id).encode()).hexdigest()
-    return (IFB_PREFIX + digest)[:IFB_NAME_LENGTH]
+    return hashed_name(IFB_PREFIX, network + container_id, IFB_NAME_LENGTH)
 
 
 # --- token bucket parameters -----------------------------------------------------

@@ -121,8 +121,8 @@ def lookup_field(conf: BridgeConf, name: str):
 
 
 def _json(value) -> str:
-    import json
-    return json.dumps(value)
+    from pycni import jsontext
+    return jsontext.dumps(value)
 
 
 def validate_bridge_name(name: str) -> None:

@@ -21,8 +21,8 @@ class Gateways:
 
 def first_host(cidr: str) -> str:
     """The network address plus one: the implicit gateway of `cidr`."""
-    import ipaddress
-    net = ipaddress.ip_interface(cidr).network
+    from pycni import ipaddr
+    net = ipaddr.ip_interface(cidr).network
     return str(net.network_address + 1)
 
 
@@ -52,9 +52,9 @@ def calc_gateways(result: Result, is_gateway: bool, is_default_gateway: bool,
 
 
 def _same_net(a: str, b: str) -> bool:
-    import ipaddress
+    from pycni import ipaddr
     try:
-        return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b)
+        return ipaddr.ip_network(a, strict=False) == ipaddr.ip_network(b)
     except ValueError:
         return False
 
@@ -63,14 +63,14 @@ def conflicts(existing: str, wanted: str) -> bool:
     """Whether bridge address `existing` must give way to gateway `wanted`
     (both CIDRs, same family, not equal): every other IPv4 address does,
     an IPv6 address only if the two prefixes overlap."""
-    import ipaddress
-    a = ipaddress.ip_interface(existing)
-    b = ipaddress.ip_interface(wanted)
+    from pycni import ipaddr
+    a = ipaddr.ip_interface(existing)
+    b = ipaddr.ip_interface(wanted)
     if a.version == 4:
         return True
     return a.ip in b.network or b.ip in a.network
 
 
 def normalize_cidr(cidr: str) -> str:
-    import ipaddress
-    return str(ipaddress.ip_interface(cidr))
+    from pycni import ipaddr
+    return str(ipaddr.ip_interface(cidr))

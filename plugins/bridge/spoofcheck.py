@@ -13,8 +13,8 @@ Commands are nft JSON (no quoting pitfalls), applied as one transaction
 with `nft -j -f -`. Building them is pure; only `setup`/`teardown` run nft.
 """
 
-import json
 
+from pycni import jsontext
 from pycni.errors import CNIError, INTERNAL
 
 FAMILY = "bridge"
@@ -102,7 +102,7 @@ def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
 
 
 def _apply(commands: dict, what: str) -> None:
-    rc, _out, err = _nft(["-j", "-f", "-"], json.dumps(commands))
+    rc, _out, err = _nft(["-j", "-f", "-"], jsontext.dumps(commands))
     if rc != 0:
         raise CNIError(INTERNAL, f"failed to {what} spoof-check", err)
 
@@ -111,7 +111,7 @@ def list_table() -> dict | None:
     rc, out, _err = _nft(["-j", "list", "table", FAMILY, TABLE])
     if rc != 0:
         return None      # no such table: nothing of ours either
-    return json.loads(out)
+    return jsontext.loads(out)
 
 
 def setup(host_iface: str, mac: str, ref: str) -> None:

@@ -16,7 +16,7 @@ Interface (both backends):
 where `target` is the Attachment being worked on.
 """
 
-import json
+from pycni import jsontext
 from pycni.model import dataclass
 
 from pycni.errors import CNIError
@@ -119,7 +119,7 @@ class NftablesBackend:
             if "No such file" in err.stderr:
                 return nft.Listing()
             raise
-        return nft.parse_listing(json.loads(out))
+        return nft.parse_listing(jsontext.loads(out))
 
     @staticmethod
     def run(script: str) -> None:

@@ -112,10 +112,10 @@ def container_ips(result) -> list[ContainerIP]:
     """Every address in prevResult, in order, without repeats. The
     reference allows traffic for all of them, whichever interface they
     sit on, so we do too."""
-    import ipaddress
+    from pycni import ipaddr
     out: list[ContainerIP] = []
     for ipc in result.ips if result is not None else []:
-        addr = ipaddress.ip_interface(ipc.address).ip
+        addr = ipaddr.ip_interface(ipc.address).ip
         cip = ContainerIP(addr.version, addr.compressed)
         if cip not in out:
             out.append(cip)

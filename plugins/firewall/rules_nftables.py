@@ -159,7 +159,7 @@ def _operand(value) -> str:
 
 
 def _expr_signature(expr: dict) -> str:
-    import json
+    from pycni import jsontext
     match = expr.get("match")
     if isinstance(match, dict):
         return f"{_operand(match.get('left'))} {match.get('op', '==')} " \
@@ -170,7 +170,7 @@ def _expr_signature(expr: dict) -> str:
     for verdict in ("jump", "goto"):
         if verdict in expr:
             return f"{verdict} {expr[verdict].get('target')}"
-    return json.dumps(expr, sort_keys=True)
+    return jsontext.dumps(expr, sort_keys=True)
 
 
 def parse_listing(data: dict | None) -> Listing:

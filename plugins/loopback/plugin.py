@@ -24,9 +24,9 @@ def build_result(addresses: list[str], sandbox: str, cni_version: str) -> Result
 
 
 def non_loopback(addresses: list[str]) -> list[str]:
-    import ipaddress
+    from pycni import ipaddr
     return [a for a in addresses
-            if not ipaddress.ip_interface(a).ip.is_loopback]
+            if not ipaddr.ip_interface(a).ip.is_loopback]
 
 
 def _lo_socket(path: str) -> netlink.RtNetlink:

@@ -43,8 +43,8 @@ class Settings:
 
 def go_quote(text: str) -> str:
     """A string as Go's %q prints it (close enough for messages)."""
-    import json
-    return json.dumps(text)
+    from pycni import jsontext
+    return jsontext.dumps(text)
 
 
 def parse_mode(mode: str) -> str:

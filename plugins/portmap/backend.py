@@ -8,8 +8,7 @@ created a shared chain first, a rule we meant to delete is gone) is
 recomputed from a new read and retried.
 """
 
-import json
-
+from pycni import jsontext
 from pycni.errors import CNIError, INTERNAL
 from pycni.fwtools import (IPT_TOOLS, ToolError, default_backend, find_tool, iptables_restore,
                            iptables_save, iptables_usable, retrying, run_tool)
@@ -130,7 +129,7 @@ class NftablesBackend:
             if "No such file" in err.stderr:
                 return [], False
             raise
-        return nft.parse_listing(family, json.loads(out))
+        return nft.parse_listing(family, jsontext.loads(out))
 
     @staticmethod
     def run(script: str) -> None:

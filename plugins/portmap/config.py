@@ -131,12 +131,12 @@ def normalize_mapping(m: PortMapping, index: int) -> PortMapping:
         raise _invalid(f'Invalid protocol "{m.protocol}": expected tcp, udp or sctp', where)
     host_ip = m.host_ip
     if host_ip:
-        import ipaddress
+        from pycni import ipaddr
         if not isinstance(host_ip, str) or "%" in host_ip:
             # an IPv6 zone ("fe80::1%eth0") is no address iptables or nft take
             raise _invalid(f'Invalid hostIP "{m.host_ip}"', where)
         try:
-            addr = ipaddress.ip_address(host_ip)
+            addr = ipaddr.ip_address(host_ip)
             # an IPv4-mapped IPv6 address is IPv4 (as Go's To4 sees it)
             host_ip = str(getattr(addr, "ipv4_mapped", None) or addr)
         except ValueError:
@@ -182,8 +182,8 @@ class ContainerIP:
     @property
     def network(self) -> str:
         """The subnet in iptables' canonical form ("10.1.2.0/24")."""
-        import ipaddress
-        return str(ipaddress.ip_interface(self.cidr).network)
+        from pycni import ipaddr
+        return str(ipaddr.ip_interface(self.cidr).network)
 
 
 def container_ips(result, ifname: str) -> list[ContainerIP]:

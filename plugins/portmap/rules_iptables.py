@@ -20,9 +20,9 @@ we generate can be compared with what the kernel reports (CHECK, and
 `iptables-restore --noflush` script applied atomically.
 """
 
-import hashlib
 from pycni.model import dataclass, field
 
+from pycni.digest import hashed_name
 from pycni.fwquote import ipt_script
 from pycni.iptsave import Saved, parse_saved, render, split, target_of  # noqa: F401
 
@@ -43,8 +43,7 @@ HOST_BITS = {4: 32, 6: 128}
 
 def chain_name(network: str, container_id: str, prefix: str = "DN-") -> str:
     """`CNI-DN-` + sha512(network + id) in hex, cut to 28 characters."""
-    digest = hashlib.sha512((network + container_id).encode()).hexdigest()
-    return ("CNI-" + prefix + digest)[:CHAIN_LEN]
+    return hashed_name("CNI-" + prefix, network + container_id, CHAIN_LEN)
 
 
 def trim_comment(text: str) -> str:

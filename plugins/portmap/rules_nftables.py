@@ -24,9 +24,9 @@ tagged the reference's way (comment == container ID) are removed by DEL
 too, so that our DEL cleans up after the reference.
 """
 
-import hashlib
 from pycni.model import dataclass
 
+from pycni.digest import sha512_hex
 from pycni.fwquote import nft_comment, nft_conditions, nft_identifier, nft_word
 
 from .config import PROTOCOLS, ContainerIP, PortMapConf, mappings_for
@@ -45,7 +45,7 @@ ANY = {4: "0.0.0.0/0", 6: "::/0"}
 
 
 def _hash16(text: str) -> str:
-    return hashlib.sha512(text.encode()).hexdigest()[:16]
+    return sha512_hex(text)[:16]
 
 
 def tag(network: str, container_id: str) -> str:

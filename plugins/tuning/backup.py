@@ -16,8 +16,8 @@ Container IDs and interface names are validated by the skeleton (no `/`,
 no `..`), so the file name stays inside dataDir.
 """
 
-import json
 import os
+from pycni import jsontext
 from pycni.model import dataclass
 
 from pycni.files import read_file, write_atomic
@@ -57,13 +57,13 @@ def to_json(state: LinkState) -> str:
         out["allmulti"] = state.allmulti
     if state.txqlen is not None:
         out["txQLen"] = state.txqlen
-    return json.dumps(out, indent=1)
+    return jsontext.dumps(out, indent=1)
 
 
 def from_json(text: str | bytes) -> LinkState:
     """Parse a backup file; ValueError if it is not one. Keys match
     case-insensitively, as the reference reads them."""
-    data = json.loads(text)
+    data = jsontext.loads(text)
     if not isinstance(data, dict):
         raise ValueError("backup is not a JSON object")
     lowered = {k.lower(): v for k, v in data.items() if isinstance(k, str)}

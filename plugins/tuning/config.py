@@ -6,7 +6,7 @@ runtimeConfig, args.cni), which /proc/sys file a sysctl key names, the
 admin allowlist and duplicate keys.
 """
 
-import json
+from pycni import jsontext
 from pycni.model import dataclass, field
 
 from pycni.config import NetConf
@@ -112,7 +112,7 @@ def check_duplicate_sysctl_keys(stdin: bytes) -> None:
 
     from pycni.decode import utf8_as_go
     try:
-        top = json.loads(utf8_as_go(stdin), object_pairs_hook=pairs_hook)
+        top = jsontext.loads(utf8_as_go(stdin), object_pairs_hook=pairs_hook)
     except ValueError:
         return  # the skeleton already refused undecodable input
     if not isinstance(top, _Pairs):
@@ -251,7 +251,7 @@ def sysctl_path(key_text: str, ifname: str) -> str:
     relative = key_text.replace(".", "/").replace("IFNAME", ifname, 1)
     path = clean_path(SYSCTL_ROOT + "/" + relative)
     if not path.startswith(NET_SYSCTL_PREFIX):
-        raise invalid(f"invalid net sysctl key: {json.dumps(relative)}",
+        raise invalid(f"invalid net sysctl key: {jsontext.dumps(relative)}",
                       "only keys below net. (/proc/sys/net/) may be set")
     return path
 

@@ -1,8 +1,8 @@
 """Which modules each plugin's process loads, per command: the start-up path
 must not silently grow (issue #12: every CNI call is a fresh process, and
-`subprocess`, `re`, `hashlib`, `typing`, `inspect`, `ipaddress`,
-`dataclasses` each cost milliseconds where they load; `dataclasses` may
-load on no plugin path at all, record classes come from pycni.model).
+`subprocess`, `json` (with `re` and `enum`), `hashlib`, `typing`,
+`inspect`, `ipaddress`, `ctypes`, `dataclasses` each cost milliseconds
+where they load; none of them loads on any plugin path).
 
 Each case runs the plugin the way its launcher does: the launcher text
 `pycni install` writes (launcher.py), under `python -I -S -B`, with a
@@ -183,93 +183,38 @@ def stdlib_only(modules: set[str]) -> set[str]:
 
 # ------------------------------------------------------- allowed sets
 # What loads today (Python 3.11, skel.main ending with os._exit), beyond the
-# interpreter floor. `subprocess` is in none of them: no case reaches a
-# tool exec (they stop before iptables/nft, see above), and fwtools.py and
-# invoke.py import it only where they exec. When those stop using
-# subprocess altogether, nothing here changes; should a case ever need it,
-# it must not come back into BASE or PLUGIN (test_heavy_modules_allowed_nowhere).
+# interpreter floor: C extension modules only, and `struct`/`errno`. JSON
+# is pycni.jsontext on `_json`, addresses pycni.ipaddr on `_socket`, chain
+# names pycni.digest on `_sha512`; `json`, `re`, `enum`, `ipaddress`,
+# `hashlib`, `ctypes`, `functools`, `collections` load on no plugin path
+# (test_heavy_modules_allowed_nowhere). No case reaches a tool exec or a
+# netns (see above), so `_ctypes` (setns on Python 3.11) is not listed.
 
-BASE = {
-    '_collections', '_functools', '_json', '_operator', '_sre',
-    'collections', 'copyreg', 'enum', 'functools', 'itertools',
-    'json', 'json.decoder', 'json.encoder', 'json.scanner', 'keyword', 'operator', 're',
-    're._casefix', 're._compiler', 're._constants', 're._parser', 'reprlib', 'types'
-}
-# `re` (and enum, re._*) is json's: json.decoder, json.scanner and
-# json.encoder import it; nothing of pycni's on a plugin path does (skel's
-# ID rule is a string check, pycni.model replaced dataclasses).
+BASE = {'_json'}
 
 PLUGIN = {
-    'loopback': {
-        '_socket', '_struct', 'errno', 'struct'
-    },
-    'macvlan': {
-        '_socket', '_struct', 'errno', 'struct'
-    },
-    'bridge': {
-        '_socket', '_struct', 'errno', 'struct'
-    },
-    'tuning': {
-        '_socket', '_struct', 'errno', 'struct'
-    },
-    'bandwidth': {
-        '_socket', '_struct', 'errno', 'struct'
-    },
+    'loopback': {'_socket', '_struct', 'errno', 'struct'},
+    'macvlan': {'_socket', '_struct', 'errno', 'struct'},
+    'bridge': {'_socket', '_struct', 'errno', 'struct'},
+    'tuning': {'_socket', '_struct', 'errno', 'struct'},
+    'bandwidth': {'_socket', '_struct', 'errno', 'struct'},
 }
 
 COMMAND = {
-    ('macvlan', 'DEL'): {
-        'fcntl', 'importlib', 'importlib._bootstrap', 'importlib._bootstrap_external',
-        'ipaddress', 'warnings', 'zlib'
-    },
-    ('macvlan', 'GC'): {
-        'fcntl', 'importlib', 'importlib._bootstrap', 'importlib._bootstrap_external',
-        'ipaddress', 'warnings', 'zlib'
-    },
-    ('bridge', 'DEL'): {
-        'fcntl', 'importlib', 'importlib._bootstrap', 'importlib._bootstrap_external',
-        'ipaddress', 'warnings', 'zlib'
-    },
-    ('bridge', 'STATUS'): {
-        'fcntl', 'importlib', 'importlib._bootstrap', 'importlib._bootstrap_external',
-        'ipaddress', 'warnings'
-    },
-    ('portmap', 'ADD'): {
-        '_blake2', '_hashlib', 'errno', 'hashlib'
-    },
-    ('portmap', 'CHECK'): {
-        '_blake2', '_hashlib', 'hashlib'
-    },
-    ('portmap', 'DEL'): {
-        '_blake2', '_hashlib', 'errno', 'hashlib'
-    },
-    ('portmap', 'GC'): {
-        '_blake2', '_hashlib', 'hashlib'
-    },
-    ('host-local', 'ADD'): {
-        'collections.abc', 'errno', 'fcntl', 'ipaddress', 'zlib'
-    },
-    ('host-local', 'CHECK'): {
-        'errno', 'fcntl', 'ipaddress', 'zlib'
-    },
-    ('host-local', 'DEL'): {
-        'errno', 'fcntl', 'ipaddress', 'zlib'
-    },
-    ('host-local', 'GC'): {
-        'errno', 'fcntl', 'ipaddress', 'zlib'
-    },
-    ('host-local', 'STATUS'): {
-        'errno', 'fcntl', 'ipaddress'
-    },
-    ('firewall', 'ADD'): {
-        'errno'
-    },
-    ('firewall', 'DEL'): {
-        'errno'
-    },
-    ('bandwidth', 'DEL'): {
-        '_blake2', '_hashlib', 'hashlib'
-    },
+    ('macvlan', 'DEL'): {'fcntl', 'zlib'},
+    ('macvlan', 'GC'): {'fcntl', 'zlib'},
+    ('bridge', 'DEL'): {'fcntl', 'zlib'},
+    ('bridge', 'STATUS'): {'fcntl'},
+    ('portmap', 'ADD'): {'errno'},
+    ('portmap', 'DEL'): {'errno'},
+    ('host-local', 'ADD'): {'_socket', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'CHECK'): {'_socket', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'DEL'): {'_socket', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'GC'): {'_socket', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'STATUS'): {'_socket', 'errno', 'fcntl'},
+    ('firewall', 'ADD'): {'errno'},
+    ('firewall', 'DEL'): {'errno'},
+    ('bandwidth', 'DEL'): {'_sha512'},
 }
 
 
@@ -325,14 +270,16 @@ def test_import_set(installed, tmp_path, plugin, command):
 
 
 def test_heavy_modules_allowed_nowhere():
-    """Modules no plugin path loads today stay out of every allowed set
-    (the costly ones that do load are visible in the sets above: re
-    everywhere through json, ipaddress with host-local's store, hashlib
-    where a chain name is hashed). `dataclasses` and what it drags in
-    (copy, inspect, weakref) are gone: record classes come from pycni.model."""
+    """Modules no plugin path loads stay out of every allowed set: the
+    stdlib's json, re, ipaddress, hashlib and ctypes (and what they drag in:
+    enum, functools, collections, operator, types, importlib) are replaced
+    by pycni.jsontext, pycni.ipaddr, pycni.digest and netns' `_ctypes` use;
+    record classes come from pycni.model, not dataclasses."""
     for name in ("subprocess", "typing", "inspect", "logging", "asyncio", "socket", "ssl",
                  "selectors", "threading", "tempfile", "pathlib", "shlex", "argparse",
-                 "dataclasses", "copy", "weakref", "_weakrefset"):
+                 "dataclasses", "copy", "weakref", "_weakrefset", "json", "re", "enum",
+                 "ipaddress", "hashlib", "_hashlib", "ctypes", "functools", "collections",
+                 "operator", "types", "importlib", "warnings"):
         listed = [key for key, mods in [("BASE", BASE), *PLUGIN.items(), *COMMAND.items()]
                   if name in mods]
         assert listed == [], f"{name} is allowed for {listed}"
