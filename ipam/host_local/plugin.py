@@ -27,7 +27,9 @@ def load_config(req: skel.Request) -> cfg.Config:
 
 def open_store(conf: cfg.Config, create: bool = True):
     from .store import DiskStore
-    store = DiskStore(conf.data_dir, conf.name)
+    # the range sets let the store follow the reference's cursors (a DEL
+    # whose config does not load has none: it rebuilds after an outside writer)
+    store = DiskStore(conf.data_dir, conf.name, range_sets=conf.range_sets or None)
     if create:
         store.create()
     return store

@@ -23,22 +23,60 @@ BUCKETS files, each holding the allocations whose content (the owner)
 hashes to it, plus `stamp`. A call reads and rewrites only its owner's
 bucket, so its cost does not grow with the number of allocations.
 
-The copy is trusted only while the network directory's mtime equals the
-recorded stamp. After each change (under the lock) we set the directory's
-mtime to a stamp about one second in the past, with random nanoseconds,
-and record it. Any other writer (the reference plugin, an admin's rm)
-creates or removes a file, which sets the mtime to the current time and
-so can never equal the stamp; the next call then reads the directory once
-and rebuilds the index. The stamp also records the directory's ctime,
-which nobody can set back: restoring the mtime afterwards (tar, rsync -a,
-os.utime) still invalidates the index.
+The stamp. After each change (under the lock) we set the network
+directory's mtime, and the mtime of every round-robin cursor
+`last_reserved_ip.N` of the config's range sets, to a time about one second
+in the past with random nanoseconds, and record them (with the directory's
+ctime, which nobody can set back, and each cursor's inode, ctime, size
+and content). A create, remove or rename in the directory by anyone sets its
+mtime and ctime to the current time; a write to a cursor sets the cursor's
+mtime to the current time: neither can equal the stamp.
 
-The index is only a guide. An in-place edit of an allocation file changes
-neither time of the directory, so before any decision on an allocation
-(DEL removing it, ADD refusing a duplicate, CHECK) its file is read under
-the lock and must still name the owner; if it does not, the index is
-rebuilt from the files and the decision taken on what they say. That is
-one read of a small file per address the owner holds.
+Catching up with an outside writer without reading the directory. Listing
+50,000 names alone costs ~40 ms of CPU here (ext4 hashes every entry of
+an indexed directory on readdir), reading every file ~600 ms, so a call
+that finds the directory changed does not look at it; it asks what the
+writers that share this store can have done, from the cursors:
+
+- The reference's ADD reserves, in range set N, the first free address
+  after the one `last_reserved_ip.N` names (round robin, the order of
+  allocator.candidates), creating its file, and then writes that address
+  into the cursor (os.WriteFile: in place, same inode). A run of such ADDs
+  since our stamp therefore created files only at the addresses after the
+  cursor we recorded, up to and including the one the cursor names now.
+  Those (at most PROBE_LIMIT addresses; usually one or two) are read and
+  entered into the index. A name found there that the index gave to
+  another owner (a file the reference released and handed out again: a
+  replaced file with the same name) is entered under its new owner, so
+  the duplicate rule, DEL and CHECK of the container the reference
+  allocated for see it; the stale entry under the old owner is dropped
+  when read back (below).
+- The reference's DEL and GC, an admin's rm, only remove files. The index
+  then lists names that are gone; they are dropped when read back.
+- A cursor that changed in any other way (replaced by another inode,
+  removed, not a regular file, an address outside its range set, further
+  than PROBE_LIMIT addresses on, or a change when the call does not know
+  the range sets), a directory with another inode, a torn or foreign
+  index: the index is rebuilt by reading every file (slow, sound).
+
+What this cannot see, and why decisions stay right: files created in the
+directory without a cursor write (by hand, e.g. `rm X; echo ID > X`), and
+a reference ADD of a *requested* address (CNI_ARGS IP=, runtimeConfig
+ips) followed by another reference ADD in the same range set before our
+next call (the cursor then names only the last). Like an in-place edit of
+a file (which changes no time of the directory), these are contents the
+index does not know. The index is only a guide for whom a file belongs
+to; whether an address is free is always the create's O_EXCL on the file
+itself (so such a file is never handed out twice), and before any decision
+on an allocation (DEL removing it, ADD refusing a duplicate, CHECK) its
+file is read under the lock: it must still name the owner. A file that is
+gone is dropped from the index. One that names an owner the index already
+lists it under is a stale entry and dropped. Any other content is a change
+the index never saw: the index is rebuilt from the files and the decision
+taken on what they say. So DEL never removes another container's file and
+ADD never refuses because of a file that no longer names the container;
+what an unseen content can cost is the other direction (its owner's DEL
+through us leaves that file, to the runtime's GC, which reads the files).
 
 Safety (the store lives where others may have written; see pycni.files)
 -----------------------------------------------------------------------
@@ -66,7 +104,7 @@ LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
 LINE_BREAK = "\r\n"
 INDEX_DIR = ".pycni"
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 BUCKETS = 32
 STAMP_OFFSET_NS = 1_000_000_000
 DIR_MODE = 0o755
@@ -74,6 +112,9 @@ INDEX_MODE = 0o700
 FILE_MODE = 0o600
 LOCK_MODE = 0o750
 MAX_CONTENT = 4096
+# Addresses a changed cursor may have moved over before we rather read
+# every file (each costs one failed open or one small read).
+PROBE_LIMIT = 2048
 
 
 def owner_key(container_id: str, ifname: str) -> str:
@@ -112,9 +153,13 @@ def network_parts(network: str) -> list[str]:
 class DiskStore:
     """One network's store. Use as `with store.locked(): ...`."""
 
-    def __init__(self, data_dir: str, network: str, use_index: bool = True):
+    def __init__(self, data_dir: str, network: str, use_index: bool = True,
+                 range_sets=None):
         self.data_dir = data_dir
         self.network = network
+        # the config's range sets (config.RangeSet list), to follow the
+        # cursors of an outside writer; None: any such change rebuilds
+        self.range_sets = range_sets
         self.dir = os.path.join(data_dir, network)
         self.index_dir = os.path.join(data_dir, INDEX_DIR, network)
         self.use_index = use_index
@@ -128,6 +173,7 @@ class DiskStore:
         self._buckets: dict[int, dict[str, str]] = {}   # loaded buckets
         self._dirty: set[int] = set()
         self._generation: int | None = None             # None: index not checked yet
+        self._cursors: tuple = ()       # the cursor states the stamp recorded
         self._changed = False
         self._fresh = False            # buckets rebuilt from the files in this call
         self._index_ok = self.use_index
@@ -248,14 +294,28 @@ class DiskStore:
 
     def holding(self, content: str) -> list[str]:
         """Names whose file content is exactly `content`, as the files say:
-        what the index lists is read back; on any mismatch the index is
-        rebuilt from the files."""
-        names = [n for n, c in self._bucket(bucket_of(content)).items() if c == content]
-        if names and not self._fresh and \
-                any(self._content(n) != content for n in names):
-            self._rebuild()
-            names = [n for n, c in self._buckets[bucket_of(content)].items() if c == content]
-        return names
+        what the index lists is read back. A file that is gone, or that
+        names an owner the index already lists it under, is a stale entry
+        and dropped; any other content is a change the index never saw:
+        it is rebuilt from the files."""
+        b = bucket_of(content)
+        names = [n for n, c in self._bucket(b).items() if c == content]
+        if not names or self._fresh:
+            return names
+        held = []
+        for name in names:
+            actual = self._content(name)
+            if actual == content:
+                held.append(name)
+                continue
+            if actual is not None and self._bucket(bucket_of(actual)).get(name) != actual:
+                self._rebuild()
+            if self._fresh:     # rebuilt (here or by a torn bucket): the files' answer
+                return [n for n, c in self._buckets[b].items() if c == content]
+            del self._buckets[b][name]
+            self._dirty.add(b)
+            self._changed = True
+        return held
 
     def owned(self, container_id: str, ifname: str) -> list[str]:
         """Names held by (container_id, ifname), legacy files of the ID included."""
@@ -388,15 +448,59 @@ class DiskStore:
         if fd is not None:
             stamp = _read_marshal(fd, "stamp")
         try:
-            fmt, ino, mtime, ctime, generation = stamp
+            fmt, ino, mtime, ctime, generation, cursors = stamp
             st = os.fstat(self._dir_fd)
-            if fmt == INDEX_FORMAT and \
-                    (ino, mtime, ctime) == (st.st_ino, st.st_mtime_ns, st.st_ctime_ns):
-                self._generation = generation
-                return
-        except (TypeError, ValueError):
+            if fmt == INDEX_FORMAT and ino == st.st_ino and isinstance(cursors, tuple):
+                self._generation, self._cursors = generation, cursors
+                if (mtime, ctime) == (st.st_mtime_ns, st.st_ctime_ns):
+                    return                  # nobody else changed the directory
+                self._changed = True        # renew the stamp on unlock
+                if self._catch_up():
+                    return
+        except (TypeError, ValueError, IndexError):
             pass
         self._rebuild()
+
+    def _catch_up(self) -> bool:
+        """The directory changed since the stamp: enter what the outside
+        writers' cursors say they created (see the module docstring).
+        False when that cannot be told: the caller rebuilds."""
+        sets = self.range_sets
+        if not self._cursors or (sets is not None and len(sets) != len(self._cursors)):
+            return False        # which cursors an outside ADD may have written is unknown
+        found = {}
+        for index, recorded in enumerate(self._cursors):
+            now = self._cursor_state(index)
+            if now == recorded:
+                continue
+            if sets is None or now is None or now == CURSOR_ODD or recorded == CURSOR_ODD \
+                    or not isinstance(now, tuple) \
+                    or (recorded is not None and (not isinstance(recorded, tuple)
+                                                  or recorded[0] != now[0])):
+                return False    # replaced, removed, odd, or no ranges to follow it
+            names = cursor_interval(sets[index], None if recorded is None else recorded[4],
+                                    now[4], PROBE_LIMIT)
+            if names is None:
+                return False
+            for name in names:
+                content = self._content(name)
+                if content is not None:
+                    found[name] = content
+        for name, content in found.items():
+            b = bucket_of(content)
+            bucket = self._bucket(b)
+            if self._fresh:     # a torn bucket made it rebuild: all is read
+                return True
+            if bucket.get(name) != content:
+                bucket[name] = content
+                self._dirty.add(b)
+        return True
+
+    def _cursor_state(self, index: int):
+        """What the stamp records of cursor `index`: (inode, mtime, ctime,
+        size, content); None when missing; CURSOR_ODD when not a regular file
+        with a single link."""
+        return _cursor_at(self._dir_fd, LAST_PREFIX + str(index), None)
 
     def _rebuild(self) -> None:
         """Read every allocation file; all buckets are rewritten on unlock."""
@@ -441,13 +545,17 @@ class DiskStore:
             for b in sorted(self._dirty):
                 files.write_atomic_at(fd, f"b{b:02d}",
                                       marshal.dumps((self._generation, self._buckets[b])))
+            count = len(self.range_sets) if self.range_sets is not None \
+                else len(self._cursors)
+            past = time.time_ns() - STAMP_OFFSET_NS
+            cursors = tuple(_cursor_at(self._dir_fd, LAST_PREFIX + str(i), past - _jitter())
+                            for i in range(count))
             st = os.fstat(self._dir_fd)
-            jitter = int.from_bytes(os.urandom(3), "little") + 1
-            os.utime(self._dir_fd, ns=(st.st_atime_ns,
-                                       time.time_ns() - STAMP_OFFSET_NS - jitter))
+            os.utime(self._dir_fd, ns=(st.st_atime_ns, past - _jitter()))
             st = os.fstat(self._dir_fd)
             files.write_atomic_at(fd, "stamp", marshal.dumps(
-                (INDEX_FORMAT, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, self._generation)))
+                (INDEX_FORMAT, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, self._generation,
+                 cursors)))
         except OSError:
             # Without an index the next call reads the directory: slower, same answer.
             if fd is not None:
@@ -458,6 +566,77 @@ class DiskStore:
 
 
 _SMALL_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+CURSOR_ODD = "odd"      # a cursor that is not a regular file with one link
+
+
+def _jitter() -> int:
+    return int.from_bytes(os.urandom(3), "little") + 1
+
+
+def _cursor_at(dir_fd: int, name: str, stamp_ns: int | None):
+    """(inode, mtime_ns, ctime_ns, size, content) of the cursor `name`, None when it
+    is missing, CURSOR_ODD when it is not a regular file with a single link
+    (or unreadable). With `stamp_ns`, its mtime is first set to that time
+    (a later write by anyone sets the current time: it cannot match)."""
+    import stat
+    try:
+        fd = os.open(name, _SMALL_READ, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return CURSOR_ODD
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return CURSOR_ODD
+        data = os.read(fd, 256)
+        if stamp_ns is not None:
+            os.utime(fd, ns=(st.st_atime_ns, stamp_ns))
+            st = os.fstat(fd)
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+                data.decode("ascii", "replace"))
+    except OSError:
+        return CURSOR_ODD
+    finally:
+        os.close(fd)
+
+
+def cursor_interval(rs, old: str | None, new: str, limit: int) -> list[str] | None:
+    """The names the reference's round robin in range set `rs` can have
+    created while its cursor went from `old` (None: there was none) to
+    `new`: the addresses after `old` in the allocator's order up to and
+    including `new`. None when that cannot be told: `new` is not an
+    address of `rs` written as the reference writes it, `old` is neither
+    absent nor such an address nor something the reference starts over
+    from, or more than `limit` addresses lie in between."""
+    from .allocator import candidates
+    from .config import ip_text, parse_ip, range_for
+
+    def address(text):
+        try:
+            family, value = parse_ip(text)
+        except ValueError:
+            return None
+        if "/" in text or ip_text(family, value) != text:
+            return None
+        return family, value
+
+    target = address(new)
+    if target is None or range_for(rs, *target) is None:
+        return None
+    last = None
+    if old:
+        last = address(old)
+        if last is None:
+            return None     # not how either of us writes it: who knows where it started
+    names = []
+    for r, value in candidates(rs, last):
+        names.append(r.text(value))
+        if value == target[1] and r.family == target[0]:
+            return names
+        if len(names) >= limit:
+            return None
+    return None
 
 
 def _read_small(dir_fd: int, name: str, limit: int) -> bytes | None:
