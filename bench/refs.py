@@ -4,7 +4,8 @@
 
 Without --ref: `ref-v1.1` = /usr/lib/cni (Debian's containernetworking-plugins
 1.1.1) and, when bench/build-reference.sh has built it, `ref-v1.9` =
-/var/cache/pycni-bench/ref-v1.9/bin (or $PYCNI_REF_V19). The first reference
+/var/cache/pycni-bench/ref-v1.9/bin ($PYCNI_REF_V19, or
+$PYCNI_BENCH_CACHE/ref-v1.9/bin as build-reference.sh). The first reference
 is the one that plays "a node that ran the reference" where a case needs one
 (scale.py's portmap-500 fill, host-local's outside writer).
 """
@@ -13,7 +14,8 @@ import os
 
 DEBIAN_DIR = "/usr/lib/cni"
 # bench/build-reference.sh's default output
-V19_DIR = os.environ.get("PYCNI_REF_V19", "/var/cache/pycni-bench/ref-v1.9/bin")
+V19_DIR = os.environ.get("PYCNI_REF_V19") or os.path.join(
+    os.environ.get("PYCNI_BENCH_CACHE") or "/var/cache/pycni-bench", "ref-v1.9", "bin")
 
 
 def has_plugins(directory: str) -> bool:
