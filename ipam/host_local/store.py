@@ -52,7 +52,11 @@ writers that share this store can have done, from the cursors:
   allocated for see it; the stale entry under the old owner is dropped
   when read back (below).
 - The reference's DEL and GC, an admin's rm, only remove files. The index
-  then lists names that are gone; they are dropped when read back.
+  then lists names that are gone; they are dropped when read back, at a
+  decision on their owner or by the sweep: each call that catches up also
+  reads back SWEEP entries, going round the whole index over successive
+  calls, so entries of containers that never call us again do not pile up
+  (and a content the index never saw is entered under its owner).
 - A cursor that changed in any other way (replaced by another inode,
   removed, not a regular file, an address outside its range set, further
   than PROBE_LIMIT addresses on, or a change when the call does not know
@@ -104,7 +108,7 @@ LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
 LINE_BREAK = "\r\n"
 INDEX_DIR = ".pycni"
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 BUCKETS = 32
 STAMP_OFFSET_NS = 1_000_000_000
 DIR_MODE = 0o755
@@ -115,6 +119,8 @@ MAX_CONTENT = 4096
 # Addresses a changed cursor may have moved over before we rather read
 # every file (each costs one failed open or one small read).
 PROBE_LIMIT = 2048
+# Entries read back per call that caught up with an outside writer.
+SWEEP = 64
 
 
 def owner_key(container_id: str, ifname: str) -> str:
@@ -174,6 +180,7 @@ class DiskStore:
         self._dirty: set[int] = set()
         self._generation: int | None = None             # None: index not checked yet
         self._cursors: tuple = ()       # the cursor states the stamp recorded
+        self._sweep = (0, 0)            # (bucket, offset) the next sweep starts at
         self._changed = False
         self._fresh = False            # buckets rebuilt from the files in this call
         self._index_ok = self.use_index
@@ -448,10 +455,11 @@ class DiskStore:
         if fd is not None:
             stamp = _read_marshal(fd, "stamp")
         try:
-            fmt, ino, mtime, ctime, generation, cursors = stamp
+            fmt, ino, mtime, ctime, generation, cursors, sweep = stamp
             st = os.fstat(self._dir_fd)
             if fmt == INDEX_FORMAT and ino == st.st_ino and isinstance(cursors, tuple):
                 self._generation, self._cursors = generation, cursors
+                self._sweep = (int(sweep[0]) % BUCKETS, max(0, int(sweep[1])))
                 if (mtime, ctime) == (st.st_mtime_ns, st.st_ctime_ns):
                     return                  # nobody else changed the directory
                 self._changed = True        # renew the stamp on unlock
@@ -487,14 +495,49 @@ class DiskStore:
                 if content is not None:
                     found[name] = content
         for name, content in found.items():
-            b = bucket_of(content)
-            bucket = self._bucket(b)
-            if self._fresh:     # a torn bucket made it rebuild: all is read
-                return True
-            if bucket.get(name) != content:
-                bucket[name] = content
-                self._dirty.add(b)
+            if not self._enter(name, content):
+                return True     # a torn bucket made it rebuild: all is read
+        self._sweep_some()
         return True
+
+    def _enter(self, name: str, content: str) -> bool:
+        """The file `name` holds `content`: so in the index. False when
+        loading the bucket rebuilt the index instead."""
+        b = bucket_of(content)
+        bucket = self._bucket(b)
+        if self._fresh:
+            return False
+        if bucket.get(name) != content:
+            bucket[name] = content
+            self._dirty.add(b)
+        return True
+
+    def _sweep_some(self) -> None:
+        """Read back SWEEP entries, going round the index over successive
+        calls: entries of files an outside writer removed (their owner may
+        never call us again) do not pile up. A file that names another
+        owner is entered under that one."""
+        b, offset = self._sweep
+        bucket = self._bucket(b)
+        if self._fresh:
+            return
+        items = list(bucket.items())[offset:offset + SWEEP]
+        kept = 0
+        for name, content in items:
+            actual = self._content(name)
+            if actual == content:
+                kept += 1
+                continue
+            if actual is not None:
+                if not self._enter(name, actual):
+                    return
+                if bucket_of(actual) == b:
+                    kept += 1           # entered in place of the old entry
+                    continue
+            del bucket[name]
+            self._dirty.add(b)
+        offset += kept
+        self._sweep = (b, offset) if offset < len(bucket) else ((b + 1) % BUCKETS, 0)
 
     def _cursor_state(self, index: int):
         """What the stamp records of cursor `index`: (inode, mtime, ctime,
@@ -555,7 +598,7 @@ class DiskStore:
             st = os.fstat(self._dir_fd)
             files.write_atomic_at(fd, "stamp", marshal.dumps(
                 (INDEX_FORMAT, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, self._generation,
-                 cursors)))
+                 cursors, self._sweep)))
         except OSError:
             # Without an index the next call reads the directory: slower, same answer.
             if fd is not None:

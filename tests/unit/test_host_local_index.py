@@ -395,3 +395,45 @@ def test_hand_made_file_without_cursor_is_never_handed_out(rstore, conf):
         assert rstore.release("c2", "eth0") == ["10.0.0.4"]
         assert rstore.release("c1", "eth0") == ["10.0.0.2"]
     assert open(os.path.join(rstore.dir, "10.0.0.3"), "rb").read() == b"manual\r\neth0"
+
+
+def _index_entries(store):
+    with store.locked():
+        store._bucket(0)
+        return {n: c for b in range(store_mod.BUCKETS) for n, c in store._bucket(b).items()}
+
+
+def test_sweep_drops_entries_of_files_removed_outside(tmp_path, rebuilds):
+    """Containers the reference released never call us again: their stale
+    entries go anyway, a few per call that catches up, round the index."""
+    conf = conf_of(tmp_path, [[{"subnet": "10.0.0.0/22"}]])
+    store = DiskStore(str(tmp_path), "net", range_sets=conf.range_sets)
+    store.create()
+    with store.locked():
+        for i in range(300):
+            assert store.reserve(f"10.0.{i // 250}.{i % 250 + 2}", f"c{i}", "eth0", 0)
+    for i in range(0, 300, 2):
+        reference_del(store, f"c{i}")
+    truth = {n: open(os.path.join(store.dir, n), "rb").read().decode()
+             for n in os.listdir(store.dir) if n[0].isdigit()}
+    assert len(truth) == 150 and len(_index_entries(store)) > 250     # one sweep ran
+    for _ in range(store_mod.BUCKETS + 2):
+        open(os.path.join(store.dir, "x"), "w").close()     # an outside change
+        os.unlink(os.path.join(store.dir, "x"))
+        with store.locked():
+            store.owned("nobody", "eth0")
+    assert _index_entries(store) == truth
+    assert rebuilds == [1]
+
+
+def test_sweep_enters_a_content_the_index_never_saw(rstore, conf):
+    assert add(conf, rstore, "a") == ["10.0.0.2"]
+    with open(os.path.join(rstore.dir, "10.0.0.2"), "r+b") as f:    # in place
+        f.truncate(0)
+        f.write(b"b\r\neth0")
+    for _ in range(store_mod.BUCKETS + 1):
+        open(os.path.join(rstore.dir, "x"), "w").close()
+        os.unlink(os.path.join(rstore.dir, "x"))
+        with rstore.locked():
+            rstore.owned("nobody", "eth0")
+    assert _index_entries(rstore) == {"10.0.0.2": "b\r\neth0"}
