@@ -389,7 +389,11 @@ class DiskStore:
         return sorted(names)
 
     def remove_scanned(self, allocs: dict[str, str], names: list[str]) -> None:
-        """Remove `names`, whose contents come from a `scan()` (GC)."""
+        """Remove `names`, whose contents come from a `scan()` (GC). The
+        scan read every file under the lock: the index is rebuilt from it
+        (also what it could not see, e.g. files made by hand)."""
+        if self.use_index:
+            self._rebuild(allocs)
         self._remove({n: allocs[n] for n in names})
 
     def _remove(self, owners: dict[str, str]) -> None:
@@ -545,11 +549,12 @@ class DiskStore:
         with a single link."""
         return _cursor_at(self._dir_fd, LAST_PREFIX + str(index), None)
 
-    def _rebuild(self) -> None:
-        """Read every allocation file; all buckets are rewritten on unlock."""
+    def _rebuild(self, allocs: dict[str, str] | None = None) -> None:
+        """Read every allocation file (or take `allocs`, a `scan()` made
+        under this lock); all buckets are rewritten on unlock."""
         self._generation = int.from_bytes(os.urandom(8), "little")
         self._buckets = {b: {} for b in range(BUCKETS)}
-        for name, content in self.scan().items():
+        for name, content in (self.scan() if allocs is None else allocs).items():
             self._buckets[bucket_of(content)][name] = content
         self._dirty = set(range(BUCKETS))
         self._changed = True
