@@ -97,16 +97,16 @@ else:
 for _key in [k for k in os.environ if k.startswith("_PYI_")]:
     del os.environ[_key]
 
-from {module} import main
+from pycni.entry import serve
 
-main()
+serve({name!r})
 '''
 
 exes, binaries, datas = [], [], []
-for name, module in sorted(PLUGINS.items()):
+for name in sorted(PLUGINS):
     entry = os.path.join(WORK, "entry", f"{name}.py")
     with open(entry, "w") as f:
-        f.write(ENTRY.format(name=name, module=module))
+        f.write(ENTRY.format(name=name))
     a = Analysis([entry], excludes=EXCLUDES, noarchive=True)
     a.scripts = [s for s in a.scripts if s[0] not in SKIP_RUNTIME_HOOKS]
     exes.append(EXE(PYZ(a.pure), a.scripts, exclude_binaries=True, name=name,

@@ -14,10 +14,10 @@ def sha512_hex(text: str) -> str:
     global _sha512
     if _sha512 is None:   # loaded on first use: a VERSION or CHECK may need none
         try:
-            from _sha2 import sha512 as _sha512          # Python 3.12+
+            from _sha512 import sha512 as _sha512        # Python 3.11
         except ImportError:
             try:
-                from _sha512 import sha512 as _sha512    # Python 3.11
+                from _sha2 import sha512 as _sha512      # Python 3.12+
             except ImportError:                          # a build without them
                 from hashlib import sha512 as _sha512
     return _sha512(text.encode()).hexdigest()

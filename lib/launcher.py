@@ -26,8 +26,8 @@ TEMPLATE = """#!{python} -ISB
 # pycni {name} plugin, written by `pycni install`; reinstall after upgrading.
 import sys
 sys.path += {paths!r}
-from {module} import main
-main()
+from pycni.entry import serve
+serve({name!r})
 """
 
 
@@ -39,5 +39,6 @@ def import_paths() -> list[str]:
 
 
 def launcher_text(name: str, python: str | None = None) -> str:
-    return TEMPLATE.format(python=python or sys.executable, name=name,
-                           paths=import_paths(), module=PLUGINS[name])
+    if name not in PLUGINS:
+        raise KeyError(name)
+    return TEMPLATE.format(python=python or sys.executable, name=name, paths=import_paths())

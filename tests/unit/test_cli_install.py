@@ -49,7 +49,7 @@ def test_launcher_appends_after_stdlib_and_keeps_isolation():
     first, *body = launcher.launcher_text("bridge", python="/usr/bin/python3").splitlines()
     assert first == "#!/usr/bin/python3 -ISB"
     assert "sys.path[:0]" not in "\n".join(body)
-    assert "from pycni.plugins.bridge.plugin import main" in body
+    assert body[-2:] == ["from pycni.entry import serve", "serve('bridge')"]
 
 
 def test_launcher_module_stays_cheap_to_import():

@@ -1,0 +1,45 @@
+"""What a plugin executable runs first: `serve(name)`.
+
+A VERSION call is answered from the registry's table of supported versions
+before the plugin's module (and the netlink, firewall and store code it
+imports) is loaded: a runtime asks every plugin of every network for its
+versions (CRI-O and libcni's ValidateNetworkList do, on each config load),
+and the answer needs none of that code (issue #12). Every other call, and a
+VERSION answer that cannot be written (stdout gone: the full path reports
+it as skel does), goes to the plugin module's `main()`.
+
+tests/unit/test_entry.py checks that the registry's versions are the
+plugin classes' own and that both paths print the same VERSION answer.
+"""
+
+import os
+
+from .registry import PLUGINS, SUPPORTED_VERSIONS
+
+
+def serve(name: str) -> None:
+    if os.environ.get("CNI_COMMAND") == "VERSION" and _answer_version(SUPPORTED_VERSIONS[name]):
+        os._exit(0)
+    module = __import__(PLUGINS[name], fromlist=("main",))
+    module.main()
+
+
+def version_answer(supported: tuple) -> str:
+    from . import jsontext
+    from .version import CURRENT
+    return jsontext.dumps({"cniVersion": CURRENT, "supportedVersions": list(supported)},
+                          separators=(",", ":")) + "\n"
+
+
+def _answer_version(supported: tuple) -> bool:
+    """Write the answer to fd 1; False when nothing could be written."""
+    data = version_answer(supported).encode()
+    done = 0
+    while done < len(data):
+        try:
+            done += os.write(1, data[done:])
+        except OSError:
+            if done == 0:
+                return False
+            os._exit(1)   # half an answer is out: the call failed
+    return True
