@@ -69,9 +69,18 @@ def _quoted_comment(network: str, container_id: str) -> str:
 def is_ours(rule_comment: str | None, network: str, container_id: str) -> bool:
     """Does a rule with this comment belong to the attachment? Also true
     for the reference's tag (the bare container ID), see the module doc."""
-    if not rule_comment:
-        return False
-    return rule_comment.startswith(tag(network, container_id)) or rule_comment == container_id
+    return ours_test(network, container_id)(rule_comment)
+
+
+def ours_test(network: str, container_id: str):
+    """`is_ours` for one attachment, its tag hashed once (not per rule:
+    a table of 500 mappings holds ~1,500 rules)."""
+    prefix = tag(network, container_id)
+
+    def test(rule_comment: str | None) -> bool:
+        return bool(rule_comment) and (rule_comment.startswith(prefix)
+                                       or rule_comment == container_id)
+    return test
 
 
 def _ip_port(ip: str, port: int) -> str:
@@ -114,9 +123,9 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
     if conf.snat_on:
         lines.append(f"add chain {t} {MASQUERADING} "
                      f"{{ type nat hook postrouting priority {SRCNAT} ; }}")
+    ours = ours_test(network, container_id)
     for r in existing:
-        if r.family == family and r.chain in RULE_CHAINS and \
-                is_ours(r.comment, network, container_id):
+        if r.family == family and r.chain in RULE_CHAINS and ours(r.comment):
             lines.append(f"delete rule {t} {nft_identifier(r.chain)} handle {int(r.handle):d}")
     for m, dest in mappings_for(conf.mappings, family):
         match = f"{fam} daddr {nft_word(dest, 'hostIP')} " if dest else ""
@@ -150,9 +159,10 @@ def expected_counts(conf: PortMapConf, family: int) -> dict[str, int]:
 def check(conf: PortMapConf, network: str, container_id: str, family: int,
           existing: list[ExistingRule], hooks_ok: bool) -> list[str]:
     problems = [] if hooks_ok else [f"{FAMILY[family]} {TABLE}: prerouting/output jumps missing"]
+    prefix = tag(network, container_id)
     for chain, want in expected_counts(conf, family).items():
         found = sum(1 for r in existing if r.family == family and r.chain == chain
-                    and r.comment and r.comment.startswith(tag(network, container_id)))
+                    and r.comment and r.comment.startswith(prefix))
         if found < want:
             problems.append(f'missing hostport rules in "{chain}" chain '
                             f"({found} of {want})")
@@ -167,8 +177,8 @@ def delete_script(doomed: list[ExistingRule]) -> str | None:
 
 
 def del_rules(network: str, container_id: str, existing: list[ExistingRule]) -> list[ExistingRule]:
-    return [r for r in existing if r.chain in RULE_CHAINS
-            and is_ours(r.comment, network, container_id)]
+    ours = ours_test(network, container_id)
+    return [r for r in existing if r.chain in RULE_CHAINS and ours(r.comment)]
 
 
 def gc_rules(network: str, valid_ids: set[str], existing: list[ExistingRule]) -> list[ExistingRule]:
