@@ -162,13 +162,24 @@ def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     apply(setup_commands(ips, network, ifname, container_id, list_table()))
 
 
+def _table_absent() -> bool:
+    """Nothing to remove: the kernel says the table does not exist (see
+    pycni.nfnetlink; no nft exec then)."""
+    from ..nfnetlink import table_exists
+    return table_exists(FAMILY, TABLE) is False
+
+
 def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> None:
+    if _table_absent():
+        return
     commands = teardown_commands(network, ifname, container_id, list_table())
     if commands:
         apply(commands)
 
 
 def gc(network: str, valid: list[tuple[str, str]]) -> None:
+    if _table_absent():
+        return
     commands = gc_commands(network, valid, list_table())
     if commands:
         apply(commands)

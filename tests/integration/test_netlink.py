@@ -179,3 +179,22 @@ def test_configure_iface_applies_result(world):
     assert any(x["dst"] == "default" and x["gateway"] == "10.77.0.1" for x in routes)
     assert any(x["dst"] == "198.51.100.0/24" and x.get("metric") == 7 for x in routes)
     assert "UP" in ctr.link("eth0")["flags"]
+
+
+def test_nfnetlink_table_exists_as_nft_sees_it(world):
+    """pycni.nfnetlink asks the kernel what `nft list table` would find,
+    in the namespace it runs in, and creates nothing."""
+    from pycni import nfnetlink
+    n = world.external("nft")
+
+    def exists(family, name):
+        with netns.entered(n.path):
+            return nfnetlink.table_exists(family, name)
+    assert exists("inet", "cni_plugins_masquerade") is False
+    n.run("nft", "add", "table", "inet", "cni_plugins_masquerade")
+    assert exists("inet", "cni_plugins_masquerade") is True
+    assert exists("ip", "cni_plugins_masquerade") is False
+    assert exists("inet", "cni_plugins_masquerad") is False
+    n.run("nft", "delete", "table", "inet", "cni_plugins_masquerade")
+    assert exists("inet", "cni_plugins_masquerade") is False
+    assert n.run("nft", "list", "tables").stdout.strip() == b""
