@@ -27,8 +27,8 @@ The stamp. After each change (under the lock) we set the network
 directory's mtime, and the mtime of every round-robin cursor
 `last_reserved_ip.N` of the config's range sets, to a time about one second
 in the past with random nanoseconds, and record them (with the directory's
-ctime, which nobody can set back, and each cursor's inode, ctime, size
-and content). A create, remove or rename in the directory by anyone sets its
+ctime, which nobody can set back, each cursor's inode, ctime, size and
+content, and the range sets). A create, remove or rename in the directory by anyone sets its
 mtime and ctime to the current time; a write to a cursor sets the cursor's
 mtime to the current time: neither can equal the stamp.
 
@@ -60,8 +60,11 @@ writers that share this store can have done, from the cursors:
 - A cursor that changed in any other way (replaced by another inode,
   removed, not a regular file, an address outside its range set, further
   than PROBE_LIMIT addresses on, or a change when the call does not know
-  the range sets), a directory with another inode, a torn or foreign
-  index: the index is rebuilt by reading every file (slow, sound).
+  the range sets), range sets other than those of the stamp (another
+  round-robin order), a directory with another inode, a torn or foreign
+  index: the index is rebuilt by reading every file (slow, sound). This
+  assumes the reference runs with the same range sets as our calls (one
+  network config), as it does when both serve the same network.
 
 What this cannot see, and why decisions stay right: files created in the
 directory without a cursor write (by hand, e.g. `rm X; echo ID > X`), and
@@ -108,7 +111,7 @@ LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
 LINE_BREAK = "\r\n"
 INDEX_DIR = ".pycni"
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6
 BUCKETS = 32
 STAMP_OFFSET_NS = 1_000_000_000
 DIR_MODE = 0o755
@@ -181,6 +184,7 @@ class DiskStore:
         self._generation: int | None = None             # None: index not checked yet
         self._cursors: tuple = ()       # the cursor states the stamp recorded
         self._sweep = (0, 0)            # (bucket, offset) the next sweep starts at
+        self._sets_seen = None          # the range sets the stamp recorded
         self._changed = False
         self._fresh = False            # buckets rebuilt from the files in this call
         self._index_ok = self.use_index
@@ -459,10 +463,11 @@ class DiskStore:
         if fd is not None:
             stamp = _read_marshal(fd, "stamp")
         try:
-            fmt, ino, mtime, ctime, generation, cursors, sweep = stamp
+            fmt, ino, mtime, ctime, generation, cursors, sweep, sets_seen = stamp
             st = os.fstat(self._dir_fd)
             if fmt == INDEX_FORMAT and ino == st.st_ino and isinstance(cursors, tuple):
                 self._generation, self._cursors = generation, cursors
+                self._sets_seen = sets_seen
                 self._sweep = (int(sweep[0]) % BUCKETS, max(0, int(sweep[1])))
                 if (mtime, ctime) == (st.st_mtime_ns, st.st_ctime_ns):
                     return                  # nobody else changed the directory
@@ -478,8 +483,10 @@ class DiskStore:
         writers' cursors say they created (see the module docstring).
         False when that cannot be told: the caller rebuilds."""
         sets = self.range_sets
-        if not self._cursors or (sets is not None and len(sets) != len(self._cursors)):
-            return False        # which cursors an outside ADD may have written is unknown
+        if not self._cursors or (sets is not None and (
+                len(sets) != len(self._cursors) or self._sets_text() != self._sets_seen)):
+            return False        # which cursors an outside ADD may have written, or in
+                                # which order it went, is unknown
         found = {}
         for index, recorded in enumerate(self._cursors):
             now = self._cursor_state(index)
@@ -543,6 +550,12 @@ class DiskStore:
         offset += kept
         self._sweep = (b, offset) if offset < len(bucket) else ((b + 1) % BUCKETS, 0)
 
+    def _sets_text(self):
+        """The range sets, as the stamp records them (all that decides the
+        round-robin order: bounds, subnet, gateway)."""
+        return tuple(tuple((r.family, r.network, r.prefix, r.start, r.end, r.gateway)
+                           for r in rs) for rs in self.range_sets)
+
     def _cursor_state(self, index: int):
         """What the stamp records of cursor `index`: (inode, mtime, ctime,
         size, content); None when missing; CURSOR_ODD when not a regular file
@@ -603,7 +616,8 @@ class DiskStore:
             st = os.fstat(self._dir_fd)
             files.write_atomic_at(fd, "stamp", marshal.dumps(
                 (INDEX_FORMAT, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, self._generation,
-                 cursors, self._sweep)))
+                 cursors, self._sweep,
+                 self._sets_seen if self.range_sets is None else self._sets_text())))
         except OSError:
             # Without an index the next call reads the directory: slower, same answer.
             if fd is not None:

@@ -453,3 +453,17 @@ def test_gc_rebuilds_the_index_from_its_scan(rstore, conf, rebuilds):
         assert rstore.owned("c1", "eth0") == []
     assert rebuilds == [1, 1]
     assert sorted(os.listdir(rstore.dir)) == ["10.0.0.9", "last_reserved_ip.0", "lock"]
+
+
+@pytest.mark.parametrize("other", [[{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.50"}],
+                                   [{"subnet": "10.0.0.0/24", "gateway": "10.0.0.3"}],
+                                   [{"subnet": "10.0.1.0/24"}, {"subnet": "10.0.0.0/24"}]])
+def test_changed_range_sets_rebuild(tmp_path, conf, rebuilds, other):
+    """Another round-robin order than the one the stamp was made with: where
+    an outside ADD went is not ours to follow."""
+    add(conf, DiskStore(str(tmp_path), "net", range_sets=conf.range_sets), "c1")
+    store = DiskStore(str(tmp_path), "net", range_sets=sets_of(other))
+    reference_add(store, "10.0.0.9", "c2")
+    with store.locked():
+        assert store.owned("c2", "eth0") == ["10.0.0.9"]
+    assert rebuilds == [1, 1]
