@@ -652,20 +652,24 @@ def case_version(world: World, impls: dict, rounds: int) -> str:
     rows.append((f"the {len(common)} plugins all have (median of every call)",
                  {n: {m: [v for per in common for v in per[n][m]]
                       for m in ("wall", "cpu", "rss")} for n in names}))
-    floor_ms = med(floor["floor"][OURS]["wall"])
-    over = {plugin: med(per[OURS]["wall"]) - floor_ms for plugin, per in
-            ((label.split()[0], per) for label, per in store.items())}
-    worst = max(over, key=over.get)
+    over_text = []
+    for metric, what in (("wall", "wall"), ("cpu", "CPU")):
+        base = med(floor["floor"][OURS][metric])
+        over = {label.split()[0]: med(per[OURS][metric]) - base
+                for label, per in store.items()}
+        worst = max(over, key=over.get)
+        over_text.append(f"{what} median {med(list(over.values())):.1f} ms, most "
+                         f"{over[worst]:.1f} ms ({worst})")
     text = rows_table("version: VERSION of every plugin", rows,
                       f"`CNI_COMMAND=VERSION`, no stdin, every plugin `pycni install` "
                       f"writes ({len(plugins)}), each implementation that has it "
                       f"(\"-\": the reference ships no such plugin); {rounds} rounds after "
                       f"3 warm-ups, alternating.")
-    text += (f"\n\nFloor `{sys.executable} -I -S -c pass`: {floor_ms:.1f} ms "
+    text += (f"\n\nFloor `{sys.executable} -I -S -c pass`: "
+             f"{med(floor['floor'][OURS]['wall']):.1f} ms "
              f"(CPU {med(floor['floor'][OURS]['cpu']):.1f} ms, RSS "
              f"{med(floor['floor'][OURS]['rss']):.1f} MiB); pycni VERSION over the floor: "
-             f"median {med(list(over.values())):.1f} ms, most {over[worst]:.1f} ms "
-             f"({worst}).")
+             + "; ".join(over_text) + ".")
     return text
 
 
