@@ -35,10 +35,10 @@ class Saved:
         self.lines: dict[str, list[str]] = {}
         self._args: dict[str, list[list[str]]] = {}
         self._rules = None
-        for chain, args, line in rules or ():
-            self.add_line(chain, line, args)
+        for chain, _args, line in rules or ():     # the args are split again from the line
+            self.add_line(chain, line)
 
-    def add_line(self, chain: str, line: str, args: list[str] | None = None) -> None:
+    def add_line(self, chain: str, line: str) -> None:
         self.lines.setdefault(chain, []).append(line)
         self._rules = None
         self._args.pop(chain, None)
