@@ -22,6 +22,8 @@ from .config import IPTABLES, NFTABLES, ContainerIP, PortMapConf
 LIST_TOOLS = {4: "iptables", 6: "ip6tables"}
 # DEL lists CNI-HOSTPORT-DNAT alone in IPv6 when IPv4's held this many rules
 PROBE_MIN_ENTRIES = 8
+# what `iptables -S CHAIN` (exit status 1) says about a missing chain
+CHAIN_MISSING = (b"No chain/target/match by that name", b"is incompatible, use 'nft' tool")
 
 
 def detect() -> str:
@@ -56,6 +58,21 @@ class IptablesBackend:
         except CNIError:
             return None
 
+    @staticmethod
+    def chain_missing(family: int, chain: str) -> bool:
+        """Does `iptables -S CHAIN 1` say that nat has no such chain? Exit
+        status 1 with iptables' message for it ("No chain/target/match by
+        that name"; iptables-nft 1.8.9 says "... is incompatible, use 'nft'
+        tool" for a missing chain, and for a regular chain only then).
+        False for anything else: the caller reads the whole table."""
+        from pycni.fwtools import TOOL_ENV
+        from pycni.spawn import run
+        path = find_tool(LIST_TOOLS[family])
+        if path is None:
+            return False
+        returncode, _out, err = run([path, "-w", "-t", "nat", "-S", chain, "1"], TOOL_ENV)
+        return returncode == 1 and any(m in err for m in CHAIN_MISSING)
+
     def _remove(self, remove_in) -> set[int]:
         """Run `remove_in(family)` (True: something was removed) in each
         usable family; failing only when no family works (IPv6 may be
@@ -89,9 +106,11 @@ class IptablesBackend:
         than `iptables-save` of a nat table that holds 500 mappings) gives
         the batch (ipt.del_listed_script). Otherwise, or when that batch
         fails, the whole table is read as before (ipt.del_script): same
-        result, the listing only saves work. The listing is tried first in
-        IPv4, and in IPv6 only when IPv4's entry chain was not small (for a
-        small table the listing would be one exec more)."""
+        result, the listing only saves work. Without an entry rule of the
+        container in the listing, `iptables -S CHAIN 1` of its two chains
+        tells whether there is anything to remove at all. The listing is
+        tried first in IPv4, and in IPv6 only when IPv4's entry chain was
+        not small (for a small table the listing would be one exec more)."""
         probe = [True]
 
         def remove_in(family: int) -> bool:
@@ -106,6 +125,13 @@ class IptablesBackend:
                             return True
                         except ToolError:
                             pass    # a jump from another chain, or a change under us
+                    elif all(self.chain_missing(family, chain)
+                             for chain in ipt.container_chains(network, cid)):
+                        # No entry rule, and neither chain exists: no rule can
+                        # jump to a chain that does not exist, so there is
+                        # nothing to remove (a repeated DEL; a container
+                        # without port mappings: every DEL of a pod).
+                        return False
             saved = self.saved(family)
             probe[0] = len(saved.lines.get(ipt.DNAT_CHAIN, ())) >= PROBE_MIN_ENTRIES
             return self._apply_removal(family, ipt.del_script(network, cid, saved))

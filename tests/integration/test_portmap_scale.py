@@ -138,10 +138,27 @@ def test_our_del_removes_exactly_our_rules(node):
                      ["ip6tables-save", "-t", "nat"]]
     assert node.nat() == start
 
-    # DEL again: nothing to remove, nothing deleted
+    # DEL again: nothing to remove; the listing and `-S CHAIN 1` of both
+    # chains tell so without iptables-save
     execs = node.call("ours", "DEL", 777, 29999, "p4pm-measured")
-    assert not any(e[0].endswith("restore") for e in execs)
+    dn, sn = ri.container_chains(NET, "p4pm-measured")
+    assert execs[:3] == [["iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"],
+                         ["iptables", "-w", "-t", "nat", "-S", dn, "1"],
+                         ["iptables", "-w", "-t", "nat", "-S", sn, "1"]]
+    assert not any(e[0].endswith("restore") or e[0] == "iptables-save" for e in execs)
     assert node.nat() == start
+
+
+def test_an_orphan_chain_without_entry_rule_is_removed(node):
+    # the chain exists (empty), no entry rule jumps to it: `-S CHAIN 1`
+    # finds it, and the whole table is read
+    cid = "p4pm-orphan"
+    dn = ri.chain_name(NET, cid)
+    node.host.run("iptables", "-w", "-t", "nat", "-N", dn)
+    start = node.nat()
+    execs = node.call("ours", "DEL", 779, 29997, cid)
+    assert ["iptables-save", "-t", "nat"] in execs
+    assert diff(start, node.nat()) == ([f":{dn} -"], [])
 
 
 @pytest.mark.parametrize("k", [7, COUNT + 1])    # loaded, and ADDed by the reference binary

@@ -122,6 +122,10 @@ def node(monkeypatch):
             except ToolError:
                 if attempt == 4:
                     raise
+    def chain_missing(family, chain):
+        calls.append((family, "-S1"))
+        return chain not in tables[family].chains
+    monkeypatch.setattr(backend.IptablesBackend, "chain_missing", staticmethod(chain_missing))
     monkeypatch.setattr(backend, "run_tool", run_tool)
     monkeypatch.setattr(backend, "iptables_save", save)
     monkeypatch.setattr(backend, "retrying", retrying)
@@ -235,6 +239,18 @@ def test_execs_of_a_del_on_a_small_table(node):
     # as many as before the listing: IPv6 is read whole at once
     assert run_teardown(node, STATES["one, ours"])[2] == [(4, "-S"), (4, "restore"), (6, "save")]
     assert run_teardown(node, STATES["empty"])[2] == [(4, "-S"), (4, "save"), (6, "save")]
+
+
+def test_execs_of_a_del_with_nothing_to_remove(node):
+    # a repeated DEL, or a pod without port mappings, on a node with 500:
+    # the listing and an existence check of both chains, no iptables-save
+    assert run_teardown(node, STATES["500, not ours (repeated DEL)"])[2] == \
+        [(4, "-S"), (4, "-S1"), (4, "-S1"), (6, "-S"), (6, "save")]
+    # the chain is there without an entry rule: the whole table decides
+    assert run_teardown(node, STATES["orphan chain, no entry rule"])[2] == \
+        [(4, "-S"), (4, "-S1"), (4, "save"), (4, "restore"), (6, "-S"), (6, "save")]
+    calls = run_teardown(node, STATES["legacy SNAT chain only"])[2]
+    assert calls[:4] == [(4, "-S"), (4, "-S1"), (4, "-S1"), (4, "save")]
 
 
 def test_a_failing_batch_falls_back_to_the_whole_table(node):
