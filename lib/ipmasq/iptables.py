@@ -8,6 +8,15 @@ chain are found in `iptables-save -t nat` output and deleted in the same
 batch; teardown deletes every jump to the chain, then the chain itself,
 so it needs no container addresses (it works after the container and its
 interface are gone).
+
+The common case first, in one exec instead of two: setup first tries a
+batch that creates the chain (`-N`, which fails if it exists), teardown
+one that deletes exactly the jumps setup made for the container's
+addresses and then the chain (`-D` fails on a missing rule, `-X` on a
+chain still referenced). iptables-restore applies a batch all or
+nothing, so a refused batch changes nothing, and the save-based path
+above then does the work as before (a repeated ADD, stale jumps, a DEL
+without addresses or after something else touched the rules).
 """
 
 from ..model import dataclass, field
@@ -16,7 +25,7 @@ from . import chain_name, comment
 from ..errors import CNIError, INTERNAL
 from ..fwquote import ipt_script
 from ..iptsave import lines_of, render, split
-from ..fwtools import iptables_restore, iptables_save, iptables_usable
+from ..fwtools import ToolError, iptables_restore, iptables_save, iptables_usable
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
@@ -81,6 +90,30 @@ def setup_script(rs: RuleSet, saved: str) -> str:
     return ipt_script(lines)
 
 
+def fresh_setup_script(rs: RuleSet) -> str:
+    """The setup batch when the chain does not exist yet (refused if it does)."""
+    lines = ["*nat", f"-N {rs.chain}"]
+    lines += [f"-A {rs.chain} {render(r)}" for r in rs.chain_rules]
+    lines += [f"-A POSTROUTING {render(j)}" for j in rs.jumps]
+    lines.append("COMMIT")
+    return ipt_script(lines)
+
+
+def exact_teardown_script(rs: RuleSet) -> str:
+    """The teardown batch when the rules are exactly what setup made for
+    these addresses (refused otherwise)."""
+    lines = ["*nat"]
+    lines += [f"-D POSTROUTING {render(j)}" for j in rs.jumps]
+    lines += [f"-F {rs.chain}", f"-X {rs.chain}", "COMMIT"]
+    return ipt_script(lines)
+
+
+def assigned(cidrs: list[str]) -> list[str]:
+    """The addresses setup can have masqueraded: an interface's IPv6
+    link-local address (fe80::/10) never comes from IPAM."""
+    return [c for c in cidrs if not c.lower().startswith(("fe8", "fe9", "fea", "feb"))]
+
+
 def teardown_script(chain: str, saved: str) -> str | None:
     """None when there is nothing of `chain` left."""
     return removal_script([chain], saved)
@@ -141,10 +174,20 @@ def save_nat(family: int) -> str:
 restore = iptables_restore
 
 
+def _restore_if_accepted(family: int, script: str) -> bool:
+    """Apply `script`; False (nothing changed) when iptables-restore refuses it."""
+    try:
+        restore(family, script)
+    except ToolError:
+        return False
+    return True
+
+
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     """ifname is not part of the chain name (reference compatibility)."""
     for family, rs in plan(ips, network, container_id).items():
-        restore(family, setup_script(rs, save_nat(family)))
+        if not _restore_if_accepted(family, fresh_setup_script(rs)):
+            restore(family, setup_script(rs, save_nat(family)))
 
 
 def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> None:
@@ -154,9 +197,12 @@ def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> No
     chain = chain_name(network, container_id)
     families = sorted({family_of(c) for c in ips})
     strict = bool(families)
+    exact = plan(assigned(ips), network, container_id)
     errors = []
     for family in families or (4, 6):
         if not available(family):
+            continue
+        if family in exact and _restore_if_accepted(family, exact_teardown_script(exact[family])):
             continue
         try:
             script = teardown_script(chain, save_nat(family))

@@ -780,3 +780,35 @@ def test_chained_after_another_plugin_keeps_its_result(world, plugin_dir, tmp_pa
     assert [i["name"] for i in r["interfaces"]][0] == "tap9"
     assert r["ips"][0] == prev["ips"][0]
     assert r["ips"][1]["interface"] == 3 and r["interfaces"][3]["name"] == "eth0"
+
+
+def test_ipmasq_one_batch_paths_fall_back_when_refused(world, cni_path, data_dir):
+    """setup and teardown try one exact iptables-restore batch first; a
+    refused batch changes nothing and the save-based path does the work:
+    ADD again (chain exists), a stale extra jump, a jump removed outside."""
+    c1 = world.container("c1")
+    cfg = conf(data_dir, isGateway=True, ipMasq=True, ipMasqBackend="iptables")
+    r = add(world, cni_path, cfg, c1, "batch")
+    chain = chain_of("batch")
+    first = nat_rules(world.host)
+    assert f":{chain} - [0:0]" in first and len(first) == 4
+    # setup again: -N is refused, the save path flushes and re-adds, no duplicates
+    ip = r["ips"][0]["address"]
+    world.host.run(sys.executable, "-c", "from pycni.ipmasq import iptables; "
+                   f"iptables.setup([{ip!r}], {NET!r}, 'eth0', 'batch')")
+    assert nat_rules(world.host) == first
+    # a stale second jump to the chain: the exact DEL (-X) is refused, the
+    # save path removes both jumps and the chain
+    world.host.run("iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.77/32",
+                   "-j", chain)
+    ok(world.run_plugin(cni_path, "bridge", "DEL", with_prev(cfg, r), c1, container_id="batch"))
+    assert nat_rules(world.host) == []
+    # the jump deleted outside before DEL: the exact batch (-D) is refused
+    c2 = world.container("c2")
+    r2 = add(world, cni_path, cfg, c2, "batch2")
+    chain2 = chain_of("batch2")
+    jump = next(l for l in nat_rules(world.host) if l.startswith("-A POSTROUTING"))
+    world.host.run("sh", "-c", f"iptables -t nat {'-D' + jump[2:]}")
+    assert f":{chain2} - [0:0]" in nat_rules(world.host)
+    ok(world.run_plugin(cni_path, "bridge", "DEL", with_prev(cfg, r2), c2, container_id="batch2"))
+    assert nat_rules(world.host) == []

@@ -183,3 +183,31 @@ def test_nft_teardown_and_gc():
     assert [c["delete"]["rule"]["handle"] for c in cmds] == [11, 12]
     assert nftables.gc_commands("mynet", [("a", "eth0"), ("a", "eth1"), ("b", "eth0")],
                                 listing) is None
+
+
+def test_fresh_setup_script_creates_the_chain_or_is_refused():
+    rs = iptables.plan(["10.1.0.5/24"], "mynet", "c1")[4]
+    note = '-m comment --comment "name: \\"mynet\\" id: \\"c1\\""'
+    assert iptables.fresh_setup_script(rs).splitlines() == [
+        "*nat",
+        f"-N {rs.chain}",                      # refused when the chain exists
+        f"-A {rs.chain} -d 10.1.0.0/24 {note} -j ACCEPT",
+        f"-A {rs.chain} ! -d 224.0.0.0/4 {note} -j MASQUERADE",
+        f"-A POSTROUTING -s 10.1.0.5/32 {note} -j {rs.chain}",
+        "COMMIT"]
+
+
+def test_exact_teardown_script_deletes_what_setup_made():
+    rs = iptables.plan(["10.1.0.5/24", "10.1.0.6/24"], "mynet", "c1")[4]
+    note = '-m comment --comment "name: \\"mynet\\" id: \\"c1\\""'
+    assert iptables.exact_teardown_script(rs).splitlines() == [
+        "*nat",
+        f"-D POSTROUTING -s 10.1.0.5/32 {note} -j {rs.chain}",
+        f"-D POSTROUTING -s 10.1.0.6/32 {note} -j {rs.chain}",
+        f"-F {rs.chain}", f"-X {rs.chain}",    # -X refused while another jump is left
+        "COMMIT"]
+
+
+def test_assigned_drops_link_local():
+    assert iptables.assigned(["10.1.0.5/24", "fe80::1/64", "FE80::2/64", "fd00::5/64",
+                              "febf::1/64"]) == ["10.1.0.5/24", "fd00::5/64"]
