@@ -236,15 +236,19 @@ def make_dirs(directory: str) -> None:
 
 
 def write_launcher(dir_fd: int, name: str, text: str) -> None:
-    """Write launcher `name` in the directory `dir_fd`: a new temporary
-    file (O_EXCL|O_NOFOLLOW), 0755, renamed over `name` (a runtime never
-    sees half a file; a symlink at `name` is replaced, not followed)."""
+    """Write launcher `name` in the directory `dir_fd` (see write_entry), 0755."""
+    write_entry(dir_fd, name, text.encode(), 0o755)
+
+
+def write_entry(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+    """Write file `name` in the directory `dir_fd`: a new temporary file
+    (O_EXCL|O_NOFOLLOW), `mode`, renamed over `name` (a runtime never sees
+    half a file; a symlink at `name` is replaced, not followed)."""
     tmp = f".{name}.pycni-tmp{os.getpid()}-{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o700, dir_fd=dir_fd)
     try:
-        os.fchmod(fd, 0o755)
-        data = text.encode()
+        os.fchmod(fd, mode)
         while data:
             data = data[os.write(fd, data):]
         os.fsync(fd)
@@ -285,9 +289,13 @@ def install(directory: str, names=None, python: str | None = None) -> list[str]:
         problem = entry_problem(real, st, owners)
         if problem:
             raise InstallRefused([problem])
+        import pycni
+        from . import bundle
+        write_entry(dir_fd, bundle.FILE_NAME,
+                    bundle.build(os.path.dirname(os.path.abspath(pycni.__file__))), 0o644)
         written = []
         for name in names or PLUGINS:
-            write_launcher(dir_fd, name, launcher_text(name, python))
+            write_launcher(dir_fd, name, launcher_text(name, directory, python))
             written.append(os.path.join(directory, name))
         return written
     finally:

@@ -2,7 +2,7 @@
 
 A VERSION call is answered from the registry's table of supported versions
 before the plugin's module (and the netlink, firewall and store code it
-imports) is loaded: a runtime asks every plugin of every network for its
+imports, and the launcher's pycni.bundle of compiled modules) is loaded: a runtime asks every plugin of every network for its
 versions (CRI-O and libcni's ValidateNetworkList do, on each config load),
 and the answer needs none of that code (issue #12). Every other call, and a
 VERSION answer that cannot be written (stdout gone: the full path reports
@@ -17,9 +17,14 @@ import os
 from .registry import PLUGINS, SUPPORTED_VERSIONS
 
 
-def serve(name: str) -> None:
+def serve(name: str, bundle: str | None = None) -> None:
+    """Run plugin `name`; `bundle` is the launcher's pycni.bundle file,
+    used for the plugin's imports when it is trustworthy and current."""
     if os.environ.get("CNI_COMMAND") == "VERSION" and _answer_version(SUPPORTED_VERSIONS[name]):
         os._exit(0)
+    if bundle:
+        from .bundle import use
+        use(bundle)
     module = __import__(PLUGINS[name], fromlist=("main",))
     module.main()
 

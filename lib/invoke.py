@@ -136,7 +136,8 @@ def in_process_module(binary: str, plugin_type: str, env) -> str | None:
     if not head.startswith(b"#!"):
         return None
     from .launcher import launcher_text
-    return module if head == launcher_text(plugin_type).encode() else None
+    text = launcher_text(plugin_type, os.path.dirname(os.path.abspath(binary)))
+    return module if head == text.encode() else None
 
 
 def run_in_process(module_name: str, stdin: bytes, env: dict) -> bytes:

@@ -27,7 +27,7 @@ TEMPLATE = """#!{python} -ISB
 import sys
 sys.path += {paths!r}
 from pycni.entry import serve
-serve({name!r})
+serve({name!r}, {bundle!r})
 """
 
 
@@ -38,7 +38,11 @@ def import_paths() -> list[str]:
     return [os.path.dirname(os.path.dirname(os.path.abspath(pycni.__file__)))]
 
 
-def launcher_text(name: str, python: str | None = None) -> str:
+def launcher_text(name: str, directory: str, python: str | None = None) -> str:
+    """The launcher of plugin `name` installed in `directory` (where the
+    pycni.bundle file `pycni install` writes beside it lies)."""
     if name not in PLUGINS:
         raise KeyError(name)
-    return TEMPLATE.format(python=python or sys.executable, name=name, paths=import_paths())
+    from .bundle import FILE_NAME
+    return TEMPLATE.format(python=python or sys.executable, name=name, paths=import_paths(),
+                           bundle=os.path.join(os.path.abspath(directory), FILE_NAME))

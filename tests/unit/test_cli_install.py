@@ -38,7 +38,7 @@ def test_launcher_path_is_only_the_directory_holding_pycni(monkeypatch, tmp_path
                str(tmp_path / "dist-packages"), "", "."]
     monkeypatch.setattr(sys, "path", planted + sys.path)
     assert launcher.import_paths() == [PACKAGE_PARENT]
-    text = launcher.launcher_text("loopback")
+    text = launcher.launcher_text("loopback", "/opt/cni/bin")
     for entry in planted:
         if entry not in ("", "."):
             assert entry not in text
@@ -46,10 +46,11 @@ def test_launcher_path_is_only_the_directory_holding_pycni(monkeypatch, tmp_path
 
 
 def test_launcher_appends_after_stdlib_and_keeps_isolation():
-    first, *body = launcher.launcher_text("bridge", python="/usr/bin/python3").splitlines()
+    first, *body = launcher.launcher_text("bridge", "/opt/cni/bin", python="/usr/bin/python3").splitlines()
     assert first == "#!/usr/bin/python3 -ISB"
     assert "sys.path[:0]" not in "\n".join(body)
-    assert body[-2:] == ["from pycni.entry import serve", "serve('bridge')"]
+    assert body[-2:] == ["from pycni.entry import serve",
+                         "serve('bridge', '/opt/cni/bin/.pycni-bundle')"]
 
 
 def test_launcher_module_stays_cheap_to_import():
@@ -285,7 +286,9 @@ def test_install_under_umask_000_makes_0755(tmp_path):
         assert stat.S_IMODE(os.stat(tmp_path / d).st_mode) == 0o755, d
     assert written == [str(tmp_path / "opt/cni/bin/loopback")]
     assert stat.S_IMODE(os.stat(written[0]).st_mode) == 0o755
-    assert os.listdir(tmp_path / "opt/cni/bin") == ["loopback"]   # no temp files
+    # no temp files; the bundle of compiled modules beside the launchers (pycni.bundle)
+    assert sorted(os.listdir(tmp_path / "opt/cni/bin")) == [".pycni-bundle", "loopback"]
+    assert stat.S_IMODE(os.stat(tmp_path / "opt/cni/bin/.pycni-bundle").st_mode) == 0o644
 
 
 def test_install_under_restrictive_umask_still_makes_0755(tmp_path):
@@ -323,7 +326,7 @@ def test_install_through_a_trusted_dir_symlink(tmp_path):
     (tmp_path / "real").mkdir(mode=0o755)
     os.symlink("real", tmp_path / "bin")
     cli.install(str(tmp_path / "bin"), ["loopback"])
-    assert os.listdir(tmp_path / "real") == ["loopback"]
+    assert sorted(os.listdir(tmp_path / "real")) == [".pycni-bundle", "loopback"]
 
 
 def test_install_replaces_a_symlinked_launcher_instead_of_following_it(tmp_path):

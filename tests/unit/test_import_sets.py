@@ -152,7 +152,7 @@ def _call(plugin: str, command: str, config, tmp: str, cni_path: str):
         env.update(CNI_CONTAINERID=CONTAINER_ID, CNI_IFNAME="eth0", CNI_PATH=cni_path,
                    CNI_NETNS=MISSING_NETNS)
         stdin = json.dumps(config).encode()
-    return _run(launcher_text(plugin), env, stdin)
+    return _run(launcher_text(plugin, cni_path), env, stdin)
 
 
 def _run(body: str, env: dict, stdin: bytes = b""):
@@ -291,7 +291,7 @@ def test_a_new_module_is_caught(installed, tmp_path):
     of its launcher text)."""
     cni_path, floor = installed
     env = {"PATH": "/usr/bin:/bin", "CNI_COMMAND": "VERSION"}
-    code, _out, err, modules = _run("import hashlib\n" + launcher_text("loopback"), env)
+    code, _out, err, modules = _run("import hashlib\n" + launcher_text("loopback", cni_path), env)
     assert code == 0 and modules, err
     added = stdlib_only(modules) - floor - allowed("loopback", "VERSION")
     assert "hashlib" in added

@@ -17,16 +17,16 @@ def write(path, text):
 
 
 def test_our_own_launcher_runs_in_process(tmp_path):
-    binary = write(tmp_path / "host-local", launcher_text("host-local"))
+    binary = write(tmp_path / "host-local", launcher_text("host-local", str(tmp_path)))
     assert invoke.in_process_module(binary, "host-local", {}) == "pycni.ipam.host_local.plugin"
 
 
 @pytest.mark.parametrize("why", ["other-python", "edited", "not-ours", "opt-out", "unknown"])
 def test_anything_else_is_executed(tmp_path, why):
     name, env = "host-local", {}
-    text = launcher_text(name)
+    text = launcher_text(name, str(tmp_path))
     if why == "other-python":
-        text = launcher_text(name, python="/usr/bin/python3.99")
+        text = launcher_text(name, str(tmp_path), python="/usr/bin/python3.99")
     elif why == "edited":
         text += "import os\n"
     elif why == "not-ours":
