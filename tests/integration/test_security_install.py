@@ -136,7 +136,10 @@ def test_pythonpath_and_user_site_packages_never_reach_the_launcher(world, root_
     launcher = os.path.join(bin_dir, "loopback")
     with open(launcher) as f:
         text = f.read()
-    assert root_dir not in text and ".local" not in text
+    # the only path of the installer's making in it is the bundle beside the
+    # launcher (pycni.bundle), in the directory the runtime execs it from
+    bundle_path = os.path.join(bin_dir, ".pycni-bundle")
+    assert root_dir not in text.replace(bundle_path, "") and ".local" not in text
     path = launcher_sys_path(base, launcher)
     assert path[-1] == PACKAGE_PARENT and not any(p.startswith(root_dir) for p in path)
     assert "" not in path and "." not in path and os.getcwd() not in path
@@ -274,7 +277,10 @@ def test_umask_000_install_gives_0755_and_launchers_write_no_bytecode(world, roo
     for d in ("opt", "opt/cni", "opt/cni/bin"):
         assert stat.S_IMODE(os.stat(os.path.join(root_dir, d)).st_mode) == 0o755, d
     names = sorted(os.listdir(bin_dir))
-    assert names == sorted(PLUGINS)
+    assert names == sorted([".pycni-bundle", *PLUGINS])
+    st = os.lstat(os.path.join(bin_dir, ".pycni-bundle"))
+    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644
+    names.remove(".pycni-bundle")
     for name in names:
         st = os.lstat(os.path.join(bin_dir, name))
         assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755, name
