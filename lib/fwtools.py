@@ -72,6 +72,33 @@ def iptables_save(family: int, table: str) -> str:
     return run_tool([IPT_TOOLS[family][0], "-t", table])
 
 
+def no_table(family: int, table: str) -> bool:
+    """True only when this network namespace certainly has no iptables
+    `table` of `family` in either backend, so that it holds no rule at all
+    and reading it (an exec) can be skipped: nf_tables has no `ip`/`ip6`
+    table of that name (iptables-nft keeps its rules there; asked over
+    netlink, pycni.nfnetlink) and the legacy x_tables list
+    /proc/net/ip{,6}_tables_names does not name it (absent: the legacy
+    module is not even loaded). False whenever either cannot be told."""
+    from .nfnetlink import table_exists
+    if table_exists("ip" if family == 4 else "ip6", table) is not False:
+        return False
+    names = "/proc/net/ip_tables_names" if family == 4 else "/proc/net/ip6_tables_names"
+    try:
+        fd = os.open(names, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        listed = os.read(fd, 4096).decode(errors="replace").split()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return table not in listed
+
+
 def iptables_restore(family: int, script: str) -> None:
     """Apply `script` as one batch, keeping other rules, under the xtables lock."""
     run_tool([IPT_TOOLS[family][1], "--noflush", "-w"], script)

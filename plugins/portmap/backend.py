@@ -11,7 +11,7 @@ recomputed from a new read and retried.
 from pycni import jsontext
 from pycni.errors import CNIError, INTERNAL
 from pycni.fwtools import (IPT_TOOLS, ToolError, default_backend, find_tool, iptables_restore,
-                           iptables_save, iptables_usable, retrying, run_tool)
+                           iptables_save, iptables_usable, no_table, retrying, run_tool)
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
@@ -42,7 +42,19 @@ class IptablesBackend:
         return ipt.parse_saved(iptables_save(family, "nat"))
 
     def apply(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
+        """ADD. Usually the shared chains and rules are there already and
+        the container's chain is not: one batch asserts the former (`-C`)
+        and creates the latter (`-N`), no iptables-save
+        (ipt.fresh_add_script). iptables-restore applies a batch all or
+        nothing, so when it is refused (the first ADD on a node, a repeated
+        ADD, a shared rule removed outside) nothing changed and the batch
+        is computed from the whole table as before."""
         plan = ipt.plan(conf, network, cid, cip)
+        try:
+            self.restore(cip.family, ipt.fresh_add_script(plan))
+            return
+        except ToolError:
+            pass
         retrying(lambda: self.restore(cip.family, ipt.add_script(plan, self.saved(cip.family))))
 
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
@@ -81,6 +93,9 @@ class IptablesBackend:
         for family in (4, 6):
             if not self.usable(family):
                 errors.append(f"{IPT_TOOLS[family][1]} not found")
+                continue
+            if no_table(family, "nat"):
+                worked = True    # no nat table in this family: nothing of ours in it
                 continue
             try:
                 def step(family=family):

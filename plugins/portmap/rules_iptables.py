@@ -170,6 +170,21 @@ def add_script(p: Plan, saved: Saved) -> str:
 _BUILTIN = {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "FORWARD"}
 
 
+def fresh_add_script(p: Plan) -> str:
+    """The ADD batch for the common case, refused by iptables-restore
+    unless it holds: every shared rule is in place (`-C`, which also needs
+    its chain and target) and the container's chain does not exist (`-N`;
+    then no rule can jump to it yet). It then does what add_script would
+    do in that state."""
+    lines = ["*nat"]
+    lines += [f"-C {chain} {render(rule)}" for chain, rule, _prepend in p.shared]
+    lines.append(f"-N {p.chain}")
+    lines += [f"-A {p.chain} {render(r)}" for r in p.rules]
+    lines += [f"-A {DNAT_CHAIN} {render(e)}" for e in p.entries]
+    lines.append("COMMIT")
+    return ipt_script(lines)
+
+
 def container_chains(network: str, container_id: str) -> list[str]:
     """This container's chains: the DNAT chain and the legacy SNAT one."""
     return [chain_name(network, container_id), chain_name(network, container_id, "SN-")]

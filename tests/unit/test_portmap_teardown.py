@@ -131,6 +131,8 @@ def node(monkeypatch):
     monkeypatch.setattr(backend, "retrying", retrying)
     monkeypatch.setattr(backend.IptablesBackend, "restore", staticmethod(restore))
     monkeypatch.setattr(backend.IptablesBackend, "usable", staticmethod(lambda family: True))
+    # a simulated table is never "no nat table" (fwtools.no_table asks the kernel)
+    monkeypatch.setattr(backend, "no_table", lambda family, table: False)
     return tables, calls
 
 
@@ -275,3 +277,32 @@ def test_listed_batch_keeps_the_line_checks():
     from pycni.errors import CNIError
     with pytest.raises(CNIError):
         ri.del_listed_script(NET, CID, iptsave.parse_saved(long_line + "\n"))
+
+
+def test_fresh_add_script_asserts_shared_rules_and_creates_the_chain():
+    """portmap ADD's one-batch form (backend.IptablesBackend.apply): `-C`
+    for every shared rule, `-N` for the container's chain, then what
+    add_script adds in that state; refused by iptables-restore (and then
+    computed from the whole table) unless that is the state."""
+    from pycni.plugins.portmap import rules_iptables as ri
+    from pycni.plugins.portmap.config import ContainerIP, parse_config
+    conf = parse_config({"cniVersion": "1.0.0", "name": "pm", "type": "portmap",
+                         "runtimeConfig": {"portMappings": [
+                             {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]},
+                         "prevResult": {"cniVersion": "1.0.0",
+                                        "ips": [{"address": "10.5.0.2/24"}]}})
+    cip = ContainerIP("10.5.0.2/24")
+    p = ri.plan(conf, "pm", "c1", cip)
+    lines = ri.fresh_add_script(p).splitlines()
+    assert lines[0] == "*nat" and lines[-1] == "COMMIT"
+    checks = [l for l in lines if l.startswith("-C ")]
+    assert len(checks) == len(p.shared) and any("-j CNI-HOSTPORT-DNAT" in l for l in checks)
+    assert lines[len(checks) + 1] == f"-N {p.chain}"
+    # in the state it asserts, it adds exactly what add_script would add
+    shared_chains = {"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"}
+    saved = ri.parse_saved("*nat\n" + "".join(f":{c} - [0:0]\n" for c in sorted(shared_chains))
+                           + "".join(f"-A {c} {ri.render(r)}\n" for c, r, _ in p.shared)
+                           + "COMMIT\n")
+    full = [l for l in ri.add_script(p, saved).splitlines() if l not in ("*nat", "COMMIT")]
+    assert full[0] == f":{p.chain} - [0:0]"
+    assert full[1:] == [l for l in lines if l.startswith("-A ")]
