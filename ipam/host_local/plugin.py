@@ -84,7 +84,7 @@ class HostLocalPlugin(skel.Plugin):
         conf = load_config(req)
         store = open_store(conf)
         with store.locked():
-            held = store.owned(req.container_id, req.ifname)
+            held = store.owned(req.container_id, req.ifname, complete=True)
         problem = cfg.check_problem(conf, held, req.prev_result, req.container_id)
         if problem:
             raise CNIError(INTERNAL, f"host-local: {problem}")

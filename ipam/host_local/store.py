@@ -81,9 +81,13 @@ gone is dropped from the index. One that names an owner the index already
 lists it under is a stale entry and dropped. Any other content is a change
 the index never saw: the index is rebuilt from the files and the decision
 taken on what they say. So DEL never removes another container's file and
-ADD never refuses because of a file that no longer names the container;
-what an unseen content can cost is the other direction (its owner's DEL
-through us leaves that file, to the runtime's GC, which reads the files).
+ADD never refuses because of a file that no longer names the container.
+And in a call that caught up with an outside writer, DEL and CHECK do not
+take the index's "this owner holds nothing" for an answer: they rebuild
+from the files first (slow, but only where another writer was at work and
+the owner is unknown to the index), so an unseen file of theirs is still
+released or found. What is left is ADD's duplicate rule in that state (a
+container the reference and we both ADDed between two of our calls).
 
 Safety (the store lives where others may have written; see pycni.files)
 -----------------------------------------------------------------------
@@ -189,6 +193,8 @@ class DiskStore:
         self._sets_seen = None          # the range sets the stamp recorded
         self._changed = False
         self._fresh = False            # buckets rebuilt from the files in this call
+        self._caught_up = False        # an outside writer's changes followed by _catch_up
+        self._gone_owners: set[str] = set()   # owners whose listed files were gone
         self._index_ok = self.use_index
 
     # ------------------------------------------------------------ lifecycle
@@ -328,12 +334,35 @@ class DiskStore:
             del self._buckets[b][name]
             self._dirty.add(b)
             self._changed = True
+            self._gone_owners.add(content)
         return held
 
-    def owned(self, container_id: str, ifname: str) -> list[str]:
-        """Names held by (container_id, ifname), legacy files of the ID included."""
-        return self.holding(owner_key(container_id, ifname)) + \
-            self.holding(container_id.strip())
+    def owned(self, container_id: str, ifname: str, complete: bool = False) -> list[str]:
+        """Names held by (container_id, ifname), legacy files of the ID
+        included. `complete` (CHECK): when the index knows none and this
+        call caught up with an outside writer, whose files the catch-up
+        may not all have seen, the index is rebuilt from the files first."""
+        contents = (owner_key(container_id, ifname), container_id.strip())
+        unknown = complete and self._unknown(contents)
+
+        def held() -> list[str]:
+            return self.holding(contents[0]) + self.holding(contents[1])
+        names = held()
+        if not names and unknown:
+            self._rebuild()
+            names = held()
+        return names
+
+    def _unknown(self, contents) -> bool:
+        """Is the index's "this owner holds nothing" too weak an answer?
+        It is when this call caught up with an outside writer (see the
+        module docstring for what that cannot see) and the index lists
+        nothing at all for the owner: DEL and CHECK then ask the files. An
+        owner it listed, whose files are gone, is truly released."""
+        listed = [c for b in sorted({bucket_of(c) for c in contents})
+                  for c in self._bucket(b).values() if c in contents]   # opens the index
+        known = listed or any(c in self._gone_owners for c in contents)
+        return self._caught_up and not self._fresh and not known
 
     def holds(self, container_id: str, ifname: str) -> bool:
         return bool(self.owned(container_id, ifname))
@@ -386,11 +415,18 @@ class DiskStore:
     def release(self, container_id: str, ifname: str) -> list[str]:
         """Remove the files of (container_id, ifname); if there are none,
         those of legacy files naming only container_id. Unknown IDs are fine."""
-        content = owner_key(container_id, ifname)
-        names = self.holding(content)
-        if not names:
-            content = container_id.strip()
+        def find() -> tuple[str, list[str]]:
+            content = owner_key(container_id, ifname)
             names = self.holding(content)
+            if not names:
+                content = container_id.strip()
+                names = self.holding(content)
+            return content, names
+        unknown = self._unknown((owner_key(container_id, ifname), container_id.strip()))
+        content, names = find()
+        if not names and unknown:
+            self._rebuild()
+            content, names = find()
         self._remove({n: content for n in names})
         return sorted(names)
 
@@ -511,6 +547,7 @@ class DiskStore:
             if not self._enter(name, content):
                 return True     # a torn bucket made it rebuild: all is read
         self._sweep_some()
+        self._caught_up = True
         return True
 
     def _enter(self, name: str, content: str) -> bool:

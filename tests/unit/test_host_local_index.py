@@ -467,3 +467,33 @@ def test_changed_range_sets_rebuild(tmp_path, conf, rebuilds, other):
     with store.locked():
         assert store.owned("c2", "eth0") == ["10.0.0.9"]
     assert rebuilds == [1, 1]
+
+
+def test_del_and_check_of_an_owner_the_catch_up_did_not_see(rstore, conf, rebuilds):
+    """A file the catch-up cannot see (made by hand, or a requested-address
+    ADD of the reference followed by another): in a call that caught up,
+    DEL and CHECK rebuild from the files before answering "holds nothing",
+    so the file is still released / found. ADD of a new container does not
+    (its duplicate rule is the one documented gap), and without an outside
+    writer nothing is rebuilt."""
+    add(conf, rstore, "c1")
+    assert rebuilds == [1]          # the first call builds the index
+    with open(os.path.join(rstore.dir, "10.0.0.9"), "wb") as f:
+        f.write(b"manual\r\neth0")
+    assert add(conf, rstore, "c2") == ["10.0.0.3"]
+    assert rebuilds == [1]
+    with open(os.path.join(rstore.dir, "10.0.0.10"), "wb") as f:
+        f.write(b"manual2\r\neth0")
+    with rstore.locked():
+        assert rstore.owned("manual2", "eth0", complete=True) == ["10.0.0.10"]
+    assert rebuilds == [1, 1]
+    with rstore.locked():
+        assert rstore.release("manual", "eth0") == ["10.0.0.9"]   # the rebuild saw it
+        assert rstore.release("nobody", "eth0") == []
+    assert rebuilds == [1, 1]       # no outside writer since the last call
+    assert not os.path.exists(os.path.join(rstore.dir, "10.0.0.9"))
+    with open(os.path.join(rstore.dir, "10.0.0.11"), "wb") as f:
+        f.write(b"manual3\r\neth0")
+    with rstore.locked():           # DEL in a call that caught up: rebuilt first
+        assert rstore.release("manual3", "eth0") == ["10.0.0.11"]
+    assert rebuilds == [1, 1, 1]
