@@ -6,18 +6,20 @@ candidate name), an open/fstat/read/close of its .pyc and a timestamp
 check: ~3-4 ms of every call (issue #12). `pycni install` therefore also
 writes `.pycni-bundle` beside the launchers: the code objects of every
 module a plugin may load, compiled without docstrings (nothing in pycni
-reads them), read with one open and one read. The launcher passes its
-path to pycni.entry, which calls `use()` before importing the plugin
-(after answering VERSION, which needs none of it); a finder at the front
-of sys.meta_path then serves those modules from memory.
+reads them), behind a small index: a module costs a stat and one pread
+of its code instead of a path search and an open/fstat/read/close of
+its .pyc, and only the modules a call imports are read. The launcher
+passes the bundle's path to pycni.entry, which calls `use()` before
+importing the plugin (after answering VERSION, which needs none of it);
+a finder at the front of sys.meta_path then serves those modules.
 
 The bundle is a cache, never a second source of truth:
 
 - it records the size and mtime of every source file it was built from,
-  and `use()` checks them (one stat each, far cheaper than the imports it
-  replaces); any difference (an upgrade without re-running `pycni
-  install`, an edited file) and it is ignored, so the launcher imports
-  the installed files as before;
+  and each module is checked against its file when it is imported (one
+  stat, as the regular import does); a module whose file differs (an
+  upgrade without re-running `pycni install`, an edited file) is imported
+  from that file, so every module a process runs is the installed one;
 - it is used only if it is a regular file (not followed through a
   symlink) that the launcher's own rules would accept: owned by root or
   the installing user, not writable by group or others;
@@ -57,85 +59,118 @@ def _modules(package_dir: str) -> list[tuple[str, bool, str]]:
 
 
 def build(package_dir: str) -> bytes:
-    """The bundle of the package at `package_dir` (its real path)."""
-    entries = {}
+    """The bundle of the package at `package_dir`: a header line, the
+    length of the index, the index (marshal: module name -> (is package,
+    source path, source size, source mtime_ns, offset, length)), then the
+    marshalled code objects the offsets point at."""
+    index, blobs, offset = {}, [], 0
     for name, is_pkg, path in _modules(package_dir):
         with open(path, "rb") as f:
             source = f.read()
         st = os.stat(path)
-        code = compile(source, path, "exec", dont_inherit=True, optimize=2)
-        entries[name] = (is_pkg, path, st.st_size, st.st_mtime_ns, marshal.dumps(code))
-    return _MAGIC + marshal.dumps((FORMAT, sys.version_info[:2], entries))
+        code = marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=2))
+        index[name] = (is_pkg, path, st.st_size, st.st_mtime_ns, offset, len(code))
+        blobs.append(code)
+        offset += len(code)
+    head = marshal.dumps((FORMAT, sys.version_info[:2], index))
+    return _MAGIC + len(head).to_bytes(8, "big") + head + b"".join(blobs)
+
+
+def build_for(python: str, package_dir: str) -> bytes | None:
+    """The bundle as interpreter `python` (the launchers') compiles it, in
+    a child process started with `-X no_debug_ranges` (code objects
+    without column tables: ~10 % less to read and unmarshal per call;
+    tracebacks lose their column markers only). None when that
+    interpreter cannot build it."""
+    import subprocess
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pycni.bundle import build; "
+            "sys.stdout.buffer.write(build(sys.argv[2]))")
+    proc = subprocess.run([python, "-I", "-S", "-X", "no_debug_ranges", "-c", code,
+                           os.path.dirname(package_dir), package_dir],
+                          capture_output=True, timeout=120)
+    if proc.returncode != 0 or not proc.stdout.startswith(_MAGIC):
+        return None
+    return proc.stdout
 
 
 def use(path: str) -> bool:
     """Serve pycni's modules from the bundle at `path` when it is
-    trustworthy and matches the installed sources; False otherwise (the
-    regular import system then serves them)."""
+    trustworthy; False otherwise (the regular import system then serves
+    them). Each module is checked against its source file when it is
+    imported: a module whose source changed since `pycni install` (an
+    upgrade without re-running it, an edited file) comes from that file."""
     try:
-        entries = _load(path)
+        finder = _open(path)
     except (OSError, ValueError, EOFError, TypeError):
         return False
-    if entries is None:
+    if finder is None:
         return False
-    sys.meta_path.insert(0, _Finder(entries))
+    sys.meta_path.insert(0, finder)
     return True
 
 
-def _load(path: str):
+def _open(path: str):
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    keep = False
     try:
         st = os.fstat(fd)
         if (st.st_mode & 0o170000) != 0o100000 or st.st_mode & 0o022 \
                 or st.st_uid not in (0, os.geteuid()):
             return None
-        chunks, left = [], st.st_size
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if not data.startswith(_MAGIC):
-        return None
-    fmt, version, entries = marshal.loads(memoryview(data)[len(_MAGIC):])
-    if fmt != FORMAT or tuple(version) != sys.version_info[:2]:
-        return None
-    for _is_pkg, source, size, mtime_ns, _code in entries.values():
-        st = os.stat(source)
-        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        first = os.pread(fd, 4096, 0)
+        if not first.startswith(_MAGIC):
             return None
-    return entries
+        start = len(_MAGIC) + 8
+        size = int.from_bytes(first[len(_MAGIC):start], "big")
+        head = first[start:start + size]
+        if len(head) < size:
+            head += os.pread(fd, size - len(head), start + len(head))
+        fmt, version, index = marshal.loads(head)
+        if fmt != FORMAT or tuple(version) != sys.version_info[:2]:
+            return None
+        keep = True
+        return _Finder(fd, start + size, index)
+    finally:
+        if not keep:
+            os.close(fd)
 
 
 _ModuleSpec = type(sys.__spec__)   # importlib.machinery.ModuleSpec, without the import
 
 
 class _Finder:
-    """A meta path finder and loader for the modules of one bundle."""
+    """A meta path finder and loader for the modules of one bundle (its
+    file stays open, read with pread as modules are imported)."""
 
-    def __init__(self, entries: dict):
-        self.entries = entries
+    def __init__(self, fd: int, base: int, index: dict):
+        self.fd, self.base, self.index = fd, base, index
 
     def find_spec(self, name, path=None, target=None):
-        entry = self.entries.get(name)
+        entry = self.index.get(name)
         if entry is None:
             return None
-        spec = _ModuleSpec(name, self, origin=entry[1], is_package=entry[0])
+        is_pkg, source, size, mtime_ns = entry[:4]
+        try:
+            st = os.stat(source)
+        except OSError:
+            return None
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            return None         # changed since `pycni install`: the file's code
+        spec = _ModuleSpec(name, self, origin=source, is_package=is_pkg)
         spec.has_location = True
-        if entry[0]:
-            spec.submodule_search_locations = [os.path.dirname(entry[1])]
+        if is_pkg:
+            spec.submodule_search_locations = [os.path.dirname(source)]
         return spec
 
     def create_module(self, spec):
         return None
 
     def exec_module(self, module):
-        code = marshal.loads(self.entries[module.__spec__.name][4])
-        exec(code, module.__dict__)
+        offset, length = self.index[module.__spec__.name][4:6]
+        data = os.pread(self.fd, length, self.base + offset)
+        if len(data) != length:
+            raise ImportError(f"{module.__spec__.name}: truncated pycni bundle")
+        exec(marshal.loads(data), module.__dict__)
 
     def invalidate_caches(self):
         pass

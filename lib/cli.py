@@ -291,8 +291,16 @@ def install(directory: str, names=None, python: str | None = None) -> list[str]:
             raise InstallRefused([problem])
         import pycni
         from . import bundle
-        write_entry(dir_fd, bundle.FILE_NAME,
-                    bundle.build(os.path.dirname(os.path.abspath(pycni.__file__))), 0o644)
+        data = bundle.build_for(python, os.path.dirname(os.path.abspath(pycni.__file__)))
+        if data is not None:
+            write_entry(dir_fd, bundle.FILE_NAME, data, 0o644)
+        else:
+            sys.stderr.write(f"pycni install: warning: {python} could not compile "
+                             f"{bundle.FILE_NAME}; the launchers import pycni's files\n")
+            try:
+                os.unlink(bundle.FILE_NAME, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
         written = []
         for name in names or PLUGINS:
             write_launcher(dir_fd, name, launcher_text(name, directory, python))

@@ -15,15 +15,31 @@ from pycni.launcher import launcher_text
 PACKAGE = os.path.dirname(os.path.abspath(pycni.__file__))
 
 
+def _read(data: bytes):
+    """(format, version, index, code area offset) of a bundle."""
+    start = len(bundle._MAGIC) + 8
+    size = int.from_bytes(data[len(bundle._MAGIC):start], "big")
+    fmt, version, index = marshal.loads(data[start:start + size])
+    return fmt, version, index, start + size
+
+
+def _write(path, data: bytes, fmt, version, index, base) -> None:
+    head = marshal.dumps((fmt, version, index))
+    path.write_bytes(bundle._MAGIC + len(head).to_bytes(8, "big") + head + data[base:])
+
+
 def test_build_holds_every_plugin_module_and_not_the_cli():
     data = bundle.build(PACKAGE)
-    fmt, version, entries = marshal.loads(data[len(b"pycni-bundle\n"):])
+    fmt, version, index, base = _read(data)
     assert fmt == bundle.FORMAT and tuple(version) == sys.version_info[:2]
     assert {"pycni", "pycni.skel", "pycni.plugins.bridge.plugin",
-            "pycni.ipam.host_local.store", "pycni.entry"} <= set(entries)
-    assert not [n for n in entries if n == "pycni.cli" or n.startswith("pycni.cnitool")]
-    assert entries["pycni.plugins"][0] is True and entries["pycni.skel"][0] is False
-    assert entries["pycni.skel"][1] == os.path.join(PACKAGE, "skel.py")
+            "pycni.ipam.host_local.store", "pycni.entry"} <= set(index)
+    assert not [n for n in index if n == "pycni.cli" or n.startswith("pycni.cnitool")]
+    assert index["pycni.plugins"][0] is True and index["pycni.skel"][0] is False
+    assert index["pycni.skel"][1] == os.path.join(PACKAGE, "skel.py")
+    offset, length = index["pycni.skel"][4:6]
+    code = marshal.loads(data[base + offset:base + offset + length])
+    assert "parse_cni_args" in code.co_names or code.co_filename.endswith("skel.py")
 
 
 def _launch(directory, name="loopback", env=None, probe=""):
@@ -60,17 +76,24 @@ def test_missing_bundle_means_regular_imports(installed):
     assert proc.returncode == 0 and b"LOADER SourceFileLoader" in proc.stderr
 
 
-def test_stale_bundle_is_ignored(installed, tmp_path):
-    """A source file whose size or mtime differs from what was bundled
-    (an upgrade without `pycni install`): the installed files are used."""
+def test_a_changed_module_comes_from_its_file(installed, tmp_path):
+    """A source file whose size or mtime differs from what was bundled (an
+    upgrade without `pycni install`, an edit): that module is imported
+    from the installed file, the others from the bundle."""
     path = installed / bundle.FILE_NAME
     data = path.read_bytes()
-    fmt, version, entries = marshal.loads(data[len(bundle._MAGIC):])
-    is_pkg, source, size, mtime, code = entries["pycni.skel"]
-    entries["pycni.skel"] = (is_pkg, source, size, mtime - 1, code)
-    path.write_bytes(bundle._MAGIC + marshal.dumps((fmt, version, entries)))
-    proc = _launch(installed)
-    assert proc.returncode == 0 and b"LOADER SourceFileLoader" in proc.stderr
+    fmt, version, index, base = _read(data)
+    entry = list(index["pycni.skel"])
+    entry[3] -= 1
+    index["pycni.skel"] = tuple(entry)
+    _write(path, data, fmt, version, index, base)
+    probe = ("import pycni.version as _v\n"
+             "_os.write(2, ('VERSION_LOADER ' + type(_v.__spec__.loader).__name__ + '\\n')"
+             ".encode())\n")
+    proc = _launch(installed, probe=probe)
+    assert proc.returncode == 0, proc.stderr
+    assert b"LOADER SourceFileLoader" in proc.stderr        # pycni.skel
+    assert b"VERSION_LOADER _Finder" in proc.stderr          # the rest
 
 
 @pytest.mark.parametrize("how", ["group-writable", "symlink", "foreign-owner", "garbage",
@@ -90,8 +113,8 @@ def test_untrustworthy_bundle_is_ignored(installed, tmp_path, how):
         path.write_bytes(path.read_bytes()[:1000])
     elif how == "other-python":
         data = path.read_bytes()
-        fmt, _version, entries = marshal.loads(data[len(bundle._MAGIC):])
-        path.write_bytes(bundle._MAGIC + marshal.dumps((fmt, (3, 99), entries)))
+        fmt, _version, index, base = _read(data)
+        _write(path, data, fmt, (3, 99), index, base)
     proc = _launch(installed)
     assert proc.returncode == 0, proc.stderr
     assert b"LOADER SourceFileLoader" in proc.stderr
@@ -128,3 +151,12 @@ def test_a_real_call_is_served_from_the_bundle(tmp_path):
                           input=conf.encode(), env=env, capture_output=True, timeout=30)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert b"LOADER _Finder" in proc.stderr
+
+
+def test_install_compiles_with_the_launchers_python_without_column_tables(tmp_path):
+    cli.install(str(tmp_path), ["loopback"])
+    data = (tmp_path / bundle.FILE_NAME).read_bytes()
+    _fmt, _version, index, base = _read(data)
+    offset, length = index["pycni.skel"][4:6]
+    code = marshal.loads(data[base + offset:base + offset + length])
+    assert all(col is None for _l1, _l2, col, _end in code.co_positions())
