@@ -85,7 +85,7 @@ def build_for(python: str, package_dir: str) -> bytes | None:
     import subprocess
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from pycni.bundle import build; "
             "sys.stdout.buffer.write(build(sys.argv[2]))")
-    proc = subprocess.run([python, "-I", "-S", "-X", "no_debug_ranges", "-c", code,
+    proc = subprocess.run([python, "-I", "-S", "-B", "-X", "no_debug_ranges", "-c", code,
                            os.path.dirname(package_dir), package_dir],
                           capture_output=True, timeout=120)
     if proc.returncode != 0 or not proc.stdout.startswith(_MAGIC):
