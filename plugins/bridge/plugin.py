@@ -13,12 +13,20 @@ from the reference plugin.
 import os
 import time
 
-from pycni import invoke, ipmasq, netlink, netns, sysctl, skel, veth
+from pycni import invoke, netlink, netns, skel
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, PLUGIN_NOT_AVAILABLE
+from pycni.lazy import lazy
 from pycni.result import DNS, Interface, Result
 
-from . import config, gateway, spoofcheck
+from . import config
 from .check import check_attachment
+
+# Loaded on first use: CHECK needs none of them.
+ipmasq = lazy("pycni.ipmasq")
+sysctl = lazy("pycni.sysctl")
+veth = lazy("pycni.veth")
+gateway = lazy("pycni.plugins.bridge.gateway")
+spoofcheck = lazy("pycni.plugins.bridge.spoofcheck")
 
 IF_OPER_UP = 6
 OPER_STATES = {0: "unknown", 1: "notpresent", 2: "down", 3: "lowerlayerdown",
