@@ -13,9 +13,12 @@ from pycni.errors import CNIError, INTERNAL
 from pycni.fwtools import (IPT_TOOLS, ToolError, default_backend, find_tool, iptables_restore,
                            iptables_save, iptables_usable, no_table, retrying, run_tool)
 
+from pycni.lazy import lazy
+
 from . import rules_iptables as ipt
-from . import rules_nftables as nft
 from .config import IPTABLES, NFTABLES, ContainerIP, PortMapConf
+
+nft = lazy("pycni.plugins.portmap.rules_nftables")   # the nftables backend's only
 
 
 # `iptables -S CHAIN` per IP family
@@ -163,7 +166,7 @@ class NftablesBackend:
     name = NFTABLES
 
     @staticmethod
-    def listing(family: int) -> tuple[list[nft.ExistingRule], bool]:
+    def listing(family: int) -> "tuple[list[nft.ExistingRule], bool]":
         try:
             out = run_tool(["nft", "-j", "list", "table", nft.FAMILY[family], nft.TABLE])
         except ToolError as err:
