@@ -12,7 +12,6 @@ from pycni import jsontext
 from pycni.errors import CNIError, INTERNAL
 from pycni.fwtools import (IPT_TOOLS, ToolError, default_backend, find_tool, iptables_restore,
                            iptables_save, iptables_usable, no_table, retrying, run_tool)
-
 from pycni.lazy import lazy
 
 from . import rules_iptables as ipt
