@@ -76,3 +76,16 @@ def test_other_commands_go_to_the_plugin():
     proc = _serve("loopback", {})   # no CNI_COMMAND: the plugin's about text
     assert proc.returncode == 0
     assert b"CNI protocol versions supported" in proc.stderr
+
+
+def test_plugin_processes_run_without_the_cycle_collector():
+    probe = ("import sys\nsys.path.append(%r)\nimport gc, os\nfrom pycni import entry\n"
+             "_exit = os._exit\n"
+             "def report(code):\n"
+             "    os.write(2, ('GC ' + str(gc.isenabled())).encode())\n"
+             "    _exit(code)\n"
+             "os._exit = report\n"
+             "entry.serve('loopback')\n") % ROOT
+    proc = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", probe], env={},
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 0 and b"GC False" in proc.stderr, proc.stderr
