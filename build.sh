@@ -68,7 +68,15 @@ cat > "$SPEC" <<'EOF'
 # all collected into one directory with a hidden, shared contents directory.
 import os
 
+import pycni
+from pycni import bundle
 from pycni.registry import PLUGINS
+
+# pycni.entry imports a plugin's module by name and pycni.lazy imports
+# modules on first use: PyInstaller's import analysis sees neither, so every
+# module a plugin process may load (what pycni install bundles) is named.
+PYCNI_MODULES = [name for name, _pkg, _path in
+                 bundle.plugin_modules(os.path.dirname(os.path.abspath(pycni.__file__)))]
 
 WORK = os.path.dirname(os.path.abspath(SPEC))
 CONTENTS_DIR = ".pycni"
@@ -107,7 +115,7 @@ for name in sorted(PLUGINS):
     entry = os.path.join(WORK, "entry", f"{name}.py")
     with open(entry, "w") as f:
         f.write(ENTRY.format(name=name))
-    a = Analysis([entry], excludes=EXCLUDES, noarchive=True)
+    a = Analysis([entry], excludes=EXCLUDES, hiddenimports=PYCNI_MODULES, noarchive=True)
     a.scripts = [s for s in a.scripts if s[0] not in SKIP_RUNTIME_HOOKS]
     exes.append(EXE(PYZ(a.pure), a.scripts, exclude_binaries=True, name=name,
                     strip=True, upx=False, console=True,

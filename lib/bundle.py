@@ -38,7 +38,7 @@ EXCLUDED = ("pycni.cli", "pycni.cnitool")
 _MAGIC = b"pycni-bundle\n"
 
 
-def _modules(package_dir: str) -> list[tuple[str, bool, str]]:
+def plugin_modules(package_dir: str) -> list[tuple[str, bool, str]]:
     """(module name, is package, source path) of every module below the
     pycni package directory `package_dir`."""
     out = []
@@ -64,7 +64,7 @@ def build(package_dir: str) -> bytes:
     source path, source size, source mtime_ns, offset, length)), then the
     marshalled code objects the offsets point at."""
     index, blobs, offset = {}, [], 0
-    for name, is_pkg, path in _modules(package_dir):
+    for name, is_pkg, path in plugin_modules(package_dir):
         with open(path, "rb") as f:
             source = f.read()
         st = os.stat(path)
