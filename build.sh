@@ -134,13 +134,20 @@ rm -rf "$WORK/dist"
 # their source's modes).
 chmod -R go-w "$WORK/dist/cni-bin"
 
-# Every plugin must at least answer VERSION with an empty environment.
+# Every plugin must at least answer VERSION with an empty environment, and
+# load its own module (VERSION is answered before it: pycni.entry): without
+# CNI_COMMAND it prints its name and versions.
 names=$("$VENV/bin/python" -c 'from pycni.registry import PLUGINS; print(*sorted(PLUGINS))')
 for name in $names; do
     answer=$(env -i CNI_COMMAND=VERSION "$WORK/dist/cni-bin/$name" </dev/null) || true
     case $answer in
         *'"supportedVersions"'*) ;;
         *) echo "build.sh: $name does not answer VERSION: $answer" >&2; exit 1 ;;
+    esac
+    about=$(env -i "$WORK/dist/cni-bin/$name" </dev/null 2>&1) || true
+    case $about in
+        *'CNI protocol versions supported'*) ;;
+        *) echo "build.sh: $name does not load its plugin: $about" >&2; exit 1 ;;
     esac
 done
 
