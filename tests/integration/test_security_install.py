@@ -305,7 +305,7 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$dist/cni-bin/.pycni/lib-dynload"
 for name in {names}; do
-    printf '#!/bin/sh\\necho "{{\\\\"supportedVersions\\\\":[]}}"\\n' > "$dist/cni-bin/$name"
+    printf '#!/bin/sh\\necho "{{\\\\"supportedVersions\\\\":[]}}"\\necho "CNI protocol versions supported:"\\n' > "$dist/cni-bin/$name"
     chmod +x "$dist/cni-bin/$name"
 done
 echo module > "$dist/cni-bin/.pycni/json.pyc"
