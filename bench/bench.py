@@ -375,10 +375,7 @@ def main() -> int:
     parser.add_argument("--no-frozen", action="store_true", help="skip dist/cni-bin")
     parser.add_argument("--impl", action="append", metavar="NAME=DIR",
                         help="also time the plugins in DIR (e.g. another build)")
-    parser.add_argument("--ref", action="append", metavar="NAME=DIR",
-                        help="a reference to compare against (repeatable; default: "
-                             "ref-v1.1=/usr/lib/cni and ref-v1.9=" + refs.V19_DIR +
-                             " when built by bench/build-reference.sh)")
+    refs.add_argument(parser)
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return inner(args) if args.inner is not None else outer(args)

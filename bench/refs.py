@@ -77,3 +77,11 @@ def describe(directory: str) -> str:
         except (OSError, IndexError, StopIteration):
             pass
     return directory
+
+
+def add_argument(parser) -> None:
+    """The `--ref NAME=DIR` option both benchmark scripts take."""
+    parser.add_argument("--ref", action="append", metavar="NAME=DIR",
+                        help="a reference to compare against (repeatable; default: "
+                             "ref-v1.1=/usr/lib/cni and ref-v1.9=" + V19_DIR +
+                             " when built by bench/build-reference.sh)")

@@ -775,10 +775,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--case", action="append", choices=CASE_NAMES)
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--ref", action="append", metavar="NAME=DIR",
-                        help="compare against the plugins in DIR (repeatable; default: "
-                             "ref-v1.1=/usr/lib/cni and ref-v1.9=" + refs.V19_DIR +
-                             " when built by bench/build-reference.sh)")
+    refs.add_argument(parser)
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return inner(args) if args.inner is not None else outer(args)

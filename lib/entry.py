@@ -35,16 +35,10 @@ def serve(name: str, bundle: str | None = None) -> None:
     module.main()
 
 
-def version_answer(supported: tuple) -> str:
-    from . import jsontext
-    from .version import CURRENT
-    return jsontext.dumps({"cniVersion": CURRENT, "supportedVersions": list(supported)},
-                          separators=(",", ":")) + "\n"
-
-
 def _answer_version(supported: tuple) -> bool:
     """Write the answer to fd 1; False when nothing could be written."""
-    data = version_answer(supported).encode()
+    from .version import answer
+    data = answer(supported).encode()
     done = 0
     while done < len(data):
         try:

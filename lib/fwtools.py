@@ -104,6 +104,19 @@ def iptables_restore(family: int, script: str) -> None:
     run_tool([IPT_TOOLS[family][1], "--noflush", "-w"], script)
 
 
+def restore_if_accepted(family: int, script: str) -> bool:
+    """Apply `script` with iptables-restore; False when the tool refuses it
+    (a batch is all or nothing: then nothing changed). The idiom of the
+    one-batch fast paths: a batch that only applies in the expected state
+    (-N a new chain, -C a rule that must be there, exact -D), the
+    save-compute-restore path when it is refused."""
+    try:
+        iptables_restore(family, script)
+    except ToolError:
+        return False
+    return True
+
+
 class ToolError(CNIError):
     def __init__(self, tool: str, returncode: int, stderr: str):
         super().__init__(INTERNAL, f"{tool} failed (exit {returncode})", stderr.strip())

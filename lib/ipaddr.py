@@ -42,7 +42,27 @@ def _parse(text: str) -> tuple[int, int]:
     return version, int.from_bytes(packed, "big")
 
 
-class Address:
+class _Keyed:
+    """Equality, ordering and hashing by `_key()`, among instances of one class."""
+
+    __slots__ = ()
+
+    def _key(self):
+        raise NotImplementedError
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __lt__(self, other) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+class Address(_Keyed):
     __slots__ = ("version", "_int")
 
     def __init__(self, version: int, value: int):
@@ -98,16 +118,6 @@ class Address:
     def _key(self):
         return self.version, self._int
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Address) and self._key() == other._key()
-
-    def __lt__(self, other) -> bool:
-        if not isinstance(other, Address):
-            return NotImplemented
-        return self._key() < other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
 
 def _format6(value: int) -> str:
@@ -130,7 +140,7 @@ def _format6(value: int) -> str:
     return ":".join(groups)
 
 
-class Network:
+class Network(_Keyed):
     __slots__ = ("version", "_int", "prefixlen")
 
     def __init__(self, version: int, value: int, prefixlen: int):
@@ -174,19 +184,9 @@ class Network:
     def _key(self):
         return self.version, self._int, self.prefixlen
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Network) and self._key() == other._key()
-
-    def __lt__(self, other) -> bool:
-        if not isinstance(other, Network):
-            return NotImplemented
-        return self._key() < other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
 
-class Interface:
+class Interface(_Keyed):
     """An address with the prefix length of its network (10.1.2.3/24)."""
 
     __slots__ = ("ip", "prefixlen")
@@ -221,11 +221,6 @@ class Interface:
     def _key(self):
         return self.ip.version, self.ip._int, self.prefixlen
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Interface) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
 
 def ip_address(text: str) -> Address:

@@ -201,9 +201,7 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
                          f"CNI protocol versions supported: {versions_text}\n")
         return 0
     if command == "VERSION":
-        stdout.write(jsontext.dumps({"cniVersion": versions.CURRENT,
-                                     "supportedVersions": list(plugin.supported_versions)},
-                                    separators=(",", ":")) + "\n")
+        stdout.write(versions.answer(plugin.supported_versions))
         return 0
 
     from .log import OperationLog

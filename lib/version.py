@@ -6,6 +6,14 @@ CURRENT = "1.1.0"
 DEFAULT = "0.1.0"
 
 
+def answer(supported) -> str:
+    """A plugin's VERSION answer (one line of compact JSON), for pycni.entry's
+    short cut and skel's full path alike."""
+    from . import jsontext
+    return jsontext.dumps({"cniVersion": CURRENT, "supportedVersions": list(supported)},
+                          separators=(",", ":")) + "\n"
+
+
 def parse(version: str) -> tuple[int, int, int]:
     """'0.3.1' -> (0, 3, 1). Raises ValueError on anything else."""
     parts = version.split(".")

@@ -12,7 +12,7 @@ the network address and the v4 broadcast address are never handed out.
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import IPConfig
 
-from .config import Config, Range, RangeSet, parse_ip, range_for, range_set_text
+from .config import Config, RangeSet, parse_ip, range_for, range_set_text
 
 # After this many taken candidates in a row, list the taken names once
 # instead of probing every further address with a failing create.
@@ -35,7 +35,7 @@ class StoreView:
     def unreserve(self, names: list[str], container_id: str, ifname: str) -> None: ...
 
 
-def candidates(rs: RangeSet, last: tuple[int, int] | None) -> "Iterator[tuple[Range, int]]":
+def candidates(rs: RangeSet, last: tuple[int, int] | None):   # yields (Range, int)
     """Every allocatable address of `rs` once, in round-robin order."""
     first, value = 0, rs[0].start
     for i, r in enumerate(rs):

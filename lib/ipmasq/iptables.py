@@ -25,7 +25,7 @@ from . import chain_name, comment
 from ..errors import CNIError, INTERNAL
 from ..fwquote import ipt_script
 from ..iptsave import lines_of, render, split
-from ..fwtools import ToolError, iptables_restore, iptables_save, iptables_usable
+from ..fwtools import iptables_restore, iptables_save, iptables_usable, restore_if_accepted
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
@@ -174,19 +174,10 @@ def save_nat(family: int) -> str:
 restore = iptables_restore
 
 
-def _restore_if_accepted(family: int, script: str) -> bool:
-    """Apply `script`; False (nothing changed) when iptables-restore refuses it."""
-    try:
-        restore(family, script)
-    except ToolError:
-        return False
-    return True
-
-
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     """ifname is not part of the chain name (reference compatibility)."""
     for family, rs in plan(ips, network, container_id).items():
-        if not _restore_if_accepted(family, fresh_setup_script(rs)):
+        if not restore_if_accepted(family, fresh_setup_script(rs)):
             restore(family, setup_script(rs, save_nat(family)))
 
 
@@ -202,7 +193,7 @@ def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> No
     for family in families or (4, 6):
         if not available(family):
             continue
-        if family in exact and _restore_if_accepted(family, exact_teardown_script(exact[family])):
+        if family in exact and restore_if_accepted(family, exact_teardown_script(exact[family])):
             continue
         try:
             script = teardown_script(chain, save_nat(family))

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import pycni
-from pycni import entry, skel
+from pycni import skel, version
 from pycni.registry import PLUGINS, SUPPORTED_VERSIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pycni.__file__)))
@@ -31,7 +31,7 @@ def test_registry_versions_are_the_plugins(name):
 def test_version_answer_same_as_skel(name):
     out = io.StringIO()
     assert skel.run(_plugin_class(name)(), {"CNI_COMMAND": "VERSION"}, io.BytesIO(), out) == 0
-    assert entry.version_answer(SUPPORTED_VERSIONS[name]) == out.getvalue()
+    assert version.answer(SUPPORTED_VERSIONS[name]) == out.getvalue()
 
 
 def _serve(name, env, **kw):
@@ -49,7 +49,7 @@ def _serve(name, env, **kw):
 def test_version_loads_no_plugin_module():
     proc = _serve("bridge", {"CNI_COMMAND": "VERSION"})
     assert proc.returncode == 0
-    assert proc.stdout.decode() == entry.version_answer(SUPPORTED_VERSIONS["bridge"])
+    assert proc.stdout.decode() == version.answer(SUPPORTED_VERSIONS["bridge"])
     modules = proc.stderr.decode().split("MODULES ", 1)[1].split()
     assert not [m for m in modules if m.startswith("pycni.plugins") or m in
                 ("pycni.skel", "pycni.netlink", "pycni.result")], modules
