@@ -5,11 +5,19 @@ main plugin that configures addresses (bridge, macvlan, ptp, ...).
 `plan_iface` is pure: it decides which addresses and routes go on the
 interface; `configure_iface` applies that plan with netlink and sysctls
 and must be called inside `netns.entered(container)`.
+
+As in the reference: addresses, link up, then (with IPv6 addresses) a
+bounded wait until duplicate address detection has settled
+(`netlink_dad.settle`: a `dadfailed` address fails the ADD, so the
+caller's rollback releases it), then routes, each added beside any
+other route to the same destination (`netlink_ecmp.add_route`: IPv4
+keeps them as separate routes, IPv6 joins them into one multipath
+route).
 """
 
 from .model import dataclass, field
 
-from . import netlink, sysctl
+from . import netlink, netlink_ecmp, sysctl
 from .errors import CNIError, INTERNAL
 from .result import Result
 
@@ -56,8 +64,32 @@ def plan_iface(result: Result, ifname: str) -> IfacePlan:
     return plan
 
 
-def configure_iface(ifname: str, result: Result) -> None:
-    """Inside the container netns: addresses, link up, routes."""
+def should_settle(plan: IfacePlan, settle: bool | None = None) -> bool:
+    """Whether ADD waits for DAD: when IPv6 addresses were added, unless
+    the caller says otherwise. (The reference waits only when an IPv6
+    address has a gateway; an address without one is just as tentative
+    and just as likely a duplicate.) Where DAD is off (bridge without
+    `enabledad`: accept_dad=0) the wait ends at the first look."""
+    return plan.has_ipv6 if settle is None else settle and plan.has_ipv6
+
+
+def settle_error(ifname: str, failed_address: str = "",
+                 timeout: float = 0.0) -> CNIError:
+    """The ADD error when DAD failed (`failed_address`) or did not end."""
+    prefix = f'failed to settle addresses for "{ifname}": link {ifname}'
+    if failed_address:
+        return CNIError(INTERNAL, f"{prefix} has address {failed_address} in DADFAILED state",
+                        "IPv6 duplicate address detection: another node on the link "
+                        "answered for this address")
+    return CNIError(INTERNAL, f"{prefix} still has tentative addresses after "
+                    f"{timeout:g} seconds")
+
+
+def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
+                    dad_timeout: float | None = None) -> None:
+    """Inside the container netns: addresses, link up, DAD settled (see
+    `should_settle`; at most `dad_timeout` seconds, 5 by default, as the
+    reference), routes."""
     plan = plan_iface(result, ifname)
     with netlink.RtNetlink() as nl:
         link = netlink.get_link(nl, ifname)
@@ -76,6 +108,18 @@ def configure_iface(ifname: str, result: Result) -> None:
                 raise CNIError(INTERNAL, f'failed to add IP addr {cidr} to "{ifname}"',
                                exc.strerror) from None
         netlink.set_link_up(nl, link.index)
+        if should_settle(plan, settle):
+            from . import netlink_dad
+            timeout = netlink_dad.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
+            try:
+                netlink_dad.settle(nl, link.index, timeout)
+            except netlink_dad.DadFailed as exc:
+                raise settle_error(ifname, failed_address=exc.address) from None
+            except netlink_dad.StillTentative:
+                raise settle_error(ifname, timeout=timeout) from None
+            except netlink.NetlinkError as exc:
+                raise CNIError(INTERNAL, f'failed to settle addresses for "{ifname}": '
+                               "could not list addresses", exc.strerror) from None
         for r in plan.routes:
             kw = {"priority": r.priority, "mtu": r.mtu, "advmss": r.advmss}
             if r.table is not None:
@@ -83,9 +127,9 @@ def configure_iface(ifname: str, result: Result) -> None:
             if r.scope is not None:
                 kw["scope"] = r.scope
             try:
-                netlink.add_route(nl, r.dst, gw=r.gw, oif=link.index, **kw)
+                netlink_ecmp.add_route(nl, r.dst, gw=r.gw, oif=link.index, **kw)
             except netlink.NetlinkError as exc:
-                if exc.errno == 17:   # EEXIST: an equal route is already there
+                if exc.errno == 17:   # EEXIST: this very route is already there
                     continue
                 raise CNIError(INTERNAL, f"failed to add route {r.dst} via "
                                f"{r.gw or ifname}", exc.strerror) from None

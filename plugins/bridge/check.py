@@ -76,7 +76,10 @@ def check_addresses(nl, ifname: str, result: Result) -> None:
 
 
 def check_routes(nl, result: Result) -> None:
-    checks.check_routes(result.routes, lambda table: netlink.list_routes(
+    """Each route of the result, also one of several next hops of an
+    IPv6 multipath route (how the kernel keeps ECMP routes)."""
+    from pycni import netlink_ecmp
+    checks.check_routes(result.routes, lambda table: netlink_ecmp.list_routes(
         nl, table=netlink.RT_TABLE_MAIN if table is None else table))
 
 
