@@ -1,0 +1,1 @@
+"""sbr: source-based routing (a chained meta plugin)."""

@@ -1,0 +1,245 @@
+"""sbr: source-based routing for an interface another plugin configured.
+
+ADD (chained: needs prevResult), inside the container namespace, under
+the namespace's root-only lock:
+- with `table`: one rule `from ADDR lookup TABLE` per address of the
+  interface, nothing else;
+- without: per address the first free table from 100 (no rule and no
+  route uses it), the rule, a default route via the address's gateway in
+  that table, and copies of the interface's main-table routes that belong
+  to the address; then the interface's routes leave the main table.
+If a step fails, everything done so far is undone (rules deleted, the
+new tables emptied, the main-table routes put back) before the error is
+returned. The result is prevResult.
+
+DEL deletes the rules (of `table`, or of any table) whose source is an
+address the interface still has; the tables' routes go with the
+interface. A missing namespace or interface is success.
+
+CHECK verifies that every address has its rule (to `table` if set).
+GC and STATUS have nothing to do: all of sbr's state lives in the
+container's namespace and dies with it.
+"""
+
+import sys
+
+from pycni import fwtools, netlink, netlink_rule, netns, skel
+from pycni.errors import CNIError, INTERNAL
+from pycni.result import Result
+
+from . import config
+
+ESRCH, ENOENT, ENODEV = 3, 2, 19
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(f"sbr: {msg}\n")
+
+
+def go_error(exc: OSError) -> str:
+    """An errno's text as Go prints it ("file exists")."""
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+class _Undo:
+    """What ADD changed, to put back in reverse order if a later step fails."""
+
+    def __init__(self, nl: netlink.RtNetlink):
+        self.nl = nl
+        self.rules: list[tuple[str, int]] = []
+        self.tables: list[int] = []
+        self.removed: list[netlink_rule.RouteMsg] = []
+
+    def run(self) -> None:
+        nl = self.nl
+        for source, table in reversed(self.rules):
+            self._quietly(f"delete rule from {source} lookup {table}",
+                          lambda: netlink_rule.delete_rule_like(nl, source, table))
+        if self.tables:
+            # The tables were unused before this ADD: empty them again.
+            for route in netlink_rule.list_routes(nl):
+                if route.table in self.tables:
+                    self._quietly(f"delete route {route.dst} from table {route.table}",
+                                  lambda: netlink_rule.delete_route(nl, route))
+        # Device routes first: a gateway route needs its subnet's route.
+        for route in sorted(self.removed, key=lambda r: bool(r.gw)):
+            self._quietly(f"restore route {route.dst}",
+                          lambda: netlink_rule.add_route(nl, route, route.table))
+
+    @staticmethod
+    def _quietly(what: str, step) -> None:
+        try:
+            step()
+        except OSError as exc:
+            _log(f"rollback: cannot {what}: {exc}")
+
+
+def add_rules(nl: netlink.RtNetlink, ips, table: int, undo: _Undo) -> None:
+    """`table` given: the rules only (the reference's lower-case message)."""
+    for ip in ips:
+        source = config.host_address(ip)
+        try:
+            netlink_rule.add_rule(nl, source, table)
+        except OSError as exc:
+            raise CNIError(INTERNAL, f"failed to add rule: {go_error(exc)}") from None
+        undo.rules.append((source, table))
+
+
+def used_tables(nl: netlink.RtNetlink) -> set[int]:
+    """Tables a rule points to or a route lives in (any family)."""
+    try:
+        rules = netlink_rule.list_rules(nl)
+    except OSError as exc:
+        raise CNIError(INTERNAL, f"Failed to list all rules: {go_error(exc)}") from None
+    try:
+        routes = netlink_rule.list_routes(nl)
+    except OSError as exc:
+        raise CNIError(INTERNAL, f"Failed to list all routes: {go_error(exc)}") from None
+    return {r.table for r in rules} | {r.table for r in routes}
+
+
+def link_routes(nl: netlink.RtNetlink, index: int) -> list[netlink_rule.RouteMsg]:
+    """The interface's routes in the main table."""
+    try:
+        routes = netlink_rule.list_routes(nl)
+    except OSError as exc:
+        raise CNIError(INTERNAL, f"Unable to list routes: {go_error(exc)}") from None
+    return [r for r in routes if r.table == netlink_rule.RT_TABLE_MAIN and r.oif == index]
+
+
+def move_routes(nl: netlink.RtNetlink, ips, ifname: str, undo: _Undo) -> None:
+    """No `table`: a table per address, its rule and routes, then the
+    interface's routes leave the main table."""
+    used = used_tables(nl)
+    link = netlink.get_link(nl, ifname)
+    if link is None:
+        raise CNIError(INTERNAL, f"Cannot find network interface {ifname}: Link not found")
+    routes = link_routes(nl, link.index)
+    plans = config.plan_tables(ips, [(r.prefsrc, r.gw) for r in routes], used)
+    for plan in plans:
+        try:
+            netlink_rule.add_rule(nl, plan.source, plan.table)
+        except OSError as exc:
+            raise CNIError(INTERNAL, f"Failed to add rule: {go_error(exc)}") from None
+        undo.rules.append((plan.source, plan.table))
+        undo.tables.append(plan.table)
+        if plan.gateway:
+            try:
+                netlink_rule.add_route(nl, netlink_rule.default_route(
+                    plan.gateway, link.index, plan.table), plan.table)
+            except OSError as exc:
+                raise CNIError(INTERNAL, f"Failed to add default route to {plan.gateway}: "
+                               f"{go_error(exc)}") from None
+        for i in plan.copies:
+            try:
+                netlink_rule.replace_route(nl, routes[i], plan.table)
+            except OSError as exc:
+                raise CNIError(INTERNAL, f"Failed to readd route: {go_error(exc)}",
+                               f"{routes[i].dst} into table {plan.table}") from None
+    # Only now: with several addresses in one subnet, each table's
+    # gateway must still be reachable through the main table above.
+    for route in routes:
+        try:
+            netlink_rule.delete_route(nl, route)
+        except OSError as exc:
+            raise CNIError(INTERNAL, f"Failed to delete route: {go_error(exc)}",
+                           f"{route.dst} from the main table") from None
+        undo.removed.append(route)
+
+
+def tidy_rules(nl: netlink.RtNetlink, ifname: str, table: int | None) -> None:
+    """DEL: remove the rules whose source is one of the interface's
+    addresses; every rule is tried, the last failure is returned."""
+    try:
+        rules = netlink_rule.list_rules(nl)
+    except OSError as exc:
+        raise CNIError(INTERNAL, f"Failed to list all rules to tidy: {go_error(exc)}") from None
+    if table is not None:
+        rules = [r for r in rules if r.table == table]
+    link = netlink.get_link(nl, ifname)
+    if link is None:
+        return      # the interface is gone, and its addresses with it
+    own = {a.address for a in netlink.list_addresses(nl, link.index)}
+    failure = None
+    for rule in rules:
+        if not rule.src or rule.src not in own:
+            continue
+        try:
+            netlink_rule.delete_rule(nl, rule)
+        except OSError as exc:
+            if exc.errno in (ESRCH, ENOENT):
+                continue    # removed meanwhile
+            failure = CNIError(INTERNAL, f"Failed to delete rule {go_error(exc)}",
+                               f"from {rule.src} lookup {rule.table}")
+            _log(f"{failure}")
+    if failure is not None:
+        raise failure
+
+
+def missing_rules(rules: list[netlink_rule.Rule], ips, table: int | None) -> list[str]:
+    """CHECK: the addresses that have no `from ADDR lookup ...` rule
+    (to `table` when one is configured)."""
+    missing = []
+    for ip in ips:
+        source = config.host_address(ip)
+        bits = 128 if ":" in source else 32
+        if not any(r.src == source and r.src_len == bits and r.dst_len == 0
+                   and r.action == netlink_rule.FR_ACT_TO_TBL
+                   and (table is None or r.table == table) for r in rules):
+            missing.append(source)
+    return missing
+
+
+class SbrPlugin(skel.Plugin):
+    name = "sbr"
+    about = "CNI sbr plugin (pycni)"
+
+    def add(self, req: skel.Request) -> Result:
+        table = config.load(req.config)
+        prev = config.require_prev_result(req.prev_result)
+        ips = config.interface_ips(prev, req.ifname)
+        with netns.entered(req.netns), fwtools.NetnsMutex(), netlink.RtNetlink() as nl:
+            undo = _Undo(nl)
+            try:
+                if table is not None:
+                    add_rules(nl, ips, table, undo)
+                else:
+                    move_routes(nl, ips, req.ifname, undo)
+            except BaseException:
+                undo.run()
+                raise
+        return prev
+
+    def delete(self, req: skel.Request) -> None:
+        table = config.table_for_delete(req.config)
+        if not req.netns:
+            return      # the runtime's second teardown: the namespace is gone
+        try:
+            with netns.entered(req.netns), fwtools.NetnsMutex(), netlink.RtNetlink() as nl:
+                tidy_rules(nl, req.ifname, table)
+        except netns.GONE:
+            return
+
+    def check(self, req: skel.Request) -> None:
+        table = config.load(req.config)
+        prev = config.require_prev_result(req.prev_result)
+        ips = config.interface_ips(prev, req.ifname)
+        with netns.entered(req.netns), netlink.RtNetlink() as nl:
+            if table is None and netlink.get_link(nl, req.ifname) is None:
+                raise CNIError(INTERNAL, f"Cannot find network interface {req.ifname}: "
+                               "Link not found")
+            rules = netlink_rule.list_rules(nl)
+        missing = missing_rules(rules, ips, table)
+        if missing:
+            where = f"table {table}" if table is not None else "a table"
+            raise CNIError(INTERNAL, f"sbr: no rule sends traffic from {', '.join(missing)} "
+                           f"of {req.ifname} to {where}")
+
+
+def main() -> None:
+    skel.main(SbrPlugin())
+
+
+if __name__ == "__main__":
+    main()
