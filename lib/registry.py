@@ -13,6 +13,7 @@ PLUGINS = {
     "tuning": "pycni.plugins.tuning.plugin",
     "firewall": "pycni.plugins.firewall.plugin",
     "bandwidth": "pycni.plugins.bandwidth.plugin",
+    "sbr": "pycni.plugins.sbr.plugin",
 }
 
 # What each plugin answers to VERSION (its class's `supported_versions`,
