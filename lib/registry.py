@@ -10,6 +10,7 @@ PLUGINS = {
     "bridge": "pycni.plugins.bridge.plugin",
     "portmap": "pycni.plugins.portmap.plugin",
     "host-local": "pycni.ipam.host_local.plugin",
+    "static": "pycni.ipam.static.plugin",
     "tuning": "pycni.plugins.tuning.plugin",
     "firewall": "pycni.plugins.firewall.plugin",
     "bandwidth": "pycni.plugins.bandwidth.plugin",

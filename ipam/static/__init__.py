@@ -1,0 +1,1 @@
+"""static IPAM plugin: see README.md."""
