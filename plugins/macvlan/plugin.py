@@ -207,7 +207,9 @@ class MacvlanPlugin(skel.Plugin):
             addresses = [a.cidr for a in netlink.list_addresses(container, link.index)]
             route_dsts = [r.dst for r in netlink.list_routes(container)]
             checks.check_addresses(req.ifname, ips, addresses, route_dsts)
-            checks.check_routes(prev.routes, lambda table: netlink.list_routes(
+            # IPv6 routes sharing a destination are one multipath route
+            from pycni import netlink_ecmp
+            checks.check_routes(prev.routes, lambda table: netlink_ecmp.list_routes(
                 container, table=netlink.RT_TABLE_MAIN if table is None else table))
 
     def gc(self, req: skel.Request) -> None:
