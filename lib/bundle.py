@@ -28,7 +28,7 @@ The bundle is a cache, never a second source of truth:
 """
 
 import marshal
-import os
+from . import posixos as os
 import sys
 
 FILE_NAME = ".pycni-bundle"
@@ -41,15 +41,16 @@ _MAGIC = b"pycni-bundle\n"
 def plugin_modules(package_dir: str) -> list[tuple[str, bool, str]]:
     """(module name, is package, source path) of every module below the
     pycni package directory `package_dir`."""
+    import os as real_os     # install time only: walk and relpath are not in posixos
     out = []
     root = os.path.dirname(package_dir)
-    for dirpath, dirnames, filenames in os.walk(package_dir):
+    for dirpath, dirnames, filenames in real_os.walk(package_dir):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for fname in sorted(filenames):
             if not fname.endswith(".py"):
                 continue
             path = os.path.join(dirpath, fname)
-            dotted = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
+            dotted = real_os.path.relpath(path, root)[:-3].replace(os.sep, ".")
             is_pkg = dotted.endswith(".__init__")
             name = dotted[:-len(".__init__")] if is_pkg else dotted
             if any(name == e or name.startswith(e + ".") for e in EXCLUDED):

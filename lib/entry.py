@@ -12,7 +12,7 @@ tests/unit/test_entry.py checks that the registry's versions are the
 plugin classes' own and that both paths print the same VERSION answer.
 """
 
-import os
+from . import posixos as os
 
 from .registry import PLUGINS, SUPPORTED_VERSIONS
 

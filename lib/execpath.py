@@ -26,8 +26,8 @@ Nothing here is cached: each check is a few stat calls, and only the
 directory where the name is found gets the full walk up to `/`.
 """
 
-import os
-from stat import S_ISDIR, S_ISREG, S_ISVTX
+from . import posixos as os
+from _stat import S_ISDIR, S_ISREG, S_ISVTX
 
 _GROUP_W = 0o020
 _OTHER_W = 0o002

@@ -23,8 +23,8 @@ backups, cnitool's result cache):
 """
 
 import errno
-import os
-import stat
+from . import posixos as os
+import _stat as stat
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

@@ -18,7 +18,7 @@ state (bridge ipMasq and macspoofchk, portmap, firewall).
   (the reference's default choice).
 """
 
-import os
+from . import posixos as os
 
 from .errors import CNIError, INTERNAL
 
@@ -183,7 +183,7 @@ def open_lock_dir(directory: str = LOCK_DIR) -> int:
 
 
 def _check_lock_file(st, name: str) -> None:
-    from stat import S_ISREG
+    from _stat import S_ISREG
     if not S_ISREG(st.st_mode) or not _ours(st) or st.st_mode & 0o022 or st.st_nlink > 1:
         raise LockRefused(f"{name} is not a lock file made by root")
 

@@ -7,7 +7,7 @@ config on stdin, result or error object read from stdout, stderr passed
 through (spawn.run: posix_spawn, no `subprocess` import).
 """
 
-import os
+from . import posixos as os
 
 from . import jsontext
 from .errors import CNIError, DECODING_FAILURE, INTERNAL, INVALID_NETWORK_CONFIG
@@ -125,7 +125,7 @@ def in_process_module(binary: str, plugin_type: str, env) -> str | None:
     except OSError:
         return None
     try:
-        from stat import S_ISREG
+        from _stat import S_ISREG
         if not S_ISREG(os.fstat(fd).st_mode):
             return None
         head = os.read(fd, 8192)

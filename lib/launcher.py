@@ -17,7 +17,7 @@ from cli.py (argparse) because invoke.py reads it on the hot path: it
 compares an executable with launcher_text() to recognise our own launchers.
 """
 
-import os
+from . import posixos as os
 import sys
 
 from .registry import PLUGINS

@@ -42,7 +42,7 @@ or control character, space (in fields) and shell metacharacter
 one line, and no shell reading it would run anything.
 """
 
-import os
+from . import posixos as os
 import time
 
 from . import jsontext, nodeconf
@@ -197,7 +197,7 @@ def open_log(directory: str, name: str) -> int:
     file (a symlink, FIFO, device...). Never follows a symlink, never
     blocks, creates the file 0600 whatever the umask."""
     import errno
-    import stat
+    import _stat as stat
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         st = os.fstat(dfd)

@@ -10,7 +10,7 @@ A socket is bound to the network namespace it was created in: create it
 inside `netns.entered(...)` to work on a container.
 """
 
-import os
+from . import posixos as os
 import struct
 from .model import dataclass
 

@@ -7,7 +7,7 @@ leaving it, so most work is: enter, open socket, leave.
 """
 
 import errno
-import os
+from . import posixos as os
 
 from .errors import CNIError, INVALID_ENVIRONMENT, UNKNOWN_CONTAINER
 

@@ -19,7 +19,7 @@ their state) or a directory root listed in ``stateDirs`` /
 ``PYCNI_STATE_DIRS``.
 """
 
-import os
+from . import posixos as os
 from . import jsontext
 
 CONF_FILE = "/etc/cni/pycni.conf"
@@ -58,7 +58,7 @@ def get_str(name: str) -> str:
 
 
 def _read(path: str) -> dict:
-    import stat
+    import _stat as stat
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
                      | os.O_NOCTTY)

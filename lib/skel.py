@@ -10,7 +10,7 @@ stdout with exit code 1, results printed in the config's cniVersion.
 """
 
 import io
-import os
+from . import posixos as os
 import sys
 
 from . import jsontext

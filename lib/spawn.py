@@ -24,7 +24,7 @@ Exec failure (ENOENT, EACCES, ENOEXEC) raises OSError with the program's
 path, as subprocess does; a child killed by a signal returns -signum.
 """
 
-import os
+from . import posixos as os
 
 _SIGPIPE = 13     # signal.SIGPIPE, SIGXFSZ on Linux, without importing signal
 _SIGXFSZ = 25

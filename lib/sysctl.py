@@ -5,7 +5,7 @@
 parts, so interface names containing dots ("eth0.100") need no escaping.
 """
 
-import os
+from . import posixos as os
 
 ROOT = "/proc/sys"
 

@@ -10,7 +10,7 @@ able to steer the host with rogue IPv6 Router Advertisements).
 """
 
 import errno
-import os
+from . import posixos as os
 from .model import dataclass
 
 from . import netlink, netns, sysctl

@@ -8,7 +8,7 @@ GC   release allocations of attachments not in cni.dev/valid-attachments
 STATUS code 50 when a range set has no free address left (ADD would fail)
 """
 
-import os
+from pycni import posixos as os
 
 from pycni import nodeconf, skel
 from pycni.errors import CNIError, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE

@@ -107,7 +107,7 @@ clear error and no reservation left behind.
 """
 
 import errno
-import os
+from pycni import posixos as os
 
 from pycni import files
 
@@ -679,7 +679,7 @@ def _cursor_at(dir_fd: int, name: str, stamp_ns: int | None):
     is missing, CURSOR_ODD when it is not a regular file with a single link
     (or unreadable). With `stamp_ns`, its mtime is first set to that time
     (a later write by anyone sets the current time: it cannot match)."""
-    import stat
+    import _stat as stat
     try:
         fd = os.open(name, _SMALL_READ, dir_fd=dir_fd)
     except FileNotFoundError:

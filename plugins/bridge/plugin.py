@@ -10,7 +10,7 @@ ADD leaves nothing behind. See README.md for the keys and the differences
 from the reference plugin.
 """
 
-import os
+from pycni import posixos as os
 import time
 
 from pycni import invoke, netlink, netns, skel

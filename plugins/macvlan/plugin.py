@@ -11,7 +11,7 @@ DEL releases IPAM first, then removes the link; a missing netns or link
 is success. See README.md for the differences from the reference plugin.
 """
 
-import os
+from pycni import posixos as os
 
 from pycni import invoke, netlink, netns, skel
 from pycni.decode import decode

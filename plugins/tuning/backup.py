@@ -16,7 +16,7 @@ Container IDs and interface names are validated by the skeleton (no `/`,
 no `..`), so the file name stays inside dataDir.
 """
 
-import os
+from pycni import posixos as os
 from pycni import jsontext
 from pycni.model import dataclass
 

@@ -18,7 +18,7 @@ missing namespace, link or backup.
 CHECK re-reads every configured sysctl and link attribute.
 """
 
-import os
+from pycni import posixos as os
 import sys
 
 from pycni import netlink, netns, nodeconf, skel

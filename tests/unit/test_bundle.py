@@ -135,12 +135,12 @@ def test_a_real_call_is_served_from_the_bundle(tmp_path):
     """The installed launcher itself: a host-local DEL (nothing to release)
     imports its modules through the bundle."""
     cli.install(str(tmp_path / "bin"), ["host-local"])
-    prelude = ("import os, sys\n_exit = os._exit\n"
+    prelude = ("import posix, sys\n_exit = posix._exit\n"
                "def report(code):\n"
                "    loader = type(sys.modules['pycni.ipam.host_local.plugin'].__spec__.loader)\n"
-               "    os.write(2, ('LOADER ' + loader.__name__ + '\\n').encode())\n"
+               "    posix.write(2, ('LOADER ' + loader.__name__ + '\\n').encode())\n"
                "    _exit(code)\n"
-               "os._exit = report\n")
+               "posix._exit = report\n")
     text = (tmp_path / "bin" / "host-local").read_text()
     conf = ('{"cniVersion": "1.0.0", "name": "b", "type": "x", "ipam": {"type": "host-local",'
             f' "subnet": "10.9.0.0/24", "dataDir": "{tmp_path}/store"}}}}')

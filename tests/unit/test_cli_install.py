@@ -55,7 +55,7 @@ def test_launcher_appends_after_stdlib_and_keeps_isolation():
 
 def test_launcher_module_stays_cheap_to_import():
     """invoke.py imports it on the delegation hot path: it adds nothing but
-    itself and the registry to what `import os, pycni` loads (the install
+    itself and the registry to what `import pycni.posixos` loads (the install
     checks' argparse, subprocess, ast stay in cli.py)."""
     def loaded(module):
         code = (f"import sys; sys.path.append({PACKAGE_PARENT!r}); import {module}; "
@@ -64,7 +64,7 @@ def test_launcher_module_stays_cheap_to_import():
                               capture_output=True, text=True, check=True)
         return set(proc.stdout.split())
 
-    assert loaded("pycni.launcher") - loaded("os, pycni") == {"pycni.launcher", "pycni.registry"}
+    assert loaded("pycni.launcher") - loaded("pycni.posixos") == {"pycni.launcher", "pycni.registry"}
 
 
 # ------------------------------------------------------------ the rule

@@ -35,13 +35,13 @@ def test_version_answer_same_as_skel(name):
 
 
 def _serve(name, env, **kw):
-    code = (f"import sys\nsys.path.append({ROOT!r})\nfrom pycni.entry import serve\n"
-            f"import os\n_exit = os._exit\n"
+    code = (f"import sys\nsys.path.append({ROOT!r})\n"
+            "import posix\n_exit = posix._exit\n"
             "def report(code):\n"
-            "    os.write(2, ('MODULES ' + ' '.join(sorted(sys.modules))).encode())\n"
+            "    posix.write(2, ('MODULES ' + ' '.join(sorted(sys.modules))).encode())\n"
             "    _exit(code)\n"
-            "os._exit = report\n"
-            f"serve({name!r})\n")
+            "posix._exit = report\n"      # before pycni.posixos binds it
+            f"from pycni.entry import serve\nserve({name!r})\n")
     return subprocess.run([sys.executable, "-I", "-S", "-B", "-c", code], env=env,
                           capture_output=True, timeout=30, **kw)
 
@@ -79,13 +79,13 @@ def test_other_commands_go_to_the_plugin():
 
 
 def test_plugin_processes_run_without_the_cycle_collector():
-    probe = ("import sys\nsys.path.append(%r)\nimport gc, os\nfrom pycni import entry\n"
-             "_exit = os._exit\n"
+    probe = ("import sys\nsys.path.append(%r)\nimport gc, posix\n"
+             "_exit = posix._exit\n"
              "def report(code):\n"
-             "    os.write(2, ('GC ' + str(gc.isenabled())).encode())\n"
+             "    posix.write(2, ('GC ' + str(gc.isenabled())).encode())\n"
              "    _exit(code)\n"
-             "os._exit = report\n"
-             "entry.serve('loopback')\n") % ROOT
+             "posix._exit = report\n"
+             "from pycni import entry\nentry.serve('loopback')\n") % ROOT
     proc = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", probe], env={},
                           capture_output=True, timeout=30)
     assert proc.returncode == 0 and b"GC False" in proc.stderr, proc.stderr

@@ -186,7 +186,8 @@ def test_in_process_delegation_never_exits(monkeypatch):
     def no_exit(code):
         raise AssertionError(f"os._exit({code}) inside an in-process delegate")
 
-    monkeypatch.setattr(os, "_exit", no_exit)
+    from pycni import posixos
+    monkeypatch.setattr(posixos, "_exit", no_exit)
     out = invoke.run_in_process("pycni.plugins.loopback.plugin", b"", {"CNI_COMMAND": "VERSION"})
     assert json.loads(out)["supportedVersions"]
     with pytest.raises(CNIError):

@@ -51,11 +51,11 @@ CONTAINER_ID = "pycni-import-sets"
 # process (os._exit), written to the inherited fd {fd} before anything
 # else can load.
 PRELUDE = """\
-import os, sys
-def _pycni_report_and_exit(code, _exit=os._exit):
-    os.write({fd}, "\\n".join(sorted(sys.modules)).encode())
+import posix, sys
+def _pycni_report_and_exit(code, _exit=posix._exit):
+    posix.write({fd}, "\\n".join(sorted(sys.modules)).encode())
     _exit(code)
-os._exit = _pycni_report_and_exit
+posix._exit = _pycni_report_and_exit
 """
 
 
@@ -172,7 +172,7 @@ def _run(body: str, env: dict, stdin: bytes = b""):
 def interpreter_floor() -> set[str]:
     """What `python -I -S` loads before any pycni code: always allowed
     (it differs between Python versions)."""
-    code, _out, err, modules = _run("os._exit(0)\n", {})
+    code, _out, err, modules = _run("posix._exit(0)\n", {})
     assert code == 0 and modules, err
     return modules
 
@@ -183,7 +183,9 @@ def stdlib_only(modules: set[str]) -> set[str]:
 
 # ------------------------------------------------------- allowed sets
 # What loads today (Python 3.11, skel.main ending with os._exit), beyond the
-# interpreter floor: C extension modules only, and `struct`/`errno`. JSON
+# interpreter floor: C extension modules only, and `struct`/`errno`. System
+# calls come from pycni.posixos (the `posix` built-in): `os` itself, with
+# `stat`, `posixpath` and `_collections_abc`, loads on no plugin path. JSON
 # is pycni.jsontext on `_json`, addresses pycni.ipaddr on `_socket`, chain
 # names pycni.digest on `_sha512`; `json`, `re`, `enum`, `ipaddress`,
 # `hashlib`, `ctypes`, `functools`, `collections` load on no plugin path
@@ -193,28 +195,59 @@ def stdlib_only(modules: set[str]) -> set[str]:
 BASE = {'_json', 'gc'}   # gc: built in; entry.serve turns the cycle collector off
 
 PLUGIN = {
-    'loopback': {'_socket', '_struct', 'errno', 'struct'},
-    'macvlan': {'_socket', '_struct', 'errno', 'struct'},
-    'bridge': {'_socket', '_struct', 'errno', 'struct'},
-    'tuning': {'_socket', '_struct', 'errno', 'struct'},
-    'bandwidth': {'_socket', '_struct', 'errno', 'struct'},
 }
 
 COMMAND = {
-    ('macvlan', 'DEL'): {'fcntl', 'zlib'},
-    ('macvlan', 'GC'): {'fcntl', 'zlib'},
-    ('bridge', 'DEL'): {'fcntl', 'zlib'},
-    ('bridge', 'STATUS'): {'fcntl'},
-    ('portmap', 'ADD'): {'errno'},
-    ('portmap', 'DEL'): {'errno'},
-    ('host-local', 'ADD'): {'_socket', 'errno', 'fcntl', 'zlib'},
-    ('host-local', 'CHECK'): {'_socket', 'errno', 'fcntl', 'zlib'},
-    ('host-local', 'DEL'): {'_socket', 'errno', 'fcntl', 'zlib'},
-    ('host-local', 'GC'): {'_socket', 'errno', 'fcntl', 'zlib'},
-    ('host-local', 'STATUS'): {'_socket', 'errno', 'fcntl'},
-    ('firewall', 'ADD'): {'errno'},
-    ('firewall', 'DEL'): {'errno'},
-    ('bandwidth', 'DEL'): {'_sha512'},
+    ('loopback', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('loopback', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('loopback', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('loopback', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('loopback', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('macvlan', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('macvlan', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('macvlan', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct', 'zlib'},
+    ('macvlan', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct', 'zlib'},
+    ('macvlan', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bridge', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bridge', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bridge', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct', 'zlib'},
+    ('bridge', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bridge', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct'},
+    ('portmap', 'ADD'): {'_stat', 'errno'},
+    ('portmap', 'CHECK'): {'_stat'},
+    ('portmap', 'DEL'): {'_stat', 'errno'},
+    ('portmap', 'GC'): {'_stat'},
+    ('portmap', 'STATUS'): {'_stat'},
+    ('host-local', 'ADD'): {'_socket', '_stat', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'CHECK'): {'_socket', '_stat', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'DEL'): {'_socket', '_stat', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'GC'): {'_socket', '_stat', 'errno', 'fcntl', 'zlib'},
+    ('host-local', 'STATUS'): {'_socket', '_stat', 'errno', 'fcntl'},
+    ('tuning', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tuning', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tuning', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tuning', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tuning', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('firewall', 'ADD'): {'_stat', 'errno'},
+    ('firewall', 'CHECK'): {'_stat'},
+    ('firewall', 'DEL'): {'_stat', 'errno'},
+    ('firewall', 'GC'): {'_stat'},
+    ('firewall', 'STATUS'): {'_stat'},
+    ('bandwidth', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bandwidth', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bandwidth', 'DEL'): {'_sha512', '_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bandwidth', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('bandwidth', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('sbr', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('sbr', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('sbr', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('sbr', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('sbr', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tap', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tap', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tap', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tap', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('tap', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
 }
 
 
@@ -274,12 +307,14 @@ def test_heavy_modules_allowed_nowhere():
     stdlib's json, re, ipaddress, hashlib and ctypes (and what they drag in:
     enum, functools, collections, operator, types, importlib) are replaced
     by pycni.jsontext, pycni.ipaddr, pycni.digest and netns' `_ctypes` use;
-    record classes come from pycni.model, not dataclasses."""
+    record classes come from pycni.model, not dataclasses; `os` (with stat,
+    posixpath, _collections_abc) by pycni.posixos."""
     for name in ("subprocess", "typing", "inspect", "logging", "asyncio", "socket", "ssl",
                  "selectors", "threading", "tempfile", "pathlib", "shlex", "argparse",
                  "dataclasses", "copy", "weakref", "_weakrefset", "json", "re", "enum",
                  "ipaddress", "hashlib", "_hashlib", "ctypes", "functools", "collections",
-                 "operator", "types", "importlib", "warnings"):
+                 "operator", "types", "importlib", "warnings", "os", "stat", "posixpath",
+                 "genericpath", "_collections_abc"):
         listed = [key for key, mods in [("BASE", BASE), *PLUGIN.items(), *COMMAND.items()]
                   if name in mods]
         assert listed == [], f"{name} is allowed for {listed}"

@@ -413,7 +413,8 @@ def test_operation_log_direct(logdir):
 def test_no_log_directory_costs_one_failed_open(monkeypatch):
     calls = []
     real_open = os.open
-    monkeypatch.setattr(os, "open", lambda *a, **k: calls.append(a[0]) or real_open(*a, **k))
+    from pycni import posixos      # what pycni's modules call as `os`
+    monkeypatch.setattr(posixos, "open", lambda *a, **k: calls.append(a[0]) or real_open(*a, **k))
     for _ in range(3):
         assert OperationLog.from_config({"logLevel": "debug"}, {}) is None
     assert calls == [nodeconf.CONF_FILE]

@@ -383,7 +383,8 @@ def _only_path_opens(monkeypatch):
     def spy(path, flags, *a, **k):
         opened.append((path, flags))
         return real_open(path, flags, *a, **k)
-    monkeypatch.setattr(os, "open", spy)
+    from pycni import posixos      # what pycni's modules call as `os`
+    monkeypatch.setattr(posixos, "open", spy)
     return opened
 
 
