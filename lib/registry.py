@@ -15,6 +15,7 @@ PLUGINS = {
     "firewall": "pycni.plugins.firewall.plugin",
     "bandwidth": "pycni.plugins.bandwidth.plugin",
     "sbr": "pycni.plugins.sbr.plugin",
+    "host-device": "pycni.plugins.host_device.plugin",
 }
 
 # What each plugin answers to VERSION (its class's `supported_versions`,

@@ -1,0 +1,1 @@
+"""host-device: move a host link into the container."""
