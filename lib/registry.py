@@ -7,6 +7,7 @@ plugin by its `type` in CNI_PATH. Each module has a `main()`.
 PLUGINS = {
     "loopback": "pycni.plugins.loopback.plugin",
     "macvlan": "pycni.plugins.macvlan.plugin",
+    "ptp": "pycni.plugins.ptp.plugin",
     "bridge": "pycni.plugins.bridge.plugin",
     "portmap": "pycni.plugins.portmap.plugin",
     "host-local": "pycni.ipam.host_local.plugin",

@@ -1,0 +1,269 @@
+"""ptp: a veth pair from the host to the container, routed, no bridge.
+
+ADD: IPAM ADD -> veth pair (container end in the container, host end
+here) -> the container's addresses and routes (everything via the
+gateway) -> the gateway's /32 (/128) on the host end with a host route to
+each container address -> forwarding -> masquerading. Any failure after
+IPAM undoes all of it (veth, masquerading, IPAM allocation), so a failed
+ADD leaves nothing. See config.plan for the layout and README.md for the
+keys and the differences from the reference plugin.
+"""
+
+import sys
+
+from pycni import invoke, netlink, netns, skel
+from pycni.errors import CNIError, INTERNAL, PLUGIN_NOT_AVAILABLE
+from pycni.lazy import lazy
+from pycni.result import Interface, Result
+
+from . import config
+
+# Loaded on first use: CHECK, DEL and STATUS need only some of them.
+ipmasq = lazy("pycni.ipmasq")
+sysctl = lazy("pycni.sysctl")
+veth = lazy("pycni.veth")
+kernel = lazy("pycni.plugins.ptp.kernel")
+checks = lazy("pycni.plugins.ptp.check")
+
+EEXIST, ESRCH, ENOENT, ENODEV = 17, 3, 2, 19
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(f"ptp: {text}\n")
+
+
+def _socket_in(path: str) -> netlink.RtNetlink:
+    with netns.entered(path):
+        return netlink.RtNetlink()
+
+
+# --- ADD: the two ends ---------------------------------------------------------------
+
+def configure_container(ifname: str, result: Result, layout: config.Plan) -> None:
+    """Inside the container netns: IPAM's addresses and routes, then the
+    prefix routes replaced by routes through the gateway."""
+    from pycni import ipconfig
+    ipconfig.configure_iface(ifname, result)
+    with netlink.RtNetlink() as nl:
+        link = netlink.get_link(nl, ifname)
+        if link is None:
+            raise CNIError(INTERNAL, f'failed to look up "{ifname}": no such interface')
+        if 6 in layout.families:
+            # routes with `src` need the address out of DAD
+            kernel.settle(nl, link.index, ifname)
+        for prefix in layout.connected:
+            try:
+                kernel.delete_prefix_route(nl, link.index, prefix)
+            except netlink.NetlinkError as exc:
+                if exc.errno != ESRCH:
+                    raise CNIError(INTERNAL, f"failed to delete route {prefix} dev {ifname}",
+                                   exc.strerror) from None
+        for r in layout.container_routes:
+            try:
+                netlink.add_route(nl, r.dst, gw=r.gw, oif=link.index, scope=r.scope,
+                                  src=r.src)
+            except netlink.NetlinkError as exc:
+                via = f"via {r.gw} " if r.gw else ""
+                raise CNIError(INTERNAL, f"failed to add route {r.dst} {via}dev {ifname} "
+                               f"src {r.src}", exc.strerror) from None
+
+
+def configure_host(nl: netlink.RtNetlink, host: "veth.VethEnd", layout: config.Plan) -> None:
+    """The gateway addresses on the host end and a host route to each
+    container address through it."""
+    for cidr in layout.host_addresses:
+        try:
+            netlink.add_address(nl, host.index, cidr)
+        except netlink.NetlinkError as exc:
+            raise CNIError(INTERNAL, f"failed to add IP addr {cidr} to veth {host.name}",
+                           exc.strerror) from None
+    for r in layout.host_routes:
+        try:
+            netlink.add_route(nl, r.dst, oif=host.index, scope=r.scope)
+        except netlink.NetlinkError as exc:
+            if exc.errno != EEXIST:
+                raise CNIError(INTERNAL, f"failed to add route on host: {r.dst} dev "
+                               f"{host.name}", exc.strerror) from None
+
+
+def enable_forwarding(families: list[int]) -> None:
+    for family in families:
+        parts = ("net", "ipv4", "ip_forward") if family == 4 else \
+            ("net", "ipv6", "conf", "all", "forwarding")
+        try:
+            sysctl.ensure("1", *parts)
+        except OSError as exc:
+            raise CNIError(INTERNAL, f"Could not enable IP forwarding: {exc}") from None
+
+
+def _delete_quietly(index: int) -> None:
+    try:
+        with netlink.RtNetlink() as nl:
+            netlink.delete_link(nl, index)
+    except OSError:
+        pass
+
+
+def _teardown_masq_quietly(req: skel.Request, ips: list[str]) -> None:
+    try:
+        ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
+    except CNIError as err:
+        _warn(f"removing IP masquerading failed: {err}")
+
+
+def _prev_ips(req: skel.Request) -> list[str]:
+    try:
+        prev = req.prev_result
+    except CNIError:
+        return []
+    return [ip.address for ip in prev.ips] if prev else []
+
+
+# --- the plugin ------------------------------------------------------------------------
+
+class PtpPlugin(skel.Plugin):
+    name = "ptp"
+    about = "CNI ptp plugin (pycni)"
+
+    def add(self, req: skel.Request) -> Result:
+        settings = config.load(req.config)
+        for text in settings.warnings:
+            _warn(text)
+        netns.probe(req.netns)      # fail before IPAM allocates anything
+        with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
+            if not ipam_result.ips:
+                raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+            layout = config.plan(ipam_result.ips)    # refuses before any link exists
+            # before the veth exists, as the reference: the host end then
+            # comes up as an IPv6 router (its subnet-router anycast address)
+            enable_forwarding(layout.families)
+            pair = veth.setup_veth(req.netns, req.ifname, settings.mtu)
+            try:
+                return self._attach(req, settings, ipam_result, layout, pair)
+            except BaseException:
+                _delete_quietly(pair.host.index)     # its peer and routes go with it
+                raise
+
+    def _attach(self, req, settings, ipam_result, layout, pair) -> Result:
+        result = config.build_result(
+            req.cni_version, ipam_result,
+            Interface(name=pair.host.name, mac=pair.host.mac),
+            Interface(name=pair.container.name, mac=pair.container.mac, sandbox=req.netns),
+            settings.dns)
+        with netns.entered(req.netns):
+            configure_container(req.ifname, result, layout)
+        with netlink.RtNetlink() as nl:
+            configure_host(nl, pair.host, layout)
+            host = netlink.get_link_by_index(nl, pair.host.index)
+        if host is not None:
+            result.interfaces[0].mac = host.mac
+        masq_ips = [ip.address for ip in result.ips] if settings.conf.ip_masq else []
+        if masq_ips:
+            ipmasq.setup(settings.conf.ip_masq_backend, masq_ips, req.network_name,
+                         req.ifname, req.container_id)
+        try:
+            prev = req.prev_result
+            if prev is not None:
+                # Not first in a chain: keep what earlier plugins reported
+                # (the reference drops it).
+                from pycni.result import merge
+                result = merge(prev, result)
+            # fail now, while everything can be undone, not when printing
+            result.to_dict(req.cni_version)
+        except BaseException:
+            if masq_ips:
+                _teardown_masq_quietly(req, masq_ips)
+            raise
+        return result
+
+    def delete(self, req: skel.Request) -> None:
+        """The container link (its host end goes with it), IPAM, then the
+        masquerading rules, also when the netns is gone or CNI_NETNS is
+        empty (the rules are found by name; plugins#810)."""
+        settings = config.load_for_delete(req.config)
+        removed = None
+        if req.netns:
+            try:
+                removed = veth.delete_in_netns(req.netns, req.ifname)
+            except netns.GONE:
+                pass   # the container is gone, and its veth pair with it
+        ipam_error = None
+        if settings.ipam_type:
+            try:
+                invoke.delegate_del(req, settings.ipam_type)
+            except CNIError as err:
+                ipam_error = err
+        if settings.ip_masq:
+            ips = [a.cidr for a in removed] if removed else _prev_ips(req)
+            ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
+        if ipam_error is not None:
+            raise ipam_error
+
+    def check(self, req: skel.Request) -> None:
+        settings = config.load(req.config)
+        netns.probe(req.netns)
+        invoke.delegate_check(req, settings.ipam_type)
+        prev = checks.require_prev_result(req.prev_result)
+        intf = checks.container_interface(prev, req.ifname, req.netns)
+        ips = checks.own_ips(prev, intf)
+        layout = config.plan(ips)
+        with _socket_in(req.netns) as cnl:
+            link = netlink.get_link(cnl, intf.name) if intf.name else None
+            checks.check_container_link(intf, link)
+            from pycni import checks as common
+            addresses = [a.cidr for a in netlink.list_addresses(cnl, link.index)]
+            routes = netlink.list_routes(cnl)
+            common.check_addresses(req.ifname, ips, addresses, [r.dst for r in routes])
+            common.check_routes(prev.routes, lambda table: netlink.list_routes(
+                cnl, table=netlink.RT_TABLE_MAIN if table is None else table))
+            checks.check_container_routes(req.ifname, layout, routes, link.index)
+        with netlink.RtNetlink() as hnl:
+            host = netlink.get_link_by_index(hnl, link.link) if link.link else None
+            checks.check_host_peer(checks.host_interface(prev, intf), link, host)
+            checks.check_host_state(host.name, layout,
+                                    [a.cidr for a in netlink.list_addresses(hnl, host.index)],
+                                    netlink.list_routes(hnl), host.index)
+
+    def gc(self, req: skel.Request) -> None:
+        """IPAM GC, then the masquerading rules of this network's
+        attachments that are not listed (any backend, also when ipMasq was
+        switched off since). Both run even if the other fails."""
+        settings = config.load_for_delete(req.config)
+        errors = []
+        if settings.ipam_type:
+            try:
+                invoke.delegate_gc(req, settings.ipam_type)
+            except CNIError as err:
+                errors.append(err)
+        valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
+        try:
+            ipmasq.gc(req.network_name, valid)
+        except CNIError as err:
+            errors.append(err)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise CNIError(INTERNAL, "; ".join(e.msg for e in errors))
+
+    def status(self, req: skel.Request) -> None:
+        """Code 50 when an ADD could not work: ipMasq's firewall tools are
+        missing or the IPAM plugin is not on CNI_PATH; then IPAM's STATUS."""
+        settings = config.load(req.config)
+        conf = settings.conf
+        if conf.ip_masq and not ipmasq.available(conf.ip_masq_backend):
+            raise CNIError(PLUGIN_NOT_AVAILABLE,
+                           f"ipMasq needs the {conf.ip_masq_backend or 'iptables'} "
+                           "tools, which are not installed")
+        try:
+            invoke.find_in_path(settings.ipam_type, req.path)
+        except CNIError as err:
+            raise CNIError(PLUGIN_NOT_AVAILABLE, err.msg, err.details) from None
+        invoke.delegate_status(req, settings.ipam_type)
+
+
+def main() -> None:
+    skel.main(PtpPlugin())
+
+
+if __name__ == "__main__":
+    main()
