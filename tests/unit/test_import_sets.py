@@ -89,6 +89,9 @@ def case_config(plugin: str, command: str, tmp: str) -> dict:
         return _conf("macvlan", master="pycni-is-m0", ipam=_ipam(tmp))
     if plugin == "host-local":
         return _conf("host-local", ipam=_ipam(tmp))
+    if plugin == "static":        # no state, no kernel: every command runs to its end
+        return _conf("static", prevResult=_prev(),
+                     ipam={"type": "static", "addresses": [{"address": "10.250.0.2/24"}]})
     if plugin == "portmap":       # an unknown backend stops before iptables/nft
         return _conf("portmap", backend="pycni-import-sets", prevResult=_prev(),
                      runtimeConfig={"portMappings": [
@@ -114,6 +117,8 @@ EXPECTED_CODE = {
     ("macvlan", "GC"): 0, ("macvlan", "STATUS"): 1,
     ("host-local", "ADD"): 0, ("host-local", "CHECK"): 0, ("host-local", "DEL"): 0,
     ("host-local", "GC"): 0, ("host-local", "STATUS"): 0,
+    ("static", "ADD"): 0, ("static", "CHECK"): 0, ("static", "DEL"): 0,
+    ("static", "GC"): 0, ("static", "STATUS"): 0,
     ("portmap", "ADD"): 1, ("portmap", "CHECK"): 1, ("portmap", "DEL"): 1,
     ("portmap", "GC"): 1, ("portmap", "STATUS"): 0,
     ("firewall", "ADD"): 1, ("firewall", "CHECK"): 1, ("firewall", "DEL"): 1,
@@ -223,6 +228,11 @@ COMMAND = {
     ('host-local', 'DEL'): {'_socket', '_stat', 'errno', 'fcntl', 'zlib'},
     ('host-local', 'GC'): {'_socket', '_stat', 'errno', 'fcntl', 'zlib'},
     ('host-local', 'STATUS'): {'_socket', '_stat', 'errno', 'fcntl'},
+    ('static', 'ADD'): {'_socket', '_stat', 'errno'},
+    ('static', 'CHECK'): {'_socket', '_stat'},
+    ('static', 'DEL'): {'_stat', 'errno'},
+    ('static', 'GC'): {'_stat'},
+    ('static', 'STATUS'): {'_stat'},
     ('tuning', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('tuning', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('tuning', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
