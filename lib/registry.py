@@ -17,6 +17,7 @@ PLUGINS = {
     "bandwidth": "pycni.plugins.bandwidth.plugin",
     "sbr": "pycni.plugins.sbr.plugin",
     "host-device": "pycni.plugins.host_device.plugin",
+    "tap": "pycni.plugins.tap.plugin",
 }
 
 # What each plugin answers to VERSION (its class's `supported_versions`,

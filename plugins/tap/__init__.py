@@ -1,0 +1,1 @@
+"""The tap plugin: a TAP device in the container, for VM runtimes."""

@@ -1,0 +1,211 @@
+"""The tap network configuration: typed model and pure decisions.
+
+Everything here is decided without touching the kernel (unit tested
+without root): which keys mean what, which MAC wins, the TUNSETIFF flags
+the reference would use, and the ADD result.
+"""
+
+from pycni.model import dataclass, field
+
+from pycni.config import NetConf
+from pycni.decode import decode, key, lookup
+from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
+                          UNSUPPORTED_FIELD)
+from pycni.result import DNS, Interface, Result
+from pycni import tuntap
+
+MIN_MTU = 68          # the tun driver's limits (ETH_MIN_MTU, ETH_MAX_MTU - ETH_HLEN)
+MAX_MTU = 65521
+
+
+@dataclass
+class TapConf(NetConf):
+    multi_queue: bool = key("multiQueue", default=False)
+    mtu: int = 0
+    mac: str = ""
+    owner: int | None = None
+    group: int | None = None
+    selinux_context: str = key("selinuxContext", default="")
+    bridge: str = ""
+
+
+@dataclass
+class Settings:
+    """A validated ADD/CHECK request."""
+    mac: str                 # normalised MAC, "" = the kernel's random one
+    mtu: int                 # 0 = the driver's default (1500)
+    multi_queue: bool
+    owner: int | None
+    group: int | None
+    bridge: str              # a bridge in the container namespace, "" = none
+    ipam_type: str
+    dns: DNS = field(default_factory=DNS)
+
+
+def go_quote(text: str) -> str:
+    from pycni import jsontext
+    return jsontext.dumps(text)
+
+
+def parse_mac(text: str) -> str:
+    """An Ethernet (6-octet) unicast address in Go's ParseMAC spellings
+    (aa:bb:.., aa-bb-.., aabb.ccdd.eeff), as lower-case colons."""
+    def bad(reason: str) -> CNIError:
+        return CNIError(INVALID_NETWORK_CONFIG,
+                        f"invalid args {text} for MAC addr: {reason}")
+
+    if len(text) == 17 and text[2] in ":-":
+        parts = text.split(text[2])
+    elif len(text) == 14 and text[4] == "." and text[9] == ".":
+        parts = [group[i:i + 2] for group in text.split(".") for i in (0, 2)]
+    else:
+        raise bad(f"address {text}: invalid MAC address")
+    hexdigits = set("0123456789abcdefABCDEF")
+    if len(parts) != 6 or any(len(p) != 2 or not set(p) <= hexdigits for p in parts):
+        raise bad(f"address {text}: invalid MAC address")
+    octets = [int(p, 16) for p in parts]
+    if octets[0] & 1:
+        raise bad("a multicast address cannot be an interface address")
+    if not any(octets):
+        raise bad("the all-zero address cannot be an interface address")
+    return ":".join(f"{o:02x}" for o in octets)
+
+
+def check_mtu(mtu: int) -> None:
+    if mtu < 0:
+        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid MTU {mtu}, must not be negative")
+    if mtu and not MIN_MTU <= mtu <= MAX_MTU:
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid MTU {mtu}, must be 0 (the default) or within "
+                       f"[{MIN_MTU}, {MAX_MTU}]")
+
+
+def check_id(what: str, value: int | None) -> int | None:
+    """`owner`/`group` as the kernel gets it: a uint32 (Go refuses others),
+    None for none. (uint32)-1 is the kernel's "none" (INVALID_UID): the
+    reference passes it to `ip tuntap ... user 4294967295`, which sets
+    no owner, so it means none here too."""
+    if value is None:
+        return None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid value for config.{what}: expected a uint32",
+                       f"got {value}")
+    return None if value == tuntap.INVALID_ID else value
+
+
+def check_bridge(name: str) -> None:
+    if not name:
+        return
+    raw = name.encode()
+    if len(raw) >= tuntap.IFNAMSIZ or "\0" in name or "/" in name or \
+            any(c.isspace() for c in name):
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid bridge name {go_quote(name)}",
+                       "an interface name of at most 15 bytes, without / or whitespace")
+
+
+def check_selinux(context: str) -> None:
+    """selinuxContext asks for the tap to be created under an SELinux
+    label; pycni does not implement that (see README). The reference,
+    on a node without SELinux, fails ADD too (writing
+    /proc/thread-self/attr/exec is refused): so a config that sets it
+    fails here, before anything is created, and names the key."""
+    if context:
+        raise CNIError(UNSUPPORTED_FIELD,
+                       f"unsupported field selinuxContext={go_quote(context)}: "
+                       "pycni's tap cannot create a tap under an SELinux label",
+                       "remove selinuxContext from the config, or use the reference tap "
+                       "plugin on SELinux nodes")
+
+
+def _runtime_mac(conf: TapConf) -> str:
+    value = lookup(conf.runtime_config, "mac") if conf.runtime_config else None
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       "invalid value for runtimeConfig.mac: expected a string")
+    return value
+
+
+def choose_mac(conf: TapConf, cni_args_mac: str) -> str:
+    """The reference's order: runtimeConfig.mac (capability `mac`), then
+    CNI_ARGS MAC=, then `mac`."""
+    return _runtime_mac(conf) or cni_args_mac or conf.mac
+
+
+def dns_from_conf(conf: TapConf) -> DNS:
+    dns = conf.dns
+    return DNS(nameservers=list(dns.nameservers), domain=dns.domain,
+               search=list(dns.search), options=list(dns.options))
+
+
+def load(config: dict, cni_args=None) -> Settings:
+    """Decode and validate the config (plus CNI_ARGS MAC=) for ADD/CHECK."""
+    conf = decode(TapConf, config)
+    cni_args_mac = ""
+    if cni_args is not None and cni_args.pairs:
+        cni_args.require_known({"MAC"})
+        cni_args_mac = cni_args.get("MAC")
+    check_selinux(conf.selinux_context)
+    check_mtu(conf.mtu)
+    owner = check_id("owner", conf.owner)
+    group = check_id("group", conf.group)
+    check_bridge(conf.bridge)
+    mac = choose_mac(conf, cni_args_mac)
+    return Settings(mac=parse_mac(mac) if mac else "", mtu=conf.mtu,
+                    multi_queue=conf.multi_queue, owner=owner, group=group,
+                    bridge=conf.bridge, ipam_type=conf.ipam.type,
+                    dns=dns_from_conf(conf))
+
+
+def load_for_delete(config: dict) -> str:
+    """DEL needs only the IPAM type: it must work whatever else is wrong."""
+    ipam = lookup(config, "ipam")
+    if isinstance(ipam, dict):
+        kind = lookup(ipam, "type")
+        if isinstance(kind, str):
+            return kind
+    return ""
+
+
+def tun_flags(settings: Settings) -> int:
+    """TUNSETIFF flags, as the reference sets them.
+
+    With both `owner` and `group` the reference creates the tap through
+    vishvananda/netlink: IFF_TAP|IFF_VNET_HDR, plus IFF_MULTI_QUEUE|IFF_NO_PI
+    for multiQueue. Otherwise through `ip tuntap add mode tap`, which
+    always adds IFF_NO_PI: IFF_TAP|IFF_NO_PI (|IFF_MULTI_QUEUE). The
+    kernel shows them as `pi`/`vnet_hdr` in `ip -d link`; whoever
+    attaches to the tap later sets pi/vnet_hdr itself, multi_queue must
+    match. IFF_TUN_EXCL is added by the plugin (never reuse a device).
+    """
+    if settings.owner is not None and settings.group is not None:
+        flags = tuntap.IFF_TAP | tuntap.IFF_VNET_HDR
+        if settings.multi_queue:
+            flags |= tuntap.IFF_MULTI_QUEUE | tuntap.IFF_NO_PI
+        return flags
+    flags = tuntap.IFF_TAP | tuntap.IFF_NO_PI
+    if settings.multi_queue:
+        flags |= tuntap.IFF_MULTI_QUEUE
+    return flags
+
+
+def build_result(ifname: str, mac: str, sandbox: str, ipam_result: Result | None,
+                 dns: DNS, cni_version: str) -> Result:
+    """The tap (in its sandbox) and IPAM's addresses, all on interface 0;
+    DNS: the config's `dns` if set, else IPAM's."""
+    result = Result(cni_version=cni_version,
+                    interfaces=[Interface(name=ifname, mac=mac, sandbox=sandbox)])
+    if ipam_result is not None:
+        if not ipam_result.ips:
+            raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+        for ip in ipam_result.ips:
+            ip.interface = 0
+        result.ips = list(ipam_result.ips)
+        result.routes = list(ipam_result.routes)
+        result.dns = ipam_result.dns
+    if not dns.is_empty():
+        result.dns = dns
+    return result

@@ -1,0 +1,227 @@
+"""tap: a TAP device in the container namespace, for VM runtimes (KubeVirt,
+Kata) that hand it to a virtual machine.
+
+ADD opens /dev/net/tun inside the container namespace (so the device is
+born there, never on the host) and creates the tap under CNI_IFNAME with
+IFF_TUN_EXCL, so an existing device is never reused. Owner, group, MTU,
+MAC, the bridge port (a bridge in the container namespace) and, with
+IPAM, the addresses are set while the creating file descriptor is still
+open; the tap is made persistent last. Until then closing the descriptor
+removes the device with everything on it, so a failed (or killed) ADD
+leaves no device behind, and a failed ADD also releases its IPAM
+allocation.
+
+DEL releases IPAM first, then removes the tap; a missing netns or link is
+success, and a link of that name that is not a tap is left alone. See
+README.md for the differences from the reference plugin.
+"""
+
+import posix
+
+from pycni import invoke, netlink, netns, skel, tuntap
+from pycni.decode import decode
+from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
+                          PLUGIN_NOT_AVAILABLE)
+from pycni.result import Result
+
+from . import config
+
+EBUSY = 16
+ENODEV, ENOENT = 19, 2
+
+
+def _fail(msg: str, exc: OSError | None = None, code: int = INTERNAL) -> CNIError:
+    return CNIError(code, msg, (exc.strerror or str(exc)) if exc is not None else "")
+
+
+def open_in(path: str) -> tuple[netlink.RtNetlink, int]:
+    """A netlink socket and the clone device, both opened inside the
+    container namespace (and so bound to it)."""
+    with netns.entered(path):
+        nl = netlink.RtNetlink()
+        try:
+            return nl, tuntap.open_clone_device()
+        except OSError as exc:
+            nl.close()
+            raise _fail("failed to create tap: cannot open /dev/net/tun", exc,
+                        PLUGIN_NOT_AVAILABLE) from None
+
+
+def find_bridge(nl: netlink.RtNetlink, name: str) -> netlink.Link:
+    link = netlink.get_link(nl, name)
+    if link is None:
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"failed to get bridge {name}: Link not found",
+                       f"no interface {name} in the container network namespace")
+    return link
+
+
+def create_tap(fd: int, nl: netlink.RtNetlink, ifname: str,
+               settings: config.Settings) -> netlink.Link:
+    """Name the device of `fd` `ifname` and configure it; returns the link."""
+    try:
+        name = tuntap.set_iff(fd, ifname, config.tun_flags(settings) | tuntap.IFF_TUN_EXCL)
+    except OSError as exc:
+        if exc.errno == EBUSY:
+            raise CNIError(INTERNAL, f"failed to create tap {config.go_quote(ifname)}",
+                           f"an interface named {ifname} already exists in the "
+                           "container") from None
+        raise _fail(f"failed to create tap {config.go_quote(ifname)}", exc) from None
+    if name != ifname:      # a name template ("tap%d") was expanded
+        raise CNIError(INTERNAL, f"failed to create tap {config.go_quote(ifname)}",
+                       f"the kernel named it {name}")
+    try:
+        if settings.owner is not None:
+            tuntap.set_owner(fd, settings.owner)
+        if settings.group is not None:
+            tuntap.set_group(fd, settings.group)
+    except OSError as exc:
+        raise _fail("failed to set the tap's owner or group", exc) from None
+    link = netlink.get_link(nl, ifname)
+    if link is None:
+        raise CNIError(INTERNAL, f"failed to refetch tap {config.go_quote(ifname)}")
+    try:
+        if settings.mtu:
+            netlink.set_mtu(nl, link.index, settings.mtu)
+        if settings.mac:
+            netlink.set_mac(nl, link.index, settings.mac)
+    except OSError as exc:
+        raise _fail(f"failed to set MTU {settings.mtu} / MAC {settings.mac or '-'} "
+                    f"on tap {ifname}", exc) from None
+    if settings.bridge:
+        bridge = find_bridge(nl, settings.bridge)
+        try:
+            netlink.set_master(nl, link.index, bridge.index)
+        except OSError as exc:
+            raise _fail(f"failed to set tap {ifname} as a port of bridge "
+                        f"{settings.bridge}", exc) from None
+    netlink.set_link_up(nl, link.index)
+    renewed = netlink.get_link_by_index(nl, link.index)
+    if renewed is None:
+        raise CNIError(INTERNAL, f"failed to refetch tap {config.go_quote(ifname)}")
+    return renewed
+
+
+def configure(ifname: str, result: Result) -> None:
+    """Inside the container: gratuitous ARP when the addresses come up
+    (as the reference: arp_notify only), then addresses and routes."""
+    from pycni import ipconfig, sysctl
+    try:
+        sysctl.write("1", "net", "ipv4", "conf", ifname, "arp_notify")
+    except OSError:
+        pass
+    ipconfig.configure_iface(ifname, result)
+
+
+class TapPlugin(skel.Plugin):
+    name = "tap"
+    about = "CNI tap plugin (pycni)"
+
+    def add(self, req: skel.Request) -> Result:
+        settings = config.load(req.config, req.cni_args)
+        nl, fd = open_in(req.netns)
+        try:
+            if settings.bridge:     # refuse before anything exists
+                find_bridge(nl, settings.bridge)
+            link = create_tap(fd, nl, req.ifname, settings)
+            if not settings.ipam_type:
+                result = config.build_result(req.ifname, link.mac, req.netns, None,
+                                             settings.dns, req.cni_version)
+                self._persist(fd, req.ifname, result, req.cni_version)
+                return result
+            with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
+                result = config.build_result(req.ifname, link.mac, req.netns, ipam_result,
+                                             settings.dns, req.cni_version)
+                with netns.entered(req.netns):
+                    configure(req.ifname, result)
+                self._persist(fd, req.ifname, result, req.cni_version)
+            return result
+        finally:
+            # Not yet persistent (any failure above): this removes the tap.
+            posix.close(fd)
+            nl.close()
+
+    @staticmethod
+    def _persist(fd: int, ifname: str, result: Result, cni_version: str) -> None:
+        """Keep the tap: the last step, once nothing else can fail (the
+        result converts to the config's version: a 0.1.0/0.2.0 result
+        needs an address, and the reference leaves the tap behind there)."""
+        result.to_dict(cni_version)
+        try:
+            tuntap.set_persist(fd)
+        except OSError as exc:
+            raise _fail(f"failed to make tap {ifname} persistent", exc) from None
+
+    def delete(self, req: skel.Request) -> None:
+        ipam_type = config.load_for_delete(req.config)
+        if ipam_type:
+            invoke.delegate_del(req, ipam_type)
+        if not req.netns:
+            return
+        try:
+            with netns.entered(req.netns):
+                container = netlink.RtNetlink()
+        except netns.GONE:
+            return      # the container is gone, and its links with it
+        with container:
+            found = netlink.get_link_info_data(container, req.ifname)
+            if found is None:
+                return
+            link, data = found
+            if link.kind != "tun" or tuntap.info(data)["type"] != "tap":
+                # Not ours (an ADD that failed on a name clash is followed
+                # by a DEL): leave another plugin's interface alone.
+                import sys
+                sys.stderr.write(f"tap: {req.ifname} is a {link.kind or 'non-tap'} link, "
+                                 "not deleting it\n")
+                return
+            try:
+                netlink.delete_link(container, link.index)
+            except netlink.NetlinkError as exc:
+                if exc.errno not in (ENODEV, ENOENT):
+                    raise _fail(f"failed to delete {config.go_quote(req.ifname)}",
+                                exc) from None
+
+    def check(self, req: skel.Request) -> None:
+        from . import check as checks
+        settings = config.load(req.config, req.cni_args)
+        with netns.entered(req.netns):
+            container = netlink.RtNetlink()
+        with container:
+            if settings.ipam_type:
+                invoke.delegate_check(req, settings.ipam_type)
+            prev = checks.require_prev_result(req.prev_result)
+            intf = checks.container_interface(prev, req.ifname, req.netns)
+            found = netlink.get_link_info_data(container, intf.name)
+            link, data = found if found else (None, {})
+            bridge = None
+            if settings.bridge:
+                bridge = netlink.get_link(container, settings.bridge)
+            checks.check_link(intf, link, tuntap.info(data), settings, bridge)
+            ips = checks.own_ips(prev, intf)
+            addresses = [a.cidr for a in netlink.list_addresses(container, link.index)]
+            route_dsts = [r.dst for r in netlink.list_routes(container)]
+            checks.check_addresses(req.ifname, ips, addresses, route_dsts)
+            checks.check_routes(prev.routes, lambda table: netlink.list_routes(
+                container, table=netlink.RT_TABLE_MAIN if table is None else table))
+
+    def gc(self, req: skel.Request) -> None:
+        ipam_type = config.load_for_delete(req.config)
+        if ipam_type:
+            invoke.delegate_gc(req, ipam_type)
+
+    def status(self, req: skel.Request) -> None:
+        conf = decode(config.TapConf, req.config)
+        problem = tuntap.clone_device_problem()
+        if problem:
+            raise CNIError(PLUGIN_NOT_AVAILABLE, "cannot create taps", problem)
+        if conf.ipam.type:
+            invoke.delegate_status(req, conf.ipam.type)
+
+
+def main() -> None:
+    skel.main(TapPlugin())
+
+
+if __name__ == "__main__":
+    main()
