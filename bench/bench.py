@@ -120,6 +120,17 @@ def portmap_conf(ctx: Context) -> dict:
                            "ips": [{"address": "10.125.0.2/24", "interface": 0}]}}
 
 
+def static_conf(ctx: Context) -> dict:
+    """static called directly as an IPAM plugin (as a main plugin would):
+    dual-stack addresses, a route and DNS; it touches nothing."""
+    return {"cniVersion": "1.0.0", "name": "bench-st",
+            "ipam": {"type": "static",
+                     "addresses": [{"address": "10.126.0.2/24", "gateway": "10.126.0.1"},
+                                   {"address": "fd00:126::2/64"}],
+                     "routes": [{"dst": "0.0.0.0/0"}],
+                     "dns": {"nameservers": ["10.126.0.1"]}}}
+
+
 def with_prev(conf_fn):
     """The same config plus the previous ADD's result as prevResult."""
     return lambda ctx: {**conf_fn(ctx), "prevResult": ctx.last_result}
@@ -137,6 +148,8 @@ CASES = [
          [Step("ADD", macvlan_conf), Step("DEL", with_prev(macvlan_conf))], containers=1,
          host_setup=[["link", "add", "benchm0", "type", "veth", "peer", "name", "benchm1"],
                      ["link", "set", "benchm0", "up"], ["link", "set", "benchm1", "up"]]),
+    Case("static-add-del", "static",
+         [Step("ADD", static_conf), Step("DEL", static_conf)], containers=1),
     Case("portmap-add-del", "portmap",
          [Step("ADD", portmap_conf), Step("DEL", portmap_conf)], containers=1,
          host_setup=[["link", "add", "benchpm0", "type", "veth", "peer", "name", "benchpm1"],
