@@ -110,7 +110,11 @@ def link_routes(nl: netlink.RtNetlink, index: int) -> list[netlink_rule.RouteMsg
 
 def move_routes(nl: netlink.RtNetlink, ips, ifname: str, undo: _Undo) -> None:
     """No `table`: a table per address, its rule and routes, then the
-    interface's routes leave the main table."""
+    interface's routes leave the main table. No address of the interface:
+    nothing to route by source, so nothing changes (the reference would
+    still take all the interface's routes out of the main table)."""
+    if not ips:
+        return
     used = used_tables(nl)
     link = netlink.get_link(nl, ifname)
     if link is None:
