@@ -229,13 +229,13 @@ class PtpPlugin(skel.Plugin):
         attachments that are not listed (any backend, also when ipMasq was
         switched off since). Both run even if the other fails."""
         settings = config.load_for_delete(req.config)
+        valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
         errors = []
         if settings.ipam_type:
             try:
                 invoke.delegate_gc(req, settings.ipam_type)
             except CNIError as err:
                 errors.append(err)
-        valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
         try:
             ipmasq.gc(req.network_name, valid)
         except CNIError as err:

@@ -87,6 +87,10 @@ def case_config(plugin: str, command: str, tmp: str) -> dict:
         return _conf("bridge", bridge="pycni-is0", ipam=_ipam(tmp))
     if plugin == "macvlan":
         return _conf("macvlan", master="pycni-is-m0", ipam=_ipam(tmp))
+    if plugin == "ptp":           # GC stops at a malformed attachment list, before iptables/nft
+        if command == "GC":
+            return _conf("ptp", ipam=_ipam(tmp), **{"cni.dev/valid-attachments": "pycni-is"})
+        return _conf("ptp", ipam=_ipam(tmp))
     if plugin == "host-local":
         return _conf("host-local", ipam=_ipam(tmp))
     if plugin == "static":        # no state, no kernel: every command runs to its end
@@ -117,6 +121,8 @@ EXPECTED_CODE = {
     ("bridge", "GC"): 0, ("bridge", "STATUS"): 0,
     ("macvlan", "ADD"): 1, ("macvlan", "CHECK"): 1, ("macvlan", "DEL"): 0,
     ("macvlan", "GC"): 0, ("macvlan", "STATUS"): 1,
+    ("ptp", "ADD"): 1, ("ptp", "CHECK"): 1, ("ptp", "DEL"): 0,
+    ("ptp", "GC"): 1, ("ptp", "STATUS"): 0,
     ("host-local", "ADD"): 0, ("host-local", "CHECK"): 0, ("host-local", "DEL"): 0,
     ("host-local", "GC"): 0, ("host-local", "STATUS"): 0,
     ("static", "ADD"): 0, ("static", "CHECK"): 0, ("static", "DEL"): 0,
@@ -139,7 +145,8 @@ EXPECTED_CODE = {
 def needs_allocation(plugin: str, command: str) -> bool:
     """The cases that act on host-local's store find an allocation in it
     (made by a host-local ADD first), as after a real ADD."""
-    return plugin in ("host-local", "bridge", "macvlan") and command not in ("VERSION", "ADD")
+    return plugin in ("host-local", "bridge", "macvlan", "ptp") and \
+        command not in ("VERSION", "ADD")
 
 
 def run_case(plugin: str, command: str, tmp: str, cni_path: str):
@@ -217,6 +224,11 @@ COMMAND = {
     ('macvlan', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct', 'zlib'},
     ('macvlan', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct', 'zlib'},
     ('macvlan', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('ptp', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('ptp', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('ptp', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct', 'zlib'},
+    ('ptp', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('ptp', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct'},
     ('bridge', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('bridge', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('bridge', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'fcntl', 'struct', 'zlib'},
@@ -277,7 +289,7 @@ def foreign_plugin_modules(plugin: str, modules: set[str]) -> list[str]:
     """Modules of another plugin's package (host-local may serve bridge's
     and macvlan's IPAM in-process)."""
     mine = {own_package(plugin)}
-    if plugin in ("bridge", "macvlan"):
+    if plugin in ("bridge", "macvlan", "ptp"):
         mine.add(own_package("host-local"))
     packages = {own_package(p) for p in PLUGINS} - mine
     return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
