@@ -15,13 +15,27 @@ Layout (the reference's, v1.9): per family a table `ip cni_hostport` /
 (CVE-2025-67499: matching the port alone also captured traffic routed
 through the host to other machines on that port).
 
-Every per-container rule carries a comment naming the network and the
-container: `<hash16(network)>-<hash16(containerID)>, net: N, id: C`. The
-reference tags rules with the bare container ID, so a container attached
-to two networks lost the rules of both on the first DEL; with both names
-in the tag, DEL and GC remove exactly one attachment's rules. Rules
-tagged the reference's way (comment == container ID) are removed by DEL
-too, so that our DEL cleans up after the reference.
+Tags. The reference finds a container's rules by their comment, which is
+the bare container ID (its DEL and CHECK compare it exactly), so a
+container attached to two networks loses the rules of both on the first
+DEL. Our rules carry what the reference matches on, the comment is the
+container ID, so that the reference's DEL removes them and its CHECK
+counts them after switching implementations; and they carry the network
+too, in a match that is always true:
+
+  tcp dport 8080 meta mark & 0xNNNNNNNN | 0xNNNNNNNN == 0xNNNNNNNN dnat to ... comment "CID"
+
+(`(mark & N) | N` is N whatever the mark; N is 32 bits of the network
+name's SHA-512, never 0). nft lists and re-reads that match as written
+(text and JSON), so a ruleset saved and restored keeps it. It sits after
+the port match: only packets of the mapping evaluate it. Our DEL, CHECK
+and re-ADD take a rule with the container ID as comment and either our
+network's tag or no tag (the reference's rules, which name no network);
+GC takes only rules with our network's tag (a rule without one may be any
+network's). Rules of earlier pycni versions (comment
+`<hash16(network)>-<hash16(containerID)>, net: N, id: C`) are recognised
+as before; that form is still written for a container ID longer than
+nft's 128-byte comment (the reference can not tag those at all).
 """
 
 from pycni.model import dataclass
@@ -49,7 +63,8 @@ def _hash16(text: str) -> str:
 
 
 def tag(network: str, container_id: str) -> str:
-    """The identifying prefix of every comment we write."""
+    """The identifying prefix of the comments of earlier pycni versions
+    (still written for a container ID too long for a comment)."""
     return f"{_hash16(network)}-{_hash16(container_id)}"
 
 
@@ -57,29 +72,53 @@ def network_tag(network: str) -> str:
     return _hash16(network) + "-"
 
 
-def comment(network: str, container_id: str) -> str:
+def net_mark(network: str) -> int:
+    """The network's tag: the value of the always-true mark match."""
+    return int(_hash16(network)[:8], 16) or 1
+
+
+def mark_match(network: str) -> str:
+    value = f"0x{net_mark(network):08x}"
+    return f"meta mark & {value} | {value} == {value}"
+
+
+def legacy_comment(network: str, container_id: str) -> str:
     text = f"{tag(network, container_id)}, net: {network}, id: {container_id}"
     return text.replace('"', "")[:COMMENT_MAX]
+
+
+def bare_id(container_id: str) -> bool:
+    """Can the comment be the container ID itself, as the reference's?"""
+    return 0 < len(container_id.encode()) <= COMMENT_MAX and '"' not in container_id
+
+
+def comment(network: str, container_id: str) -> str:
+    """The comment of this attachment's rules."""
+    return container_id if bare_id(container_id) else legacy_comment(network, container_id)
 
 
 def _quoted_comment(network: str, container_id: str) -> str:
     return nft_comment(comment(network, container_id), COMMENT_MAX)
 
 
-def is_ours(rule_comment: str | None, network: str, container_id: str) -> bool:
-    """Does a rule with this comment belong to the attachment? Also true
-    for the reference's tag (the bare container ID), see the module doc."""
-    return ours_test(network, container_id)(rule_comment)
+def is_ours(rule: "ExistingRule", network: str, container_id: str) -> bool:
+    """Does `rule` belong to the attachment? See the module doc."""
+    return ours_test(network, container_id)(rule)
 
 
 def ours_test(network: str, container_id: str):
-    """`is_ours` for one attachment, its tag hashed once (not per rule:
+    """`is_ours` for one attachment, its tags hashed once (not per rule:
     a table of 500 mappings holds ~1,500 rules)."""
     prefix = tag(network, container_id)
+    mark = net_mark(network)
 
-    def test(rule_comment: str | None) -> bool:
-        return bool(rule_comment) and (rule_comment.startswith(prefix)
-                                       or rule_comment == container_id)
+    def test(rule: "ExistingRule") -> bool:
+        text = rule.comment
+        if not text:
+            return False
+        if text == container_id:
+            return rule.mark is None or rule.mark == mark
+        return text.startswith(prefix)
     return test
 
 
@@ -94,6 +133,7 @@ class ExistingRule:
     chain: str
     handle: int
     comment: str | None
+    mark: int | None = None     # the network tag (see the module doc), None without one
 
 
 def add_script(conf: PortMapConf, network: str, container_id: str, cip: ContainerIP,
@@ -106,6 +146,8 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
     conds = nft_conditions(conf.conditions(family), f"conditionsV{family}")
     jump = (conds + " " if conds else "") + f"fib daddr type local jump {HOSTPORTS_ALL}"
     note = _quoted_comment(network, container_id)
+    # the network's tag, on rules whose comment is the bare container ID
+    netm = mark_match(network) + " " if bare_id(container_id) else ""
     ip = nft_word(cip.ip, "container address")
     lines = [
         f'add table {t} {{ comment "{TABLE_COMMENT}" ; }}',
@@ -125,20 +167,20 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
                      f"{{ type nat hook postrouting priority {SRCNAT} ; }}")
     ours = ours_test(network, container_id)
     for r in existing:
-        if r.family == family and r.chain in RULE_CHAINS and ours(r.comment):
+        if r.family == family and r.chain in RULE_CHAINS and ours(r):
             lines.append(f"delete rule {t} {nft_identifier(r.chain)} handle {int(r.handle):d}")
     for m, dest in mappings_for(conf.mappings, family):
         match = f"{fam} daddr {nft_word(dest, 'hostIP')} " if dest else ""
         lines.append(f"add rule {t} {HOSTPORTS} {match}{_protocol(m.protocol)} "
-                     f"dport {m.host_port:d} dnat to {_ip_port(ip, m.container_port)} "
+                     f"dport {m.host_port:d} {netm}dnat to {_ip_port(ip, m.container_port)} "
                      f"comment {note}")
     if conf.snat_on:
         src = ANY[family] if conf.masq_all else ip
         lines.append(f"add rule {t} {MASQUERADING} {fam} saddr {src} {fam} daddr {ip} "
-                     f"masquerade comment {note}")
+                     f"{netm}masquerade comment {note}")
         if family == 4 and not conf.masq_all:
             lines.append(f"add rule {t} {MASQUERADING} ip saddr 127.0.0.1 ip daddr {ip} "
-                         f"masquerade comment {note}")
+                         f"{netm}masquerade comment {note}")
     return "\n".join(lines) + "\n"
 
 
@@ -159,10 +201,9 @@ def expected_counts(conf: PortMapConf, family: int) -> dict[str, int]:
 def check(conf: PortMapConf, network: str, container_id: str, family: int,
           existing: list[ExistingRule], hooks_ok: bool) -> list[str]:
     problems = [] if hooks_ok else [f"{FAMILY[family]} {TABLE}: prerouting/output jumps missing"]
-    prefix = tag(network, container_id)
+    ours = ours_test(network, container_id)
     for chain, want in expected_counts(conf, family).items():
-        found = sum(1 for r in existing if r.family == family and r.chain == chain
-                    and r.comment and r.comment.startswith(prefix))
+        found = sum(1 for r in existing if r.family == family and r.chain == chain and ours(r))
         if found < want:
             problems.append(f'missing hostport rules in "{chain}" chain '
                             f"({found} of {want})")
@@ -178,15 +219,24 @@ def delete_script(doomed: list[ExistingRule]) -> str | None:
 
 def del_rules(network: str, container_id: str, existing: list[ExistingRule]) -> list[ExistingRule]:
     ours = ours_test(network, container_id)
-    return [r for r in existing if r.chain in RULE_CHAINS and ours(r.comment)]
+    return [r for r in existing if r.chain in RULE_CHAINS and ours(r)]
 
 
 def gc_rules(network: str, valid_ids: set[str], existing: list[ExistingRule]) -> list[ExistingRule]:
-    """Rules of `network` whose container is not in `valid_ids`."""
+    """Rules of `network` whose container is not in `valid_ids`: those
+    with the network's tag, and those of earlier versions naming it. A
+    rule without a tag (the reference's) may be any network's: kept."""
     prefix = network_tag(network)
+    mark = net_mark(network)
     keep = {tag(network, cid) for cid in valid_ids}
-    return [r for r in existing if r.chain in RULE_CHAINS and r.comment
-            and r.comment.startswith(prefix) and r.comment[:33] not in keep]
+
+    def doomed(r: ExistingRule) -> bool:
+        if r.chain not in RULE_CHAINS or not r.comment:
+            return False
+        if r.mark is not None:
+            return r.mark == mark and r.comment not in valid_ids
+        return r.comment.startswith(prefix) and r.comment[:33] not in keep
+    return [r for r in existing if doomed(r)]
 
 
 def parse_listing(family: int, data: dict) -> tuple[list[ExistingRule], bool]:
@@ -199,7 +249,7 @@ def parse_listing(family: int, data: dict) -> tuple[list[ExistingRule], bool]:
         if not rule:
             continue
         rules.append(ExistingRule(family, rule.get("chain", ""), rule.get("handle", 0),
-                                  rule.get("comment")))
+                                  rule.get("comment"), _mark_of(rule)))
         if rule.get("chain") in ("prerouting", "output") and _is_guarded_jump(rule):
             hooks.add(rule["chain"])
     return rules, hooks == {"prerouting", "output"}
@@ -213,3 +263,23 @@ def _is_guarded_jump(rule: dict) -> bool:
     jump = any(isinstance(e, dict) and e.get("jump", {}).get("target") == HOSTPORTS_ALL
                for e in exprs)
     return fib and jump
+
+
+def _mark_of(rule: dict) -> int | None:
+    """The network tag of a listed rule: the value of an always-true
+    `meta mark & N | N == N` match, or None."""
+    for e in rule.get("expr", ()):
+        match = e.get("match") if isinstance(e, dict) else None
+        if not isinstance(match, dict) or match.get("op") != "==":
+            continue
+        left, right = match.get("left"), match.get("right")
+        if type(right) is not int or not isinstance(left, dict) or list(left) != ["|"]:
+            continue
+        parts = left["|"]
+        if not (isinstance(parts, list) and len(parts) == 2 and parts[1] == right):
+            continue
+        inner = parts[0]
+        if isinstance(inner, dict) and list(inner) == ["&"] and \
+                inner["&"] == [{"meta": {"key": "mark"}}, right]:
+            return right
+    return None
