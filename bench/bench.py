@@ -103,6 +103,11 @@ def bridge_conf(ctx: Context) -> dict:
             "ipam": host_local(ctx, "10.123.0.0/24")}
 
 
+def ptp_conf(ctx: Context) -> dict:
+    return {"cniVersion": "1.0.0", "name": "bench-ptp", "type": "ptp",
+            "ipam": host_local(ctx, "10.126.0.0/24")}
+
+
 def macvlan_conf(ctx: Context) -> dict:
     return {"cniVersion": "1.0.0", "name": "bench-mv", "type": "macvlan",
             "master": "benchm0", "ipam": host_local(ctx, "10.124.0.0/24")}
@@ -144,6 +149,9 @@ CASES = [
     Case("bridge-add-check-del", "bridge",
          [Step("ADD", bridge_conf), Step("CHECK", with_prev(bridge_conf)),
           Step("DEL", with_prev(bridge_conf))], containers=1),
+    Case("ptp-add-check-del", "ptp",
+         [Step("ADD", ptp_conf), Step("CHECK", with_prev(ptp_conf)),
+          Step("DEL", with_prev(ptp_conf))], containers=1),
     Case("macvlan-add-del", "macvlan",
          [Step("ADD", macvlan_conf), Step("DEL", with_prev(macvlan_conf))], containers=1,
          host_setup=[["link", "add", "benchm0", "type", "veth", "peer", "name", "benchm1"],
