@@ -21,7 +21,7 @@ With a user-space (DPDK) driver bound to the PCI device there is no
 netdev: nothing moves and the result names the interface only.
 """
 
-import os
+from pycni import posixos as os
 import sys
 
 from pycni import invoke, netlink, netns, skel

@@ -18,7 +18,7 @@ interface name the skel's ifname rule, so the file name stays in its
 directory.
 """
 
-import os
+from pycni import posixos as os
 
 from pycni import files, jsontext
 from pycni.model import dataclass

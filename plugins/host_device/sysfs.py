@@ -21,8 +21,7 @@ namespace); plugin.py then looks the link up by name.
 """
 
 import errno
-import os
-import stat
+from pycni import posixos as os
 
 SYSFS = "/sys"
 PCI_DEVICES = ("bus", "pci", "devices")
@@ -30,6 +29,7 @@ AUX_DEVICES = ("bus", "auxiliary", "devices")
 # Drivers that hand a PCI device to user space (DPDK): no netdev to move.
 USERSPACE_DRIVERS = ("vfio-pci", "uio_pci_generic", "igb_uio")
 
+_S_IFMT, _S_IFDIR, _S_IFLNK = 0o170000, 0o040000, 0o120000
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NONBLOCK
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -146,9 +146,9 @@ class Tree:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 raise
-            if stat.S_ISDIR(st.st_mode):
+            if st.st_mode & _S_IFMT == _S_IFDIR:
                 return [*bus_dir, name]
-            if not stat.S_ISLNK(st.st_mode):
+            if not st.st_mode & _S_IFMT == _S_IFLNK:
                 raise LookupError_(f"{self.root}/{'/'.join(bus_dir)}/{name} is not a device")
             target = os.readlink(name, dir_fd=fd)
         finally:

@@ -109,6 +109,9 @@ def case_config(plugin: str, command: str, tmp: str) -> dict:
         return _conf("bandwidth", prevResult=_prev(), ingressRate=-1, ingressBurst=-1)
     if plugin == "tap":           # STATUS stops at a bad mtu (the device check needs /dev/net/tun)
         return _conf("tap", mtu="pycni-import-sets") if command == "STATUS" else _conf("tap")
+    if plugin == "host-device":   # ADD stops at the missing device, CHECK at the netns
+        return _conf("host-device", device="pycni-is-hd0",
+                     dataDir=os.path.join(tmp, "host-device"))
     raise KeyError(plugin)
 
 
@@ -137,6 +140,8 @@ EXPECTED_CODE = {
     ("bandwidth", "GC"): 0, ("bandwidth", "STATUS"): 0,
     ("tap", "ADD"): 1, ("tap", "CHECK"): 1, ("tap", "DEL"): 0,
     ("tap", "GC"): 0, ("tap", "STATUS"): 1,
+    ("host-device", "ADD"): 1, ("host-device", "CHECK"): 1, ("host-device", "DEL"): 0,
+    ("host-device", "GC"): 0, ("host-device", "STATUS"): 0,
 }
 
 
@@ -274,6 +279,11 @@ COMMAND = {
     ('tap', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('tap', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('tap', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('host-device', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('host-device', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('host-device', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('host-device', 'GC'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
+    ('host-device', 'STATUS'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
 }
 
 
