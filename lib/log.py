@@ -58,6 +58,20 @@ _SAFE_CHARS = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                "._:/@+=%,-")
 
 
+# This operation's warnings (`warning`), also written on its log line.
+_warnings: list[str] = []
+
+
+def warning(message: str) -> None:
+    """Something accepted for compatibility that the operator should see
+    (a config value the reference takes that we would rather refuse): one
+    line on stderr now, and a `warnings=` field on the operation's log
+    line (logged at every level)."""
+    if message not in _warnings:
+        _warnings.append(message)
+    warn(message)
+
+
 class OperationLog:
     def __init__(self, directory: str, level: str, started: float | None = None,
                  name: str = DEFAULT_FILE):
@@ -65,6 +79,7 @@ class OperationLog:
         self.name = name
         self.level = LEVELS.get((level or "info").lower(), 1)
         self.started = time.perf_counter() if started is None else started
+        del _warnings[:]    # one log per operation (skel.run makes it first)
 
     @property
     def path(self) -> str:
@@ -97,7 +112,7 @@ class OperationLog:
 
     def finish(self, plugin: str, command: str, net: str, cid: str, ifname: str,
                error=None, config=None, result=None) -> None:
-        if error is None and self.level < 1:
+        if error is None and self.level < 1 and not _warnings:
             return
         try:
             line = self.format(plugin, command, net, cid, ifname, error, config, result)
@@ -127,6 +142,8 @@ class OperationLog:
         line = (f"{stamp} {field(plugin)} {field(command)} net={field(net)} "
                 f"cid={field(cid)} ifname={field(ifname)} {outcome} {elapsed:.1f}ms "
                 f"pid={os.getpid()}")
+        if _warnings:
+            line += f" warnings={quote(_warnings)}"
         if self.level >= 2:
             if config is not None:
                 line += f" config={quote(config)}"

@@ -5,6 +5,12 @@ into a `Config` whose range sets are canonical `Range` values (integers,
 inclusive bounds, defaults filled in), exactly as the reference
 canonicalizes them, and rejects the same mistakes with the same messages.
 Everything here is pure: no file is read except resolvConf, by the plugin.
+
+A `gateway` outside its subnet, or of the other address family, is
+accepted as the reference accepts it (it checks only that it is an IP
+address) and reported in the result as written, with a warning
+(pycni.log); it is then never one of the range's addresses, so the
+subnet's first address is handed out too, as by the reference.
 """
 
 from pycni.model import dataclass, field
@@ -70,16 +76,19 @@ class NetConf:
 class Range:
     """One pool: addresses start..end (inclusive) of a subnet, as integers.
     (A plain class: each dataclass costs ~0.5 ms to create at import.)"""
-    __slots__ = ("family", "network", "prefix", "start", "end", "gateway")
+    __slots__ = ("family", "network", "prefix", "start", "end", "gateway", "foreign_gateway")
 
     def __init__(self, family: int, network: int, prefix: int, start: int, end: int,
-                 gateway: int):
+                 gateway: int, foreign_gateway: str = ""):
         self.family = family        # 4 or 6
         self.network = network      # the subnet's network address
         self.prefix = prefix
         self.start = start
         self.end = end
+        # A gateway of the other family is FOREIGN here (equal to no
+        # address of the range) and its text `foreign_gateway`.
         self.gateway = gateway
+        self.foreign_gateway = foreign_gateway
 
     @property
     def bits(self) -> int:
@@ -111,6 +120,8 @@ class Range:
         return count - sum(1 for v in skipped if self.start <= v <= self.end)
 
     def text(self, value: int) -> str:
+        if value == FOREIGN:
+            return self.foreign_gateway
         return ip_text(self.family, value)
 
     def cidr(self, value: int) -> str:
@@ -122,6 +133,9 @@ class Range:
     def __str__(self) -> str:
         return f"{self.text(self.start)}-{self.text(self.end)}"
 
+
+# Range.gateway of a gateway of the other address family: no address is -1
+FOREIGN = -1
 
 RangeSet = tuple[Range, ...]
 
@@ -215,7 +229,19 @@ def canonicalize_range(rc: RangeConf) -> Range:
             raise ValueError(f"{name} {text.strip()} not in network {net}")
         return value
 
-    gateway = address(rc.gateway, "gateway") if rc.gateway else network + 1
+    gateway, foreign = network + 1, ""
+    if rc.gateway:
+        try:
+            gw_family, gateway = parse_ip(rc.gateway)
+        except ValueError:
+            raise ValueError(f"invalid gateway {rc.gateway!r}") from None
+        if not probe.in_subnet(gw_family, gateway):
+            # the reference takes any address: see the module doc
+            from pycni import log
+            log.warning(f"host-local: gateway {ip_text(gw_family, gateway)} is not in "
+                        f"network {net}; it is reported as the gateway all the same")
+            if gw_family != family:
+                gateway, foreign = FOREIGN, ip_text(gw_family, gateway)
     start = address(rc.range_start, "rangeStart") if rc.range_start else network + 1
     if rc.range_end:
         end = address(rc.range_end, "rangeEnd")
@@ -224,7 +250,7 @@ def canonicalize_range(rc: RangeConf) -> Range:
     if start > end:
         raise ValueError(f"RangeStart {ip_text(family, start)} is after "
                          f"RangeEnd {ip_text(family, end)}")
-    return Range(family, network, net.prefixlen, start, end, gateway)
+    return Range(family, network, net.prefixlen, start, end, gateway, foreign)
 
 
 def overlaps(a: Range, b: Range) -> bool:

@@ -4,6 +4,13 @@
 needs (the reference's loadNetConf: VLAN ranges, trunk list, container
 MAC). `validate_add(settings)` holds the checks the reference runs only on
 ADD. Both are pure; errors are CNIErrors naming the offending key.
+
+What the reference accepts is accepted (an upgrade must not break a
+running node's configs), with a warning (pycni.log) where the value does
+nothing: an `mtu` below 0 (its netlink library sets no MTU then: the
+kernel's default, as for 0), an unknown `ipMasqBackend` where no ipMasq
+rule is written (`ipMasq` off, no IPAM, and every command but ADD; ADD
+with ipMasq refuses it as the reference fails there).
 """
 
 from pycni.model import dataclass, field
@@ -78,11 +85,14 @@ def load(raw: dict, cni_args=None) -> Settings:
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f"invalid VLAN ID {conf.vlan} (must be between 0 and {MAX_VLAN})")
     if conf.mtu < 0:
-        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid MTU {conf.mtu} (must not be negative)")
+        from pycni import log
+        log.warning(f"bridge: mtu {conf.mtu} is negative: the kernel's default is used "
+                    "(as for 0, and as the reference does)")
+        conf.mtu = 0
     if conf.ip_masq_backend is not None and conf.ip_masq_backend not in IPMASQ_BACKENDS:
-        raise CNIError(INVALID_NETWORK_CONFIG,
-                       f'unknown ipmasq backend "{conf.ip_masq_backend}"',
-                       f"ipMasqBackend must be one of {', '.join(IPMASQ_BACKENDS)}")
+        from pycni import log
+        log.warning(f"bridge: unknown ipMasqBackend {_json(conf.ip_masq_backend)}: "
+                    f"ipMasq needs one of {', '.join(IPMASQ_BACKENDS)}")
     vlans = collect_vlan_trunk(conf.vlan_trunk)
     mac = container_mac(raw, cni_args)
     return Settings(conf=conf, vlans=vlans, mac=mac)
@@ -95,6 +105,12 @@ def validate_add(settings: Settings) -> None:
     if conf.mtu > 65535:   # ETH_MAX_MTU: the kernel refuses more for bridge and veth
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f"invalid MTU {conf.mtu} (must be between 0 and 65535)")
+    if conf.ip_masq and settings.layer3 and conf.ip_masq_backend is not None and \
+            conf.ip_masq_backend not in IPMASQ_BACKENDS:
+        # the reference's ADD fails at the ipMasq step: ours before any change
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f'unknown ipmasq backend "{conf.ip_masq_backend}"',
+                       f"ipMasqBackend must be one of {', '.join(IPMASQ_BACKENDS)}")
     if settings.layer3 and conf.disable_container_interface:
         raise CNIError(INVALID_NETWORK_CONFIG,
                        "cannot use IPAM when DisableContainerInterface flag is set")

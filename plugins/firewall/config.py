@@ -5,11 +5,14 @@ Keys are those of the reference plugin: `backend`, `iptablesAdminChainName`
 and `firewalldZone` (accepted for compatibility, used by no backend here).
 `backend` is `iptables` or `nftables`; the reference's `firewalld` backend
 is not provided and is refused with code 2 instead of silently falling
-back to another backend.
+back to another backend. Any other value is accepted with a warning and
+the backend chosen as for none, as the reference (v1.9: iptables or
+firewalld) treats a backend it does not know, `nftables` included.
 
 Unlike the reference, which only notices an unknown ingress policy after
-it has installed the per-container rules, every value is checked before
-anything is touched.
+it has installed the per-container rules (it refuses it on DEL too),
+every value is checked before anything is touched, the ingress policy
+first.
 """
 
 from pycni.model import dataclass
@@ -57,19 +60,22 @@ def parse_config(raw: dict, detect_backend=None) -> FirewallConf:
     """Decode and validate; `detect_backend()` picks the backend when the
     config names none (only called then: it looks for tools)."""
     conf = decode(FirewallConf, raw)
-    if conf.backend == "firewalld":
-        raise CNIError(UNSUPPORTED_FIELD, 'unsupported value "firewalld" for key "backend"',
-                       'use "iptables" or "nftables"')
-    if conf.backend and conf.backend not in BACKENDS:
-        raise _invalid(f'unknown firewall backend "{conf.backend}"',
-                       'use "iptables" or "nftables"')
-    if not conf.backend:
-        conf.backend = detect_backend() if detect_backend else IPTABLES
     if conf.ingress_policy and conf.ingress_policy not in INGRESS_POLICIES:
         raise _invalid(f"unknown ingress policy: {_go_quote(conf.ingress_policy)}",
                        "use open, same-bridge or isolated")
+    if conf.backend == "firewalld":
+        raise CNIError(UNSUPPORTED_FIELD, 'unsupported value "firewalld" for key "backend"',
+                       'use "iptables" or "nftables"')
     if conf.iptables_admin_chain_name:
         validate_chain_name(conf.iptables_admin_chain_name)
+    if conf.backend and conf.backend not in BACKENDS:
+        # the reference falls back to its default for a backend it does not know
+        from pycni import log
+        log.warning(f"firewall: unknown backend {_go_quote(conf.backend)}, choosing one as "
+                    'for none (use "iptables" or "nftables")')
+        conf.backend = None
+    if not conf.backend:
+        conf.backend = detect_backend() if detect_backend else IPTABLES
     return conf
 
 

@@ -5,9 +5,18 @@ Keys are those of the reference plugin (v1.9): `runtimeConfig.portMappings`
 `masqAll`, `conditionsV4`, `conditionsV6` and `backend`. Keys match
 case-insensitively: containerd sends `HostPort`, podman `hostPort`.
 
-Where the reference passes bad input on to iptables and fails there (an
-unknown protocol, an unparsable hostIP, a port above 65535), we refuse it
-up front with a clear error and before any state is touched.
+Where the reference passes bad input on to iptables or nft and fails
+there on ADD (an unknown protocol, a port above 65535), we refuse it up
+front, on ADD and CHECK, with a clear error and before any state is
+touched; DEL and GC accept it as the reference does (it never made a rule)
+and skip such a mapping. A hostIP that is no IP address is accepted with a
+warning, as the reference accepts it: Go reads it as IPv6, so it does not
+apply to an IPv4 address and is skipped there (one with a character no
+address or host name has, whitespace, `;`, a control character, is
+refused in every command: it can only be meant for a rule script). For an IPv6 address the
+reference hands it to ip6tables/nft, which look it up as a host name (root
+resolving a tenant's name into rules): we refuse that ADD or CHECK when
+prevResult holds an IPv6 address.
 """
 
 from pycni.model import dataclass, field
@@ -21,6 +30,8 @@ NFTABLES = "nftables"
 BACKENDS = (IPTABLES, NFTABLES)
 PROTOCOLS = ("tcp", "udp", "sctp")
 DEFAULT_MARK_BIT = 13     # Kubernetes uses 14 and 15, Calico 20-31
+# what a hostIP that is no address may hold (a name, a zone, a typo)
+HOST_IP_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:%_-")
 
 
 @dataclass
@@ -29,6 +40,8 @@ class PortMapping:
     container_port: int = key("containerPort", default=0)
     protocol: str = key("protocol", default="")
     host_ip: str = key("hostIP", default="")
+    # set by normalize_mapping: False for a hostIP that is no IP address
+    host_ip_ok: bool = field(default=True, init=False)
 
 
 @dataclass
@@ -72,8 +85,9 @@ def parse_config(raw: dict, detect_backend=None, scripts: bool = True) -> PortMa
     it, so a config refused there still cleans up."""
     conf = decode(PortMapConf, raw)
     runtime = decode(RuntimeConfig, conf.runtime_config or {}, "config.runtimeConfig")
-    conf.mappings = dedupe([normalize_mapping(m, i)
-                            for i, m in enumerate(runtime.port_mappings)])
+    normalized = [normalize_mapping(m, i, strict=scripts)
+                  for i, m in enumerate(runtime.port_mappings)]
+    conf.mappings = dedupe([m for m in normalized if m is not None])
     if conf.mark_masq_bit is not None and conf.external_set_mark_chain is not None:
         raise _invalid("Cannot specify externalSetMarkChain and markMasqBit")
     if not 0 <= conf.mark_bit <= 31:
@@ -89,7 +103,30 @@ def parse_config(raw: dict, detect_backend=None, scripts: bool = True) -> PortMa
                        f"{wrong}-specific options [{' '.join(wanted[wrong])}]")
     if scripts:
         validate_script_inputs(conf)
+        refuse_name_lookups(conf, raw)
     return conf
+
+
+def refuse_name_lookups(conf: PortMapConf, raw: dict) -> None:
+    """A hostIP that is no address reaches the IPv6 rules as the
+    reference treats it (Go's nil IP is not IPv4), where iptables and nft
+    would resolve it as a host name: refused (code 7) when prevResult has
+    an IPv6 address, before anything is changed."""
+    bad = [m.host_ip for m in conf.mappings if m.host_ip and not m.host_ip_ok]
+    if bad and _has_ipv6_address(raw):
+        raise _invalid(f'Invalid hostIP "{bad[0]}": not an IP address',
+                       "the container has an IPv6 address, where the reference would "
+                       "look the name up in DNS; use an IP address")
+
+
+def _has_ipv6_address(raw: dict) -> bool:
+    from pycni.decode import lookup
+    prev = lookup(raw, "prevResult")
+    ips = lookup(prev, "ips") if isinstance(prev, dict) else None
+    if not isinstance(ips, list):   # 0.2.0 results: ip6
+        return isinstance(prev, dict) and bool(lookup(prev, "ip6"))
+    return any(isinstance(ip, dict) and ":" in str(lookup(ip, "address") or "")
+               for ip in ips)
 
 
 def validate_script_inputs(conf: PortMapConf) -> None:
@@ -120,28 +157,56 @@ def dedupe(mappings: list[PortMapping]) -> list[PortMapping]:
     return out
 
 
-def normalize_mapping(m: PortMapping, index: int) -> PortMapping:
+def normalize_mapping(m: PortMapping, index: int, strict: bool = True) -> PortMapping | None:
+    """The mapping with protocol lowercased and hostIP canonical. A port
+    of 0 or less is refused in every command (the reference's check); a
+    port above 65535 or an unknown protocol only when `strict` (ADD,
+    CHECK: the reference fails there in iptables/nft), else the mapping
+    is dropped (None: it never had a rule). A hostIP that is no address is
+    kept as written, flagged, with a warning (see the module doc)."""
     where = f"runtimeConfig.portMappings[{index}]"
-    if m.container_port <= 0 or m.container_port > 65535:
+    if m.container_port <= 0:
         raise _invalid(f"Invalid container port number: {m.container_port}", where)
-    if m.host_port <= 0 or m.host_port > 65535:
+    if m.host_port <= 0:
         raise _invalid(f"Invalid host port number: {m.host_port}", where)
     proto = m.protocol.lower()
-    if proto not in PROTOCOLS:
-        raise _invalid(f'Invalid protocol "{m.protocol}": expected tcp, udp or sctp', where)
-    host_ip = m.host_ip
+    problem = ""
+    if m.container_port > 65535:
+        problem = f"Invalid container port number: {m.container_port}"
+    elif m.host_port > 65535:
+        problem = f"Invalid host port number: {m.host_port}"
+    elif proto not in PROTOCOLS:
+        problem = f'Invalid protocol "{m.protocol}": expected tcp, udp or sctp'
+    if problem:
+        if strict:
+            raise _invalid(problem, where)
+        return None
+    host_ip, ok = m.host_ip, True
     if host_ip:
         from pycni import ipaddr
-        if not isinstance(host_ip, str) or "%" in host_ip:
-            # an IPv6 zone ("fe80::1%eth0") is no address iptables or nft take
-            raise _invalid(f'Invalid hostIP "{m.host_ip}"', where)
         try:
+            if "%" in host_ip:
+                raise ValueError   # an IPv6 zone: Go's ParseIP takes none either
             addr = ipaddr.ip_address(host_ip)
             # an IPv4-mapped IPv6 address is IPv4 (as Go's To4 sees it)
             host_ip = str(getattr(addr, "ipv4_mapped", None) or addr)
         except ValueError:
-            raise _invalid(f'Invalid hostIP "{m.host_ip}"', where) from None
-    return PortMapping(m.host_port, m.container_port, proto, host_ip)
+            if any(c not in HOST_IP_CHARS for c in host_ip):
+                # no address or name has these: what iptables or nft would
+                # read as more than one word (refused, as every rule input)
+                raise _invalid(f"Invalid hostIP {_quoted(host_ip)}", where) from None
+            ok = False
+            from pycni import log
+            log.warning(f"portmap: {where}: hostIP {_quoted(host_ip)} is not an IP address; "
+                        "the mapping applies to no IPv4 address (as in the reference)")
+    out = PortMapping(m.host_port, m.container_port, proto, host_ip)
+    out.host_ip_ok = ok
+    return out
+
+
+def _quoted(text: str) -> str:
+    from pycni import jsontext
+    return jsontext.dumps(text)
 
 
 def conditions_backend(conditions: list[str] | None) -> str:
@@ -208,13 +273,18 @@ def container_ips(result, ifname: str) -> list[ContainerIP]:
 def mappings_for(mappings: list[PortMapping], family: int) -> list[tuple[PortMapping, str]]:
     """(mapping, destination host IP or "") for `family`: a hostIP of the
     other family skips the mapping, an unspecified one (0.0.0.0, ::)
-    means any local address."""
+    means any local address. A hostIP that is no address counts as IPv6,
+    as in the reference (skipped for IPv4; refused for IPv6 by
+    parse_config, and here again should a caller get that far)."""
     out = []
     for m in mappings:
         dest = ""
         if m.host_ip:
-            if (6 if ":" in m.host_ip else 4) != family:
+            host_family = 6 if ":" in m.host_ip or not m.host_ip_ok else 4
+            if host_family != family:
                 continue
+            if not m.host_ip_ok:
+                raise _invalid(f'Invalid hostIP "{m.host_ip}": not an IP address')
             if m.host_ip not in ("0.0.0.0", "::"):
                 dest = m.host_ip
         out.append((m, dest))

@@ -76,12 +76,39 @@ def test_vlan_range(vlan):
     assert err.msg == f"invalid VLAN ID {vlan} (must be between 0 and 4094)"
 
 
-def test_negative_mtu():
-    assert error_of(load, mtu=-1).code == 7
+@pytest.fixture
+def warnings():
+    from pycni import log
+    del log._warnings[:]
+    yield log._warnings
+    del log._warnings[:]
 
 
-def test_unknown_ipmasq_backend():
-    err = error_of(load, ipMasqBackend="pf")
+@pytest.mark.parametrize("mtu", [-1, -9000])
+def test_negative_mtu_is_the_kernels_default_with_a_warning(warnings, mtu):
+    """The reference accepts it and its netlink library sets no MTU (as
+    for 0): the bridge and veth get the kernel's default."""
+    s = load(mtu=mtu, ipam={"type": "host-local"})
+    assert s.conf.mtu == 0
+    config.validate_add(s)
+    assert len(warnings) == 1 and f"mtu {mtu} is negative" in warnings[0]
+
+
+def test_mtu_above_65535_is_refused_on_add():
+    """The kernel refuses it, so the reference's ADD fails: ours first."""
+    config.validate_add(load(mtu=65535))
+    s = load(mtu=65536)                 # DEL, CHECK, GC accept it
+    assert error_of(config.validate_add, s).code == 7
+
+
+def test_unknown_ipmasq_backend_is_refused_only_where_it_would_be_used(warnings):
+    """The reference only reads ipMasqBackend when ADD sets up ipMasq
+    (and fails there): every other command and config accepts it."""
+    for keys in ({}, {"ipMasq": True}, {"ipMasq": False, "ipam": {"type": "host-local"}}):
+        config.validate_add(load(ipMasqBackend="pf", **keys))
+    assert any('unknown ipMasqBackend "pf"' in w for w in warnings)
+    with_masq = load(ipMasq=True, ipMasqBackend="pf", ipam={"type": "host-local"})
+    err = error_of(config.validate_add, with_masq)
     assert err.code == 7 and err.msg == 'unknown ipmasq backend "pf"'
 
 

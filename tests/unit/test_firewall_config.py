@@ -38,7 +38,6 @@ def test_firewalld_is_refused_with_code_2():
 
 
 @pytest.mark.parametrize("keys, text", [
-    ({"backend": "ebtables"}, 'unknown firewall backend "ebtables"'),
     ({"ingressPolicy": "closed"}, 'unknown ingress policy: "closed"'),
     ({"iptablesAdminChainName": "X" * 29}, "longer than 28"),
     ({"iptablesAdminChainName": "has space"}, "whitespace"),
@@ -91,3 +90,30 @@ def test_bridge_name_errors(interfaces, text):
     with pytest.raises(CNIError) as e:
         bridge_name(c, prev(["10.0.0.2/24"], interfaces))
     assert e.value.code == INVALID_NETWORK_CONFIG and text in e.value.msg
+
+
+# --- what the reference accepts (issue #13) ---------------------------------------
+
+from pycni import log  # noqa: E402
+
+
+@pytest.mark.parametrize("backend", ["ebtables", "IPTABLES", "pycni-import-sets"])
+def test_unknown_backend_is_chosen_as_for_none_with_a_warning(backend):
+    """The reference (iptables, firewalld) falls back to its default for a
+    backend it does not know; so do we, and say so."""
+    del log._warnings[:]
+    c = parse_config(conf(backend=backend), lambda: "nftables")
+    assert c.backend == "nftables"
+    assert len(log._warnings) == 1 and f'unknown backend "{backend}"' in log._warnings[0]
+    del log._warnings[:]
+    assert parse_config(conf(backend=backend)).backend == "iptables"   # no detection given
+
+
+def test_ingress_policy_is_checked_before_the_backend_is_chosen():
+    """The reference refuses an unknown policy on ADD and DEL; ours stops
+    before the backend is detected (no tool is looked for)."""
+    def detect():
+        raise AssertionError("detection ran")
+    with pytest.raises(CNIError) as e:
+        parse_config(conf(backend="nosuch", ingressPolicy="closed"), detect)
+    assert e.value.code == INVALID_NETWORK_CONFIG and "ingress policy" in e.value.msg

@@ -79,8 +79,7 @@ def test_missing_ipam_and_missing_ranges():
      "invalid range set 0: RangeStart 10.1.3.1 not in network 10.1.2.0/24"),
     ({"subnet": "10.1.2.0/24", "rangeEnd": "10.1.3.1"},
      "invalid range set 0: RangeEnd 10.1.3.1 not in network 10.1.2.0/24"),
-    ({"subnet": "10.1.2.0/24", "gateway": "10.9.9.9"},
-     "invalid range set 0: Gateway 10.9.9.9 not in network 10.1.2.0/24"),
+    ({"subnet": "10.1.2.0/24", "gateway": "10.1.2"}, "invalid range set 0: invalid gateway '10.1.2'"),
     ({"subnet": "10.1.2.0/24", "rangeStart": "10.1.2.50", "rangeEnd": "10.1.2.40"},
      "invalid range set 0: RangeStart 10.1.2.50 is after RangeEnd 10.1.2.40"),
     ({"subnet": "bogus"}, "invalid range set 0: invalid CIDR address: bogus"),
@@ -154,3 +153,60 @@ def test_resolv_conf_parsing():
     assert dns.domain == "example.com"
     assert dns.search == ["a.example", "b.example"]
     assert dns.options == ["ndots:2", "edns0"]
+
+
+# --- what the reference accepts (issue #13) ---------------------------------------
+
+from pycni import log  # noqa: E402
+from pycni.ipam.host_local import allocator  # noqa: E402
+
+
+@pytest.fixture
+def warnings():
+    del log._warnings[:]
+    yield log._warnings
+    del log._warnings[:]
+
+
+@pytest.mark.parametrize("gateway, text", [
+    ("10.9.9.9", "10.9.9.9"), ("::ffff:10.9.9.9", "10.9.9.9"), ("fd00::1", "fd00::1")])
+def test_gateway_outside_the_subnet_is_accepted_with_a_warning(warnings, gateway, text):
+    """The reference checks only that the gateway is an IP address (of
+    either family) and reports it as the gateway; the subnet's first
+    address is then handed out too."""
+    (r,), = load({"subnet": "10.1.2.0/24", "gateway": gateway}).range_sets
+    assert r.text(r.gateway) == text
+    assert not r.never_handed_out(r.network + 1) and r.usable() == 254
+    assert len(warnings) == 1 and f"gateway {text} is not in network 10.1.2.0/24" in warnings[0]
+
+
+class _Store(allocator.StoreView):
+    def __init__(self):
+        self.names = {}
+
+    def reserve(self, name, container_id, ifname, set_index):
+        return self.names.setdefault(name, container_id) == container_id
+
+    def last_reserved(self, set_index):
+        return None
+
+    def owned(self, container_id, ifname):
+        return []
+
+    def taken(self):
+        return set(self.names)
+
+
+@pytest.mark.parametrize("gateway", ["10.9.9.9", "fd00::1"])
+def test_the_result_reports_the_outside_gateway(warnings, gateway):
+    """As the reference's: address 10.1.2.1/24, gateway as configured."""
+    rs = load({"subnet": "10.1.2.0/24", "gateway": gateway}).range_sets[0]
+    ipc = allocator.allocate_in_set(rs, 0, _Store(), "c1", "eth0", None)
+    assert (ipc.address, ipc.gateway) == ("10.1.2.1/24", gateway)
+    asked = allocator.allocate_in_set(rs, 0, _Store(), "c1", "eth0", v4("10.1.2.7"))
+    assert (asked.address, asked.gateway) == ("10.1.2.7/24", gateway)
+
+
+def test_gateway_inside_the_subnet_warns_nothing(warnings):
+    load({"subnet": "10.1.2.0/24", "gateway": "10.1.2.254"})
+    assert warnings == []

@@ -17,8 +17,8 @@ CNI_NETNS that does not exist and stop there, after the config was
 decoded and validated; host-local's store lives in a temporary directory
 (allowed through PYCNI_STATE_DIRS); DEL runs to its end where it only
 releases that store or finds nothing to remove, and stops at config
-validation (an unknown firewall backend, bad limits) where it would run
-iptables or nft on the host.
+validation (an unknown portmap backend or firewall ingressPolicy, bad
+limits) where it would run iptables or nft on the host.
 
 The allowed sets are what loads today, split into what every case loads
 (BASE), what a plugin's cases all load (PLUGIN) and the rest (COMMAND);
@@ -100,8 +100,8 @@ def case_config(plugin: str, command: str, tmp: str) -> dict:
         return _conf("portmap", backend="pycni-import-sets", prevResult=_prev(),
                      runtimeConfig={"portMappings": [
                          {"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]})
-    if plugin == "firewall":
-        return _conf("firewall", backend="pycni-import-sets", prevResult=_prev())
+    if plugin == "firewall":      # an unknown ingressPolicy stops before iptables/nft
+        return _conf("firewall", ingressPolicy="pycni-import-sets", prevResult=_prev())
     if plugin == "tuning":
         return _conf("tuning", prevResult=_prev(), dataDir=os.path.join(tmp, "tuning"),
                      sysctl={"net.ipv4.conf.eth0.arp_notify": "1"})

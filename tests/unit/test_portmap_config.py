@@ -39,7 +39,6 @@ def test_capitalised_keys_from_containerd():
     ({"hostPort": 80, "containerPort": -1, "protocol": "tcp"}, "Invalid container port number: -1"),
     ({"hostPort": 80, "containerPort": 80, "protocol": "icmp"}, "Invalid protocol"),
     ({"hostPort": 80, "containerPort": 80, "protocol": ""}, "Invalid protocol"),
-    ({"hostPort": 80, "containerPort": 80, "protocol": "tcp", "hostIP": "nope"}, "Invalid hostIP"),
 ])
 def test_bad_mappings_are_config_errors(entry, text):
     with pytest.raises(CNIError) as exc:
@@ -131,3 +130,94 @@ def test_mappings_for_family():
     assert [(m.host_port, d) for m, d in c.mappings_for(ms, 4)] == \
         [(1, ""), (2, "10.0.0.1"), (4, "")]
     assert [(m.host_port, d) for m, d in c.mappings_for(ms, 6)] == [(1, ""), (3, "::1"), (5, "")]
+
+
+# --- what the reference accepts (issue #13: an upgrade never breaks a config) ---
+
+from pycni import log  # noqa: E402
+
+V4_PREV = {"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.5/24"}]}
+DUAL_PREV = {"cniVersion": "1.0.0",
+             "ips": [{"address": "10.0.0.5/24"}, {"address": "fd00::5/64"}]}
+
+
+@pytest.fixture
+def warnings():
+    del log._warnings[:]
+    yield log._warnings
+    del log._warnings[:]
+
+
+@pytest.mark.parametrize("host_ip", ["nope", "fe80::1%eth0", "10.0.0.256", "localhost"])
+def test_unparsable_host_ip_is_accepted_with_a_warning_and_skipped_for_ipv4(warnings, host_ip):
+    """Go's ParseIP gives nil, which is not IPv4: the reference skips the
+    mapping for an IPv4 container and ADD succeeds."""
+    cf = conf(prevResult=V4_PREV, **mappings(
+        {"hostPort": 80, "containerPort": 80, "protocol": "tcp", "hostIP": host_ip},
+        {"hostPort": 81, "containerPort": 81, "protocol": "tcp"}))
+    assert [m.host_ip for m in cf.mappings] == [host_ip, ""]
+    assert not cf.mappings[0].host_ip_ok
+    assert [m.host_port for m, _ in c.mappings_for(cf.mappings, 4)] == [81]
+    assert len(warnings) == 1 and "is not an IP address" in warnings[0] \
+        and "portMappings[0]" in warnings[0]
+
+
+def test_unparsable_host_ip_is_refused_for_an_ipv6_container(warnings):
+    """There the reference hands it to ip6tables/nft, which resolve it as a
+    host name: refused (code 7) on ADD and CHECK, accepted on DEL and GC."""
+    entry = {"hostPort": 80, "containerPort": 80, "protocol": "tcp", "hostIP": "localhost"}
+    raw = {"cniVersion": "1.0.0", "name": "net", "type": "portmap", "prevResult": DUAL_PREV,
+           **mappings(entry)}
+    with pytest.raises(CNIError) as exc:
+        c.parse_config(raw, lambda: "nftables")
+    assert exc.value.code == 7 and 'Invalid hostIP "localhost"' in exc.value.msg \
+        and "IPv6" in exc.value.details
+    cf = c.parse_config(raw, lambda: "nftables", scripts=False)
+    assert cf.mappings[0].host_ip == "localhost"
+    with pytest.raises(CNIError) as exc:      # the backstop of a rule writer
+        c.mappings_for(cf.mappings, 6)
+    assert exc.value.code == 7
+
+
+def test_ipv6_in_a_020_prev_result_counts_too(warnings):
+    prev = {"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.5/24"}, "ip6": {"ip": "fd00::5/64"}}
+    with pytest.raises(CNIError):
+        conf(prevResult=prev, **mappings(
+            {"hostPort": 80, "containerPort": 80, "protocol": "tcp", "hostIP": "x"}))
+
+
+@pytest.mark.parametrize("entry", [
+    {"hostPort": 70000, "containerPort": 80, "protocol": "tcp"},
+    {"hostPort": 80, "containerPort": 70000, "protocol": "tcp"},
+    {"hostPort": 80, "containerPort": 80, "protocol": "icmp"},
+])
+def test_del_and_gc_accept_what_only_iptables_or_nft_refuse(entry):
+    """The reference refuses these only when iptables/nft do, on ADD; its
+    DEL works. Ours refuses them on ADD/CHECK up front and drops them on
+    DEL/GC (they never had a rule)."""
+    raw = {"cniVersion": "1.0.0", "name": "net", "type": "portmap",
+           **mappings(entry, {"hostPort": 82, "containerPort": 82, "protocol": "udp"})}
+    with pytest.raises(CNIError) as exc:
+        c.parse_config(raw, lambda: "iptables")
+    assert exc.value.code == 7
+    cf = c.parse_config(raw, lambda: "iptables", scripts=False)
+    assert [m.host_port for m in cf.mappings] == [82]
+
+
+@pytest.mark.parametrize("entry", [
+    {"hostPort": 0, "containerPort": 80, "protocol": "tcp"},
+    {"hostPort": 80, "containerPort": -1, "protocol": "tcp"},
+])
+def test_ports_below_one_are_refused_in_every_command(entry):
+    """The reference's parseConfig refuses them for DEL too."""
+    raw = {"cniVersion": "1.0.0", "name": "net", "type": "portmap", **mappings(entry)}
+    with pytest.raises(CNIError) as exc:
+        c.parse_config(raw, lambda: "iptables", scripts=False)
+    assert exc.value.code == 7
+
+
+def test_unknown_backend_is_still_refused():
+    """The reference refuses it too ("unrecognized backend")."""
+    with pytest.raises(CNIError) as exc:
+        conf(backend="ebpf")
+    assert exc.value.code == 7 and exc.value.msg == 'unrecognized backend "ebpf"'

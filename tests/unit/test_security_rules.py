@@ -252,11 +252,24 @@ def test_portmap_external_set_mark_chain_is_one_chain_name():
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
-@pytest.mark.parametrize("host_ip", ["fe80::1%eth0", "fe80::1%x\n-I INPUT 1 -j ACCEPT",
+@pytest.mark.parametrize("host_ip", ["fe80::1%x\n-I INPUT 1 -j ACCEPT",
                                      "fe80::1%x;flush ruleset", "1.2.3.4 ", "1.2.3.4\n"])
 def test_portmap_host_ip_is_an_address(backend, host_ip):
     maps = [{"hostPort": 80, "containerPort": 80, "protocol": "tcp", "hostIP": host_ip}]
     code7(pm.parse_config, pm_raw(backend, maps))
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_portmap_host_ip_that_is_no_address_never_reaches_a_script(backend):
+    """Accepted as the reference accepts it (issue #13), skipped for IPv4,
+    refused for IPv6 (where iptables/nft would resolve it as a name)."""
+    maps = [{"hostPort": 80, "containerPort": 80, "protocol": "tcp", "hostIP": "fe80::1%eth0"}]
+    conf = pm.parse_config(pm_raw(backend, maps))
+    script = pm_scripts(conf)
+    assert "fe80" not in script and "dport 80" not in script
+    with pytest.raises(CNIError) as info:
+        pm_scripts(conf, family=6)
+    assert info.value.code == 7
 
 
 @pytest.mark.parametrize("proto", ["tcp\n", "tcp;", "tcp accept", "icmp"])
