@@ -63,6 +63,7 @@ class Step:
     command: str
     config: dict | Callable[["Context"], dict] | None = None
     ifname: str = "eth0"
+    plugin: str = ""             # another plugin than the case's (a chain's first)
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Case:
     host_setup: list[list[str]] | None = None
 
     def label(self, step: Step) -> str:
-        return f"{self.plugin} {step.command}"
+        return f"{step.plugin or self.plugin} {step.command}"
 
 
 @dataclass
@@ -136,6 +137,10 @@ def static_conf(ctx: Context) -> dict:
                      "dns": {"nameservers": ["10.126.0.1"]}}}
 
 
+def sbr_conf(ctx: Context) -> dict:
+    return {"cniVersion": "1.0.0", "name": "bench-mv", "type": "sbr"}
+
+
 def with_prev(conf_fn):
     """The same config plus the previous ADD's result as prevResult."""
     return lambda ctx: {**conf_fn(ctx), "prevResult": ctx.last_result}
@@ -154,6 +159,13 @@ CASES = [
           Step("DEL", with_prev(ptp_conf))], containers=1),
     Case("macvlan-add-del", "macvlan",
          [Step("ADD", macvlan_conf), Step("DEL", with_prev(macvlan_conf))], containers=1,
+         host_setup=[["link", "add", "benchm0", "type", "veth", "peer", "name", "benchm1"],
+                     ["link", "set", "benchm0", "up"], ["link", "set", "benchm1", "up"]]),
+    Case("macvlan-sbr-add-del", "sbr",
+         [Step("ADD", macvlan_conf, plugin="macvlan"), Step("ADD", with_prev(sbr_conf)),
+          Step("DEL", with_prev(sbr_conf)),
+          Step("DEL", with_prev(macvlan_conf), plugin="macvlan")],
+         containers=1,
          host_setup=[["link", "add", "benchm0", "type", "veth", "peer", "name", "benchm1"],
                      ["link", "set", "benchm0", "up"], ["link", "set", "benchm1", "up"]]),
     Case("static-add-del", "static",
@@ -227,9 +239,9 @@ def measure(case: Case, impls: dict[str, str], ctx: Context, n: int) -> dict:
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
             cni_path = impls[name]
-            binary = os.path.join(cni_path, case.plugin)
             total = 0.0
             for step in case.steps:
+                binary = os.path.join(cni_path, step.plugin or case.plugin)
                 ms = run_step(binary, step, cni_path, ctx)
                 total += ms
                 if i >= 0:
