@@ -107,6 +107,8 @@ def case_config(plugin: str, command: str, tmp: str) -> dict:
                      sysctl={"net.ipv4.conf.eth0.arp_notify": "1"})
     if plugin == "bandwidth":     # DEL reads no limits: it looks for its IFB and stops
         return _conf("bandwidth", prevResult=_prev(), ingressRate=-1, ingressBurst=-1)
+    if plugin == "sbr":           # ADD/CHECK stop at the missing netns, DEL finds it gone
+        return _conf("sbr", prevResult=_prev())
     if plugin == "tap":           # STATUS stops at a bad mtu (the device check needs /dev/net/tun)
         return _conf("tap", mtu="pycni-import-sets") if command == "STATUS" else _conf("tap")
     if plugin == "host-device":   # ADD stops at the missing device, CHECK at the netns
@@ -138,6 +140,8 @@ EXPECTED_CODE = {
     ("tuning", "GC"): 0, ("tuning", "STATUS"): 0,
     ("bandwidth", "ADD"): 1, ("bandwidth", "CHECK"): 1, ("bandwidth", "DEL"): 0,
     ("bandwidth", "GC"): 0, ("bandwidth", "STATUS"): 0,
+    ("sbr", "ADD"): 1, ("sbr", "CHECK"): 1, ("sbr", "DEL"): 0,
+    ("sbr", "GC"): 0, ("sbr", "STATUS"): 0,
     ("tap", "ADD"): 1, ("tap", "CHECK"): 1, ("tap", "DEL"): 0,
     ("tap", "GC"): 0, ("tap", "STATUS"): 1,
     ("host-device", "ADD"): 1, ("host-device", "CHECK"): 1, ("host-device", "DEL"): 0,
