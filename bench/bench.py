@@ -141,6 +141,13 @@ def sbr_conf(ctx: Context) -> dict:
     return {"cniVersion": "1.0.0", "name": "bench-mv", "type": "sbr"}
 
 
+def tap_conf(ctx: Context) -> dict:
+    """A tap in the container (the reference's `ip tuntap` path) with
+    host-local addresses on it."""
+    return {"cniVersion": "1.0.0", "name": "bench-tap", "type": "tap",
+            "ipam": host_local(ctx, "10.128.0.0/24")}
+
+
 def with_prev(conf_fn):
     """The same config plus the previous ADD's result as prevResult."""
     return lambda ctx: {**conf_fn(ctx), "prevResult": ctx.last_result}
@@ -170,6 +177,8 @@ CASES = [
                      ["link", "set", "benchm0", "up"], ["link", "set", "benchm1", "up"]]),
     Case("static-add-del", "static",
          [Step("ADD", static_conf), Step("DEL", static_conf)], containers=1),
+    Case("tap-add-del", "tap",
+         [Step("ADD", tap_conf), Step("DEL", with_prev(tap_conf))], containers=1),
     Case("portmap-add-del", "portmap",
          [Step("ADD", portmap_conf), Step("DEL", portmap_conf)], containers=1,
          host_setup=[["link", "add", "benchpm0", "type", "veth", "peer", "name", "benchpm1"],
