@@ -148,6 +148,14 @@ def tap_conf(ctx: Context) -> dict:
             "ipam": host_local(ctx, "10.128.0.0/24")}
 
 
+def host_device_conf(ctx: Context) -> dict:
+    """host-device moving the host veth end `benchhd0` in, host-local
+    addresses; its state in the scratch directory (pycni's dataDir)."""
+    return {"cniVersion": "1.0.0", "name": "bench-hd", "type": "host-device",
+            "device": "benchhd0", "dataDir": os.path.join(ctx.scratch, "host-device"),
+            "ipam": host_local(ctx, "10.129.0.0/24")}
+
+
 def with_prev(conf_fn):
     """The same config plus the previous ADD's result as prevResult."""
     return lambda ctx: {**conf_fn(ctx), "prevResult": ctx.last_result}
@@ -179,6 +187,11 @@ CASES = [
          [Step("ADD", static_conf), Step("DEL", static_conf)], containers=1),
     Case("tap-add-del", "tap",
          [Step("ADD", tap_conf), Step("DEL", with_prev(tap_conf))], containers=1),
+    Case("host-device-add-del", "host-device",
+         [Step("ADD", host_device_conf), Step("DEL", with_prev(host_device_conf))],
+         containers=1,
+         host_setup=[["link", "add", "benchhd0", "type", "veth", "peer", "name", "benchhd1"],
+                     ["link", "set", "benchhd0", "up"], ["link", "set", "benchhd1", "up"]]),
     Case("portmap-add-del", "portmap",
          [Step("ADD", portmap_conf), Step("DEL", portmap_conf)], containers=1,
          host_setup=[["link", "add", "benchpm0", "type", "veth", "peer", "name", "benchpm1"],
