@@ -47,22 +47,31 @@ class Settings:
         return self.conf.ipam.type
 
 
-def load(raw: dict) -> Settings:
-    """Decode and validate the config (ADD, CHECK, STATUS)."""
+def load(raw: dict, masq_setup: bool = False) -> Settings:
+    """Decode and validate the config (ADD, CHECK, STATUS). `masq_setup`:
+    the command would write ipMasq rules (ADD, and STATUS, which answers
+    for ADD); only there an unknown `ipMasqBackend` is refused, as the
+    reference fails only there. Elsewhere it is a warning."""
     conf = decode(PtpConf, raw)
     if not conf.ipam.type:
         # the reference's words (its IPAM exec finds no plugin name)
         raise CNIError(INVALID_NETWORK_CONFIG, "no plugin name provided",
                        'ptp needs an IPAM plugin: set "ipam": {"type": ...}')
+    warnings = []
     if conf.ip_masq_backend is not None and conf.ip_masq_backend not in IPMASQ_BACKENDS:
-        raise CNIError(INVALID_NETWORK_CONFIG,
-                       f'unknown ipmasq backend "{conf.ip_masq_backend}"',
-                       f"ipMasqBackend must be one of {', '.join(IPMASQ_BACKENDS)}")
-    mtu, warnings = conf.mtu, []
+        if masq_setup and conf.ip_masq:
+            raise CNIError(INVALID_NETWORK_CONFIG,
+                           f'unknown ipmasq backend "{conf.ip_masq_backend}"',
+                           f"ipMasqBackend must be one of {', '.join(IPMASQ_BACKENDS)}")
+        from pycni import jsontext
+        warnings.append(f"unknown ipMasqBackend {jsontext.dumps(conf.ip_masq_backend)}: "
+                        f"ipMasq needs one of {', '.join(IPMASQ_BACKENDS)}")
+    mtu = conf.mtu
     if mtu < 0:
         # The reference takes a negative MTU as "not set": accept it, as
         # it does, so that no running node's config breaks, and say so.
-        warnings.append(f"mtu {mtu} is negative: using the kernel's default")
+        warnings.append(f"mtu {mtu} is negative: the kernel's default is used "
+                        "(as for 0, and as the reference does)")
         mtu = 0
     elif mtu and not VETH_MIN_MTU <= mtu <= VETH_MAX_MTU:
         # the reference fails ADD too ("failed to make veth pair: invalid

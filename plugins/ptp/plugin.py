@@ -32,6 +32,17 @@ def _warn(text: str) -> None:
     sys.stderr.write(f"ptp: {text}\n")
 
 
+def _load(req: skel.Request, masq_setup: bool = False) -> config.Settings:
+    """The validated config; what it accepts only for compatibility is
+    reported (stderr and the operation's log line)."""
+    settings = config.load(req.config, masq_setup)
+    if settings.warnings:
+        from pycni import log
+        for text in settings.warnings:
+            log.warning(f"ptp: {text}")
+    return settings
+
+
 def _socket_in(path: str) -> netlink.RtNetlink:
     with netns.entered(path):
         return netlink.RtNetlink()
@@ -126,9 +137,7 @@ class PtpPlugin(skel.Plugin):
     about = "CNI ptp plugin (pycni)"
 
     def add(self, req: skel.Request) -> Result:
-        settings = config.load(req.config)
-        for text in settings.warnings:
-            _warn(text)
+        settings = _load(req, masq_setup=True)
         netns.probe(req.netns)      # fail before IPAM allocates anything
         with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
             if not ipam_result.ips:
@@ -200,7 +209,7 @@ class PtpPlugin(skel.Plugin):
             raise ipam_error
 
     def check(self, req: skel.Request) -> None:
-        settings = config.load(req.config)
+        settings = _load(req)
         netns.probe(req.netns)
         invoke.delegate_check(req, settings.ipam_type)
         prev = checks.require_prev_result(req.prev_result)
@@ -248,7 +257,7 @@ class PtpPlugin(skel.Plugin):
     def status(self, req: skel.Request) -> None:
         """Code 50 when an ADD could not work: ipMasq's firewall tools are
         missing or the IPAM plugin is not on CNI_PATH; then IPAM's STATUS."""
-        settings = config.load(req.config)
+        settings = _load(req, masq_setup=True)
         conf = settings.conf
         if conf.ip_masq and not ipmasq.available(conf.ip_masq_backend):
             raise CNIError(PLUGIN_NOT_AVAILABLE,

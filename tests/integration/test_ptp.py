@@ -211,12 +211,16 @@ def test_mtu_and_ipam_routes_and_dns(world, cni_path, data_dir):
     ok(world.run_plugin(cni_path, "ptp", "CHECK", with_prev(cfg, r), c))
 
 
-def test_negative_mtu_is_accepted_with_a_warning(world, cni_path, data_dir):
+def test_what_the_reference_accepts_is_accepted_with_a_warning(world, cni_path, data_dir):
+    """A negative mtu (the kernel's default), an unknown ipMasqBackend
+    without ipMasq (never read)."""
     c = world.container("ptpn")
-    run = world.run_plugin(cni_path, "ptp", "ADD", conf(data_dir, mtu=-5), c)
+    run = world.run_plugin(cni_path, "ptp", "ADD", conf(data_dir, mtu=-5, ipMasqBackend="pf"), c)
     assert run.ok, run.stdout
-    assert "mtu -5 is negative" in run.stderr
+    assert "ptp: mtu -5 is negative" in run.stderr
+    assert 'ptp: unknown ipMasqBackend "pf"' in run.stderr
     assert c.link("eth0")["mtu"] == 1500
+    assert no_masq(world.host)
 
 
 @pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0", "0.3.1"])

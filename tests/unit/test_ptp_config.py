@@ -42,9 +42,19 @@ def test_backends(backend):
 
 
 @pytest.mark.parametrize("backend", ["", "IPTABLES", "pf", "nft"])
-def test_unknown_backend(backend):
-    err = refused(conf(ipMasq=True, ipMasqBackend=backend))
-    assert err.code == 7 and err.msg == f'unknown ipmasq backend "{backend}"'
+def test_unknown_backend_refused_where_rules_would_be_written(backend):
+    with pytest.raises(CNIError) as err:
+        config.load(conf(ipMasq=True, ipMasqBackend=backend), masq_setup=True)
+    assert err.value.code == 7 and err.value.msg == f'unknown ipmasq backend "{backend}"'
+
+
+@pytest.mark.parametrize("raw,masq_setup", [
+    ({"ipMasq": True}, False),         # CHECK: the reference does not read it
+    ({"ipMasq": False}, True),         # ADD without ipMasq
+    ({}, True)])
+def test_unknown_backend_accepted_with_a_warning_elsewhere(raw, masq_setup):
+    s = config.load(conf(ipMasqBackend="pf", **raw), masq_setup=masq_setup)
+    assert s.warnings == ['unknown ipMasqBackend "pf": ipMasq needs one of iptables, nftables']
 
 
 @pytest.mark.parametrize("ipam", [None, {}, {"type": ""}])
@@ -73,7 +83,8 @@ def test_mtu_out_of_range(mtu):
 
 def test_negative_mtu_is_the_default_with_a_warning():
     s = config.load(conf(mtu=-5))
-    assert s.mtu == 0 and s.warnings == ["mtu -5 is negative: using the kernel's default"]
+    assert s.mtu == 0 and s.warnings == [
+        "mtu -5 is negative: the kernel's default is used (as for 0, and as the reference does)"]
 
 
 @pytest.mark.parametrize("raw", [{"mtu": "1400"}, {"ipMasq": "yes"}, {"ipMasqBackend": 1},
