@@ -157,8 +157,10 @@ class _Finder:
             return None
         if st.st_size != size or st.st_mtime_ns != mtime_ns:
             return None         # changed since `pycni install`: the file's code
+        # has_location stays False, or importlib would work out a __cached__
+        # (.pyc) path for every module, which nothing reads; exec_module
+        # sets __file__ itself.
         spec = _ModuleSpec(name, self, origin=source, is_package=is_pkg)
-        spec.has_location = True
         if is_pkg:
             spec.submodule_search_locations = [os.path.dirname(source)]
         return spec
@@ -171,6 +173,7 @@ class _Finder:
         data = os.pread(self.fd, length, self.base + offset)
         if len(data) != length:
             raise ImportError(f"{module.__spec__.name}: truncated pycni bundle")
+        module.__file__ = module.__spec__.origin
         exec(marshal.loads(data), module.__dict__)
 
     def invalidate_caches(self):
