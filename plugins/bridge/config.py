@@ -10,7 +10,9 @@ running node's configs), with a warning (pycni.log) where the value does
 nothing: an `mtu` below 0 (its netlink library sets no MTU then: the
 kernel's default, as for 0), an unknown `ipMasqBackend` where no ipMasq
 rule is written (`ipMasq` off, no IPAM, and every command but ADD; ADD
-with ipMasq refuses it as the reference fails there).
+with ipMasq refuses it as the reference fails there). A container MAC
+that is no unicast Ethernet address is refused by ADD only (the reference
+fails setting it), not by the other commands, which never read it.
 """
 
 from pycni.model import dataclass, field
@@ -65,6 +67,7 @@ class Settings:
     conf: BridgeConf
     vlans: list[int] = field(default_factory=list)   # trunk VLAN IDs, sorted
     mac: str = ""                                     # container veth MAC
+    mac_error: CNIError | None = None                 # a MAC ADD refuses (validate_add)
 
     @property
     def layer3(self) -> bool:
@@ -94,14 +97,24 @@ def load(raw: dict, cni_args=None) -> Settings:
         log.warning(f"bridge: unknown ipMasqBackend {_json(conf.ip_masq_backend)}: "
                     f"ipMasq needs one of {', '.join(IPMASQ_BACKENDS)}")
     vlans = collect_vlan_trunk(conf.vlan_trunk)
-    mac = container_mac(raw, cni_args)
-    return Settings(conf=conf, vlans=vlans, mac=mac)
+    mac, source = requested_mac(raw, cni_args)
+    mac_error = None
+    if mac:
+        try:
+            mac = normalize_mac(mac, source)
+        except CNIError as err:
+            # only ADD sets the MAC (the reference fails there); DEL, CHECK,
+            # GC and STATUS of the config go on, as the reference's
+            mac, mac_error = "", err
+    return Settings(conf=conf, vlans=vlans, mac=mac, mac_error=mac_error)
 
 
 def validate_add(settings: Settings) -> None:
     """The combinations the reference refuses on ADD, then the keys this
     implementation does not support yet (code 2, naming the key)."""
     conf = settings.conf
+    if settings.mac_error is not None:
+        raise settings.mac_error
     if conf.mtu > 65535:   # ETH_MAX_MTU: the kernel refuses more for bridge and veth
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f"invalid MTU {conf.mtu} (must be between 0 and 65535)")
@@ -190,6 +203,14 @@ def _trunk_error(msg: str) -> CNIError:
 def container_mac(raw: dict, cni_args) -> str:
     """The requested container MAC: runtimeConfig.mac, else args.cni.mac,
     else CNI_ARGS MAC (the reference's precedence). Normalised lowercase."""
+    mac, source = requested_mac(raw, cni_args)
+    return normalize_mac(mac, source) if mac else ""
+
+
+def requested_mac(raw: dict, cni_args) -> tuple[str, str]:
+    """(the requested MAC as written, where it came from), ("", "") for
+    none. Refuses what the reference refuses in every command: a CNI_ARGS
+    key it does not know, a MAC that is not a string."""
     mac = ""
     source = ""
     if cni_args is not None:
@@ -202,9 +223,7 @@ def container_mac(raw: dict, cni_args) -> str:
     rc_mac = _nested_str(raw, ("runtimeConfig", "mac"))
     if rc_mac:
         mac, source = rc_mac, "runtimeConfig.mac"
-    if mac:
-        mac = normalize_mac(mac, source)
-    return mac
+    return mac, source
 
 
 def _nested_str(raw: dict, path: tuple[str, ...]) -> str:

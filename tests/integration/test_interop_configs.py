@@ -145,3 +145,22 @@ def test_portmap_host_ip_that_is_no_address(world, ref19, plugin_dir, backend):
     bad = world.run_plugin([plugin_dir], "portmap", "ADD", v6, ctr, container_id="iopours")
     assert bad.returncode == 1 and bad.json["code"] == 7 and "nope" in bad.json["msg"]
     assert state() == []
+
+
+@pytest.mark.netns
+def test_bridge_bad_mac_fails_add_only(world, ref19, plugin_dir, tmp_path):
+    """A MAC the kernel can not set fails ADD in both (ours before any
+    change); DEL of that config, as a runtime sends it after the failed
+    ADD, succeeds in both."""
+    ctr = world.container("iopc")
+    conf = {"cniVersion": "1.0.0", "name": "iopnet", "type": "bridge", "bridge": "iopbr0",
+            "runtimeConfig": {"mac": "01:00:5e:00:00:01"},
+            "ipam": host_local(str(tmp_path / "s"))}
+    bad = world.run_plugin([plugin_dir], "bridge", "ADD", conf, ctr)
+    assert bad.returncode == 1 and bad.json["code"] == 7 and "multicast" in bad.json["msg"]
+    assert world.host.link("iopbr0") is None
+    ref = world.run_plugin(ref19, "bridge", "ADD", conf, ctr)
+    assert ref.returncode != 0
+    for path in ([plugin_dir], ref19):
+        ok(world.run_plugin(path, "bridge", "DEL", conf, ctr))
+    assert ctr.link("eth0") is None

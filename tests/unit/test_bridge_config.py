@@ -151,8 +151,18 @@ def test_mac_is_normalised():
 @pytest.mark.parametrize("mac", ["zz:00:00:00:00:01", "02:00:00:00:01", "01:00:5e:00:00:01",
                                  "00:00:00:00:00:00"])
 def test_bad_mac(mac):
-    err = error_of(load, runtimeConfig={"mac": mac})
+    """Refused by ADD (the reference fails setting it); DEL, CHECK, GC
+    and STATUS, which never read it, accept the config as the reference."""
+    s = load(runtimeConfig={"mac": mac})
+    assert s.mac == ""
+    err = error_of(config.validate_add, s)
     assert err.code == 7 and mac in err.msg and "runtimeConfig.mac" in err.msg
+    assert error_of(config.container_mac, {"runtimeConfig": {"mac": mac}}, None).code == 7
+
+
+def test_mac_keys_the_reference_refuses_everywhere():
+    assert error_of(load, "FOO=1").code == 4               # an unknown CNI_ARGS key
+    assert error_of(load, runtimeConfig={"mac": 5}).code == 7   # not a string
 
 
 def test_unknown_cni_args_key_rejected_unless_ignore_unknown():
