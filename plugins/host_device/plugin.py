@@ -62,13 +62,14 @@ def find_host_link(host: netlink.RtNetlink, tree: sysfs.Tree,
                             f"no link with hwaddr {selector.value} in the host")
         return info
     name = selector.value
+    net_dir = None
     try:
         if selector.kind == "kernelpath":
-            name = tree.by_kernelpath(selector.value)
+            net_dir, name = tree.find_kernelpath(selector.value)
         elif selector.kind == "pci":
-            name = tree.by_pci_address(selector.value)
+            net_dir, name = tree.find_pci_address(selector.value)
         elif selector.kind == "aux":
-            name = tree.by_aux_device(selector.value)
+            net_dir, name = tree.find_aux_device(selector.value)
     except sysfs.LookupError_ as err:
         raise not_found(str(err)) from None
     except OSError as err:
@@ -76,6 +77,15 @@ def find_host_link(host: netlink.RtNetlink, tree: sysfs.Tree,
     info = hostdev.get_link_info(host, name=name)
     if info is None:
         raise not_found("Link not found", f"no link {name} in the host ({selector.describe()})")
+    if net_dir is not None:
+        # sysfs lists the links of the namespace that mounted it: in any
+        # other, the same name may be another link
+        index, address = tree.identity(net_dir, name)
+        if (index, address.lower()) != (info.index, info.link.mac):
+            raise not_found(f"{name} in sysfs is not the link {name} of this network "
+                            "namespace", f"sysfs: index {index} address {address}; "
+                            f"netlink: index {info.index} address {info.link.mac} "
+                            "(is /sys mounted for this namespace?)")
     return info
 
 

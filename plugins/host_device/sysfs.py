@@ -186,6 +186,34 @@ class Tree:
         except (OSError, LookupError_):
             return False
 
+    def identity(self, net_parts, name: str) -> tuple[int, str]:
+        """(ifindex, address) of interface `name` of the `net` directory at
+        `net_parts`, as sysfs reports them ((0, "") if unreadable)."""
+        try:
+            fd = self.open_dir([*net_parts, name])
+        except (OSError, LookupError_):
+            return 0, ""
+        try:
+            values = []
+            for attr in ("ifindex", "address"):
+                try:
+                    afd = os.open(attr, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                                  | os.O_CLOEXEC, dir_fd=fd)
+                except OSError:
+                    return 0, ""
+                try:
+                    values.append(os.read(afd, 256).decode(errors="replace").strip())
+                finally:
+                    os.close(afd)
+        finally:
+            os.close(fd)
+        index, address = values
+        return (int(index) if index.isdigit() else 0), address
+
+    def net_device(self, parts, what: str) -> tuple[list[str], str]:
+        """(`parts`, the first interface of the `net` directory at `parts`)."""
+        return parts, self.first_net_device(parts, what)
+
     def first_net_device(self, parts, what: str) -> str:
         """The first interface in the `net` directory at `parts` (the
         reference takes the first entry as well)."""
@@ -205,8 +233,11 @@ class Tree:
     # --- the lookups host-device offers -------------------------------------
 
     def by_kernelpath(self, path: str) -> str:
+        return self.find_kernelpath(path)[1]
+
+    def find_kernelpath(self, path: str) -> tuple[list[str], str]:
         parts = kernelpath_components(path)
-        return self.first_net_device([*parts, "net"], f"kernelpath {path}")
+        return self.net_device([*parts, "net"], f"kernelpath {path}")
 
     def pci_device(self, address: str) -> list[str]:
         try:
@@ -215,6 +246,9 @@ class Tree:
             raise LookupError_(f"no PCI device {address}") from None
 
     def by_pci_address(self, address: str) -> str:
+        return self.find_pci_address(address)[1]
+
+    def find_pci_address(self, address: str) -> tuple[list[str], str]:
         device = self.pci_device(address)
         net = [*device, "net"]
         if not self.is_dir(net):
@@ -228,14 +262,17 @@ class Tree:
             net = next((c for c in candidates if self.is_dir(c)), None)
             if net is None:
                 raise LookupError_(f"no net directory under pci device {address}")
-        return self.first_net_device(net, f"pciBusID {address}")
+        return self.net_device(net, f"pciBusID {address}")
 
     def by_aux_device(self, name: str) -> str:
+        return self.find_aux_device(name)[1]
+
+    def find_aux_device(self, name: str) -> tuple[list[str], str]:
         try:
             device = self.bus_device(AUX_DEVICES, name)
         except FileNotFoundError:
             raise LookupError_(f"no auxiliary device {name}") from None
-        return self.first_net_device([*device, "net"], f"auxiliary device {name}")
+        return self.net_device([*device, "net"], f"auxiliary device {name}")
 
     def device_id_kind(self, device_id: str) -> str:
         """"pci" or "aux": where runtimeConfig.deviceID exists (PCI first,

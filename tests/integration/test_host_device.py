@@ -177,6 +177,28 @@ def test_other_selectors(world, lan, plugin_dir, make_conf, how):
     assert_home(world, mac)
 
 
+def test_kernelpath_needs_the_sysfs_of_its_namespace(world, lan, plugin_dir, make_conf,
+                                                      tmp_path):
+    """Run with another namespace's /sys (nsenter, no remount), a sysfs
+    name may be another link: refused, nothing moved."""
+    ctr = world.container("c1")
+    mac = host_state(world)["address"]
+    other = world.external("other")          # its /sys lists only lo and hdo0
+    other.run("ip", "link", "add", "hdo0", "type", "veth", "peer", "name", "hdo1")
+    world.host.run("ip", "link", "add", "hdo0", "type", "veth", "peer", "name", "hdo9")
+    conf = make_conf(ipam=False)
+    del conf["device"]
+    conf["kernelpath"] = "/sys/devices/virtual"
+    env = world.plugin_env("ADD", plugin_dir, ctr)
+    # `ip netns exec` gave `other` its own /sys; nsenter changes the netns only
+    proc = other.run("nsenter", f"--net={world.host.path}", f"{plugin_dir}/host-device",
+                     check=False, env=env, input=json.dumps(conf).encode())
+    out = json.loads(proc.stdout)
+    assert out["code"] == 7 and "is not the link hdo0 of this network namespace" in out["msg"]
+    assert world.host.link("hdo0") is not None and link_names(ctr) == ["lo"]
+    assert_home(world, mac)
+
+
 def test_macvlan_link(world, lan, plugin_dir, make_conf):
     world.host.run("ip", "link", "add", "hdmv0", "link", DEV, "type", "macvlan",
                    "mode", "bridge")

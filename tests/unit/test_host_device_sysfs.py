@@ -193,3 +193,18 @@ def test_pci_without_driver_link(tree):
     with pytest.raises(CNIError) as err:
         config.load(conf(pciBusID=PCI), tree, ENV)
     assert err.value.msg.startswith("error with host device: lstat ")
+
+
+def test_identity(tree):
+    net = tree.find_pci_address(PCI)
+    assert net == ([*"devices/pci0000:00".split("/"), PCI, "net"], "ens3")
+    assert tree.identity(net[0], "ens3") == (0, "")          # no attributes in the fake
+    ens3 = f"{tree.root}/devices/pci0000:00/{PCI}/net/ens3"
+    with open(f"{ens3}/ifindex", "w") as f:
+        f.write("7\n")
+    with open(f"{ens3}/address", "w") as f:
+        f.write("02:00:00:00:00:0a\n")
+    assert tree.identity(net[0], "ens3") == (7, "02:00:00:00:00:0a")
+    os.unlink(f"{ens3}/address")
+    os.symlink("/etc/hostname", f"{ens3}/address")            # never followed
+    assert tree.identity(net[0], "ens3") == (0, "")
