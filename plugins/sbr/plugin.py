@@ -86,8 +86,9 @@ def add_rules(nl: netlink.RtNetlink, ips, table: int, undo: _Undo) -> None:
         undo.rules.append((source, table))
 
 
-def used_tables(nl: netlink.RtNetlink) -> set[int]:
-    """Tables a rule points to or a route lives in (any family)."""
+def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[netlink_rule.RouteMsg]]:
+    """The tables a rule points to or a route lives in (any family), and
+    every route (one dump serves both)."""
     try:
         rules = netlink_rule.list_rules(nl)
     except OSError as exc:
@@ -96,16 +97,7 @@ def used_tables(nl: netlink.RtNetlink) -> set[int]:
         routes = netlink_rule.list_routes(nl)
     except OSError as exc:
         raise CNIError(INTERNAL, f"Failed to list all routes: {go_error(exc)}") from None
-    return {r.table for r in rules} | {r.table for r in routes}
-
-
-def link_routes(nl: netlink.RtNetlink, index: int) -> list[netlink_rule.RouteMsg]:
-    """The interface's routes in the main table."""
-    try:
-        routes = netlink_rule.list_routes(nl)
-    except OSError as exc:
-        raise CNIError(INTERNAL, f"Unable to list routes: {go_error(exc)}") from None
-    return [r for r in routes if r.table == netlink_rule.RT_TABLE_MAIN and r.oif == index]
+    return {r.table for r in rules} | {r.table for r in routes}, routes
 
 
 def move_routes(nl: netlink.RtNetlink, ips, ifname: str, undo: _Undo) -> None:
@@ -115,11 +107,13 @@ def move_routes(nl: netlink.RtNetlink, ips, ifname: str, undo: _Undo) -> None:
     still take all the interface's routes out of the main table)."""
     if not ips:
         return
-    used = used_tables(nl)
+    used, every_route = read_tables(nl)
     link = netlink.get_link(nl, ifname)
     if link is None:
         raise CNIError(INTERNAL, f"Cannot find network interface {ifname}: Link not found")
-    routes = link_routes(nl, link.index)
+    # the interface's routes in the main table
+    routes = [r for r in every_route
+              if r.table == netlink_rule.RT_TABLE_MAIN and r.oif == link.index]
     plans = config.plan_tables(ips, [(r.prefsrc, r.gw) for r in routes], used)
     for plan in plans:
         try:

@@ -313,3 +313,33 @@ def test_two_interfaces_get_their_own_tables(world, ours):
                                         ("10.19.0.0/24", None, "net1")}
     ok(world, ours, "DEL", conf(ctr, prevResult=net1), ctr, ifname="net1")
     assert source_rules(ctr) == [("10.9.0.5", "100", 32765)]
+
+
+def test_concurrent_adds_for_two_interfaces_pick_different_tables(world, ours):
+    """The namespace lock: two sbr ADDs at once (two networks of one pod)
+    must not both take table 100."""
+    import threading
+    ctr = container(world)
+    world.host.run("ip", "link", "add", "sbrh8", "type", "veth", "peer", "name", "net1",
+                   "netns", ctr.name)
+    ctr.run("ip", "addr", "add", "10.19.0.5/24", "dev", "net1")
+    ctr.run("ip", "link", "set", "net1", "up")
+    world.host.run("ip", "link", "set", "sbrh8", "up")
+    net1 = {"cniVersion": "1.0.0", "interfaces": [{"name": "net1", "sandbox": ctr.path}],
+            "ips": [{"address": "10.19.0.5/24", "interface": 0}]}
+    calls = [(conf(ctr, prevResult=prev(ctr, v6=False, second=False)), "eth0"),
+             (conf(ctr, prevResult=net1), "net1")]
+    runs = [None, None]
+
+    def call(i):
+        config, ifname = calls[i]
+        runs[i] = cmd(world, ours, "ADD", config, ctr, ifname=ifname)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.ok for r in runs), [r.stdout + r.stderr for r in runs]
+    tables = sorted(table for _src, table, _prio in source_rules(ctr))
+    assert tables == ["100", "101"]
