@@ -19,7 +19,6 @@ from pycni.lazy import lazy
 from pycni.result import DNS, Interface, Result
 
 from . import config
-from .check import check_attachment
 
 # Loaded on first use: CHECK needs none of them.
 ipmasq = lazy("pycni.ipmasq")
@@ -27,6 +26,7 @@ sysctl = lazy("pycni.sysctl")
 veth = lazy("pycni.veth")
 gateway = lazy("pycni.plugins.bridge.gateway")
 spoofcheck = lazy("pycni.plugins.bridge.spoofcheck")
+bridge_check = lazy("pycni.plugins.bridge.check")     # CHECK only
 
 IF_OPER_UP = 6
 OPER_STATES = {0: "unknown", 1: "notpresent", 2: "down", 3: "lowerlayerdown",
@@ -338,7 +338,7 @@ class BridgePlugin(skel.Plugin):
         prev = req.prev_result
         if prev is None:
             raise CNIError(INVALID_NETWORK_CONFIG, "Required prevResult missing")
-        check_attachment(settings, req.netns, req.ifname, prev)
+        bridge_check.check_attachment(settings, req.netns, req.ifname, prev)
 
     def status(self, req: skel.Request) -> None:
         """Code 50 when an ADD could not work: the bridge name is taken by a
