@@ -52,16 +52,15 @@ def _socket_in(path: str) -> netlink.RtNetlink:
 
 def configure_container(ifname: str, result: Result, layout: config.Plan) -> None:
     """Inside the container netns: IPAM's addresses and routes, then the
-    prefix routes replaced by routes through the gateway."""
+    prefix routes replaced by routes through the gateway. configure_iface
+    returns once IPv6 DAD has settled (a DAD failure fails ADD), which the
+    routes need: the kernel refuses a `src` that is still tentative."""
     from pycni import ipconfig
     ipconfig.configure_iface(ifname, result)
     with netlink.RtNetlink() as nl:
         link = netlink.get_link(nl, ifname)
         if link is None:
             raise CNIError(INTERNAL, f'failed to look up "{ifname}": no such interface')
-        if 6 in layout.families:
-            # routes with `src` need the address out of DAD
-            kernel.settle(nl, link.index, ifname)
         for prefix in layout.connected:
             try:
                 kernel.delete_prefix_route(nl, link.index, prefix)
@@ -219,12 +218,12 @@ class PtpPlugin(skel.Plugin):
         with _socket_in(req.netns) as cnl:
             link = netlink.get_link(cnl, intf.name) if intf.name else None
             checks.check_container_link(intf, link)
-            from pycni import checks as common
+            from pycni import checks as common, netlink_ecmp
             addresses = [a.cidr for a in netlink.list_addresses(cnl, link.index)]
-            routes = netlink.list_routes(cnl)
+            routes = netlink_ecmp.list_routes(cnl)    # multipath next hops expanded
             common.check_addresses(req.ifname, ips, addresses, [r.dst for r in routes])
-            common.check_routes(prev.routes, lambda table: netlink.list_routes(
-                cnl, table=netlink.RT_TABLE_MAIN if table is None else table))
+            common.check_routes(prev.routes, lambda table: routes if table is None else
+                                netlink_ecmp.list_routes(cnl, table=table))
             checks.check_container_routes(req.ifname, layout, routes, link.index)
         with netlink.RtNetlink() as hnl:
             host = netlink.get_link_by_index(hnl, link.link) if link.link else None

@@ -1,11 +1,11 @@
-"""ptp's pure decisions: the layout of an attachment, the ADD result, CHECK,
-and the DAD wait (no root)."""
+"""ptp's pure decisions: the layout of an attachment, the ADD result and
+CHECK (no root)."""
 
 import pytest
 
 from pycni.errors import CNIError
 from pycni.netlink import Link, RouteEntry
-from pycni.plugins.ptp import check, config, kernel
+from pycni.plugins.ptp import check, config
 from pycni.result import DNS, Interface, IPConfig, Result, parse_result
 
 NETNS = "/run/netns/c1"
@@ -196,66 +196,3 @@ def test_host_and_container_routes():
     with pytest.raises(CNIError) as err:
         check.check_container_routes("eth0", layout, cont_routes[1:], 2)
     assert err.value.msg == "ptp: route to the gateway 10.1.0.1/32 via eth0 not found"
-
-
-# --- the DAD wait -------------------------------------------------------------------
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def fake_kernel(monkeypatch, states, operstate=6):
-    """address_flags answers from `states` in turn (the last one repeats)."""
-    calls = []
-
-    def address_flags(nl, index, family):
-        calls.append(index)
-        return states[min(len(calls), len(states)) - 1]
-    monkeypatch.setattr(kernel, "address_flags", address_flags)
-    monkeypatch.setattr(kernel.netlink, "get_link_by_index",
-                        lambda nl, index: Link(index=index, name="eth0", flags=1,
-                                               operstate=operstate))
-    return calls
-
-
-TENTATIVE, DADFAILED = kernel.IFA_F_TENTATIVE, kernel.IFA_F_DADFAILED
-
-
-def test_settle_returns_when_no_address_is_tentative(monkeypatch):
-    clock = Clock()
-    calls = fake_kernel(monkeypatch, [[("fd00::5", TENTATIVE), ("fe80::1", TENTATIVE)],
-                                      [("fd00::5", 0), ("fe80::1", TENTATIVE)],
-                                      [("fd00::5", 0), ("fe80::1", 0x80)]])
-    kernel.settle(None, 2, "eth0", clock=clock, sleep=clock.sleep)
-    assert len(calls) == 3 and clock.now == pytest.approx(0.1)
-
-
-def test_settle_fails_at_once_on_dad_failure(monkeypatch):
-    clock = Clock()
-    fake_kernel(monkeypatch, [[("fd00::5", DADFAILED | TENTATIVE)]])
-    with pytest.raises(CNIError) as err:
-        kernel.settle(None, 2, "eth0", clock=clock, sleep=clock.sleep)
-    assert err.value.msg == "link eth0 has address fd00::5 in DADFAILED state"
-    assert clock.now == 0
-
-
-def test_settle_times_out_on_an_up_link(monkeypatch):
-    clock = Clock()
-    fake_kernel(monkeypatch, [[("fd00::5", TENTATIVE)]])
-    with pytest.raises(CNIError) as err:
-        kernel.settle(None, 2, "eth0", timeout=1.0, clock=clock, sleep=clock.sleep)
-    assert err.value.msg == "link eth0 still has tentative addresses after 1 seconds"
-    assert 1.0 < clock.now < 1.2
-
-
-def test_settle_gives_up_quietly_on_a_link_that_is_not_up(monkeypatch):
-    clock = Clock()
-    fake_kernel(monkeypatch, [[("fd00::5", TENTATIVE)]], operstate=2)
-    kernel.settle(None, 2, "eth0", timeout=1.0, clock=clock, sleep=clock.sleep)
