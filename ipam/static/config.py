@@ -342,10 +342,11 @@ def decode_netconf(config: dict) -> tuple[NetConf, list]:
     and the parsed value of each address's `Address` key (see
     `parsed_address`); a value of the wrong JSON type is refused (code 999,
     as the reference's json.Unmarshal error is)."""
-    from pycni.decode import lookup
     parsed = []
-    ipam = lookup(config, "ipam")
-    raw = lookup(ipam, "addresses") if isinstance(ipam, dict) else None
+    ipam_key = _last_key(config, "ipam")
+    ipam = config[ipam_key] if ipam_key is not None else None
+    addresses_key = _last_key(ipam, "addresses") if isinstance(ipam, dict) else None
+    raw = ipam[addresses_key] if addresses_key is not None else None
     if isinstance(raw, list) and any(isinstance(a, dict) and "Address" in a for a in raw):
         stripped = []
         for i, a in enumerate(raw):
@@ -355,11 +356,19 @@ def decode_netconf(config: dict) -> tuple[NetConf, list]:
             else:
                 parsed.append(None)
             stripped.append(a)
-        config = {**config, "ipam": {**ipam, "addresses": stripped}}
+        # replaced where they stand: the keys Go applies last stay last
+        config = {**config, ipam_key: {**ipam, addresses_key: stripped}}
     try:
         return decode(NetConf, config), parsed
     except DecodeError as err:
         raise refusal(err.msg, err.details) from None
+
+
+def _last_key(obj: dict, name: str):
+    """The key of `obj` that Go's decoding applies last for field `name`."""
+    from pycni.decode import fold
+    wanted = fold(name)
+    return next((k for k in reversed(obj) if isinstance(k, str) and fold(k) == wanted), None)
 
 
 def parsed_address(raw, i: int) -> "CIDR | None":

@@ -260,3 +260,9 @@ def test_prev_result_parsing():
         'CNIVersion is "0.4.0"')
     assert refused(cfg.prev_result, {"prevResult": []}, "1.1.0").startswith(
         "failed to load netconf")
+
+
+def test_address_key_under_keys_of_another_case():
+    c = cfg.load({"cniVersion": "1.0.0", "name": "n", "IPAM": {
+        "type": "static", "Addresses": [{"Address": {"IP": "10.0.0.5", "Mask": "////AA=="}}]}})
+    assert texts(c) == [("10.0.0.5/24", "")]
