@@ -1,9 +1,9 @@
 """ptp: a veth pair from the host to the container, routed, no bridge.
 
-ADD: IPAM ADD -> veth pair (container end in the container, host end
-here) -> the container's addresses and routes (everything via the
-gateway) -> the gateway's /32 (/128) on the host end with a host route to
-each container address -> forwarding -> masquerading. Any failure after
+ADD: IPAM ADD -> forwarding -> veth pair (container end in the
+container, host end here) -> the container's addresses and routes
+(everything via the gateway) -> the gateway's /32 (/128) on the host end
+with a host route to each container address -> masquerading. Any failure after
 IPAM undoes all of it (veth, masquerading, IPAM allocation), so a failed
 ADD leaves nothing. See config.plan for the layout and README.md for the
 keys and the differences from the reference plugin.
