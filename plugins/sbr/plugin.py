@@ -16,14 +16,16 @@ DEL deletes the rules (of `table`, or of any table) whose source is an
 address the interface still has; the tables' routes go with the
 interface. A missing namespace or interface is success.
 
-CHECK verifies that every address has its rule (to `table` if set).
+CHECK verifies that every address has its rule (to `table` if set) and,
+without `table`, that the table of an address with a gateway still has
+the default route via it.
 GC and STATUS have nothing to do: all of sbr's state lives in the
 container's namespace and dies with it.
 """
 
 import sys
 
-from pycni import fwtools, netlink, netlink_rule, netns, skel
+from pycni import fwtools, ipaddr, netlink, netlink_rule, netns, skel
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Result
 
@@ -175,6 +177,16 @@ def tidy_rules(nl: netlink.RtNetlink, ifname: str, table: int | None) -> None:
         raise failure
 
 
+def same_address(a: str, b: str) -> bool:
+    """Two address texts name the same address ("" matches nothing)."""
+    if not a or not b:
+        return False
+    try:
+        return ipaddr.ip_address(a) == ipaddr.ip_address(b)
+    except ValueError:
+        return False
+
+
 def missing_rules(rules: list[netlink_rule.Rule], ips, table: int | None) -> list[str]:
     """CHECK: the addresses that have no `from ADDR lookup ...` rule
     (to `table` when one is configured)."""
@@ -182,10 +194,26 @@ def missing_rules(rules: list[netlink_rule.Rule], ips, table: int | None) -> lis
     for ip in ips:
         source = config.host_address(ip)
         bits = 128 if ":" in source else 32
-        if not any(r.src == source and r.src_len == bits and r.dst_len == 0
+        if not any(same_address(r.src, source) and r.src_len == bits and r.dst_len == 0
                    and r.action == netlink_rule.FR_ACT_TO_TBL
                    and (table is None or r.table == table) for r in rules):
             missing.append(source)
+    return missing
+
+
+def missing_gateways(rules: list[netlink_rule.Rule], routes: list[netlink_rule.RouteMsg],
+                     ips, oif: int) -> list[str]:
+    """CHECK without `table`: the addresses with a gateway whose rule's
+    table lacks the default route via that gateway on the interface."""
+    missing = []
+    for ip in ips:
+        if not ip.gateway:
+            continue
+        source = config.host_address(ip)
+        tables = {r.table for r in rules if same_address(r.src, source)}
+        if not any(r.table in tables and r.dst_len == 0 and same_address(r.gw, ip.gateway)
+                   and r.oif == oif for r in routes):
+            missing.append(f"{ip.gateway} (for {source})")
     return missing
 
 
@@ -224,15 +252,21 @@ class SbrPlugin(skel.Plugin):
         prev = config.require_prev_result(req.prev_result)
         ips = config.interface_ips(prev, req.ifname)
         with netns.entered(req.netns), netlink.RtNetlink() as nl:
-            if table is None and netlink.get_link(nl, req.ifname) is None:
+            link = netlink.get_link(nl, req.ifname)
+            if table is None and link is None:
                 raise CNIError(INTERNAL, f"Cannot find network interface {req.ifname}: "
                                "Link not found")
             rules = netlink_rule.list_rules(nl)
-        missing = missing_rules(rules, ips, table)
-        if missing:
-            where = f"table {table}" if table is not None else "a table"
-            raise CNIError(INTERNAL, f"sbr: no rule sends traffic from {', '.join(missing)} "
-                           f"of {req.ifname} to {where}")
+            missing = missing_rules(rules, ips, table)
+            if missing:
+                where = f"table {table}" if table is not None else "a table"
+                raise CNIError(INTERNAL, f"sbr: no rule sends traffic from "
+                               f"{', '.join(missing)} of {req.ifname} to {where}")
+            if table is None:     # the tables ADD filled: their default routes
+                gone = missing_gateways(rules, netlink_rule.list_routes(nl), ips, link.index)
+                if gone:
+                    raise CNIError(INTERNAL, f"sbr: no default route via {', '.join(gone)} "
+                                   f"in its source table on {req.ifname}")
 
 
 def main() -> None:

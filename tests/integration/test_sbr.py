@@ -258,6 +258,12 @@ def test_check_notices_a_missing_rule_or_interface(world, ours):
     ctr = container(world)
     config = conf(ctr)
     ok(world, ours, "ADD", config, ctr)
+    ctr.run("ip", "route", "del", "default", "table", "100")
+    check = cmd(world, ours, "CHECK", config, ctr)
+    assert not check.ok and check.json["msg"] == \
+        "sbr: no default route via 10.9.0.1 (for 10.9.0.5) in its source table on eth0"
+    ctr.run("ip", "route", "add", "default", "via", "10.9.0.1", "table", "100")
+    assert ok(world, ours, "CHECK", config, ctr) is None
     ctr.run("ip", "-6", "rule", "del", "from", "fd09::5", "table", "102")
     check = cmd(world, ours, "CHECK", config, ctr)
     assert not check.ok and check.json["msg"] == \

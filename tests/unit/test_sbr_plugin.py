@@ -120,3 +120,72 @@ def test_check_ignores_rules_that_are_not_the_source_rule(other):
 def test_errors_read_as_go_prints_them(errno, text):
     import os
     assert plugin.go_error(OSError(errno, os.strerror(errno))) == text
+
+
+def test_check_compares_addresses_not_their_spelling():
+    assert plugin.missing_rules([rule("fd09::5", 100)], ips("fd09:0:0::5/64"), None) == []
+    assert plugin.same_address("10.9.0.1", "10.9.0.1")
+    assert not plugin.same_address("", "")
+    assert not plugin.same_address("10.9.0.1", "fd09::1")
+
+
+def route(table: int, gw: str, oif: int = 2, dst_len: int = 0) -> netlink_rule.RouteMsg:
+    r = netlink_rule.default_route(gw, oif, table)
+    r.dst_len = dst_len
+    return r
+
+
+def gw_ips():
+    return parse_result({"cniVersion": "1.0.0", "ips": [
+        {"address": "10.9.0.5/24", "gateway": "10.9.0.1"}, {"address": "10.9.0.6/24"},
+        {"address": "fd09::5/64", "gateway": "fd09:0::1"}]}, "1.0.0").ips
+
+
+def test_check_finds_the_default_route_of_each_gateway():
+    rules = [rule("10.9.0.5", 100), rule("10.9.0.6", 101), rule("fd09::5", 102)]
+    routes = [route(100, "10.9.0.1"), route(102, "fd09::1")]
+    assert plugin.missing_gateways(rules, routes, gw_ips(), 2) == []
+
+
+@pytest.mark.parametrize("routes", [
+    [route(102, "fd09::1")],                              # gone
+    [route(101, "10.9.0.1"), route(102, "fd09::1")],      # in another address's table
+    [route(100, "10.9.0.1", oif=3), route(102, "fd09::1")],   # on another interface
+    [route(100, "10.9.0.1", dst_len=8), route(102, "fd09::1")],   # not the default
+])
+def test_check_notices_a_missing_default_route(routes):
+    rules = [rule("10.9.0.5", 100), rule("10.9.0.6", 101), rule("fd09::5", 102)]
+    assert plugin.missing_gateways(rules, routes, gw_ips(), 2) == ["10.9.0.1 (for 10.9.0.5)"]
+
+
+# --- ADD's rollback --------------------------------------------------------------
+
+def test_rollback_deletes_rules_empties_the_tables_and_restores_device_routes_first(
+        monkeypatch):
+    calls = []
+    main = [netlink_rule.parse_route(netlink_rule.route_message(r, 254)) for r in (
+        netlink_rule.default_route("10.9.0.1", 2, 254),
+        netlink_rule.RouteMsg(family=socket.AF_INET, dst_len=24, src_len=0, tos=0, table=254,
+                              protocol=2, scope=253, type=1, flags=0,
+                              attrs={netlink_rule.RTA_DST: socket.inet_aton("10.9.0.0"),
+                                     netlink_rule.RTA_OIF: (2).to_bytes(4, "little")}))]
+    in_tables = [route(100, "10.9.0.1"), route(101, "10.9.0.1"), route(300, "10.9.0.1")]
+    monkeypatch.setattr(netlink_rule, "delete_rule_like",
+                        lambda nl, src, table: calls.append(("del rule", src, table)))
+    monkeypatch.setattr(netlink_rule, "list_routes", lambda nl: in_tables)
+    monkeypatch.setattr(netlink_rule, "delete_route",
+                        lambda nl, r: calls.append(("del route", r.table)))
+
+    def add_route(nl, r, table):
+        calls.append(("add route", r.dst, table))
+        if r.gw:
+            raise OSError(101, "Network is unreachable")   # logged, the rest goes on
+    monkeypatch.setattr(netlink_rule, "add_route", add_route)
+    undo = plugin._Undo(object())
+    undo.rules = [("10.9.0.5", 100), ("10.9.0.6", 101)]
+    undo.tables = [100, 101]
+    undo.removed = main
+    undo.run()
+    assert calls == [("del rule", "10.9.0.6", 101), ("del rule", "10.9.0.5", 100),
+                     ("del route", 100), ("del route", 101),
+                     ("add route", "10.9.0.0/24", 254), ("add route", "0.0.0.0/0", 254)]
