@@ -155,7 +155,10 @@ def parse_cidr(text) -> CIDR | None:
         addr = ipaddr.ip_address(addr_text)
     except ValueError:
         return None
-    prefix = int(prefix_text)
+    digits = prefix_text.lstrip("0")
+    if len(digits) > 3:     # Go stops at 2^24; int() would refuse 4,300+ digits
+        return None
+    prefix = int(digits or "0")
     if prefix > addr.max_prefixlen:
         return None
     value = int(addr)

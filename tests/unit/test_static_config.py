@@ -39,6 +39,7 @@ def refused(fn, *args) -> str:
     ("::ffff:10.0.0.1/90", "10.0.0.1/0"),
     ("::ffff:0a00:0001/128", "10.0.0.1/32"),
     ("::10.0.0.1/128", "::a00:1/128"),               # IPv4-compatible stays IPv6
+    ("10.0.0.1/" + "0" * 5000 + "8", "10.0.0.1/8"),
 ])
 def test_parse_cidr_as_go(text, want):
     assert str(cfg.parse_cidr(text)) == want
@@ -48,6 +49,7 @@ def test_parse_cidr_as_go(text, want):
     "10.0.0.5", "10.0.0.5/", "10.0.0.5/33", "fd00::1/129", "010.0.0.1/24", " 10.0.0.1/24",
     "10.0.0.1/24 ", "10.0.0.1/+24", "10.0.0.1/-1", "10.0.0.1/２４", "fe80::1%eth0/64",
     "10.0.0.0/255.255.255.0", "", None, 5, "10.0.0.1/24/8", "a.b.c.d/8",
+    "10.0.0.1/" + "9" * 5000, "10.0.0.1/1000",
 ])
 def test_parse_cidr_refuses_what_go_refuses(text):
     assert cfg.parse_cidr(text) is None
