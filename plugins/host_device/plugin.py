@@ -104,6 +104,23 @@ def claimed_by(data_dir: str, network: str, req: skel.Request, info) -> str:
     return ""
 
 
+def _where_it_went(err: CNIError, settings: config.Settings, req: skel.Request) -> CNIError:
+    """A `device` that is not in the host because an attachment of ours
+    holds it: say which (the reference says only "Link not found")."""
+    if settings.selector.kind != "device":
+        return err
+    try:
+        records = state.all_records(settings.data_dir)
+    except OSError:
+        return err
+    for net, rec in records:
+        if rec.name == settings.selector.value:
+            return CNIError(err.code, f"failed to find host device: {rec.name} is in use by "
+                            "another container", f"moved to container {rec.container_id} as "
+                            f"{rec.ifname} (network {net})")
+    return err
+
+
 def record_of(info: hostdev.LinkInfo, req: skel.Request) -> state.Record:
     return state.Record(container_id=req.container_id, ifname=req.ifname, name=info.name,
                         mtu=info.link.mtu, alias=info.alias, mac=info.link.mac,
@@ -226,7 +243,10 @@ class HostDevicePlugin(skel.Plugin):
                 netns.probe(req.netns)
                 return self._add_dpdk(req, settings)
             with netlink.RtNetlink() as host:
-                info = find_host_link(host, tree, settings.selector)
+                try:
+                    info = find_host_link(host, tree, settings.selector)
+                except CNIError as err:
+                    raise _where_it_went(err, settings, req) from None
                 config.check_movable(info, settings.selector,
                                      claimed_by(settings.data_dir, req.network_name, req, info))
                 return self._add_link(req, settings, host, info)

@@ -129,6 +129,16 @@ def test_add_check_del_del(world, lan, plugin_dir, make_conf, tmp_path, version)
         assert records(tmp_path) == []
 
 
+def test_a_device_in_a_container_is_named_as_such(world, lan, plugin_dir, make_conf):
+    c1, c2 = world.container("c1"), world.container("c2")
+    add(world, plugin_dir, make_conf(ipam=False), c1)
+    r = run(world, plugin_dir, "ADD", make_conf(ipam=False), c2, container_id="ctr2")
+    assert r.error_code() == 7
+    assert r.json["msg"] == f"failed to find host device: {DEV} is in use by another container"
+    assert "moved to container ctr1 as eth0" in r.json["details"]
+    assert link_names(c2) == ["lo"]
+
+
 def test_layer2_only_and_legacy_version_refused_before_moving(world, lan, plugin_dir,
                                                               make_conf, tmp_path):
     ctr = world.container("c1")
