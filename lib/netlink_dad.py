@@ -33,6 +33,7 @@ IF_OPER_UP = 6
 
 SETTLE_TIMEOUT = 5.0       # seconds, the reference's dadSettleTimeout
 SETTLE_INTERVAL = 0.05     # seconds, the reference's SETTLE_INTERVAL
+DRAIN_READS = 64
 
 _IFADDRMSG = struct.Struct("=BBBBI")
 
@@ -122,7 +123,8 @@ def _listener() -> "socket.socket | None":
 
 def _wait(sock, seconds: float) -> None:
     """Until an IPv6 address message arrives or `seconds` pass; drains
-    what is queued so the next wait blocks again."""
+    what is queued (a bounded number of reads: processes in the container
+    may change addresses without end) so the next wait blocks again."""
     if sock is None:
         time.sleep(seconds)
         return
@@ -133,9 +135,9 @@ def _wait(sock, seconds: float) -> None:
         return
     sock.setblocking(False)
     try:
-        while sock.recv(1 << 16):
-            pass
-    except OSError:
+        for _ in range(DRAIN_READS):
+            sock.recv(1 << 16)
+    except OSError:       # nothing more queued
         pass
 
 

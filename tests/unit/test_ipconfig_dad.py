@@ -198,3 +198,43 @@ def test_configure_iface_keeps_its_positional_signature():
     params = inspect.signature(ipconfig.configure_iface).parameters
     assert list(params)[:2] == ["ifname", "result"]
     assert all(p.kind == p.KEYWORD_ONLY for p in list(params.values())[2:])
+
+
+class EndlessSocket:
+    """A group socket that always has another message queued."""
+
+    def __init__(self):
+        self.reads = 0
+
+    def settimeout(self, seconds):
+        pass
+
+    def setblocking(self, flag):
+        pass
+
+    def recv(self, size):
+        self.reads += 1
+        return b"x" * 16
+
+
+def test_wait_drains_a_bounded_number_of_messages():
+    sock = EndlessSocket()
+    netlink_dad._wait(sock, 0.05)
+    assert sock.reads == 1 + netlink_dad.DRAIN_READS
+
+
+def test_wait_returns_on_a_timeout():
+    class Quiet(EndlessSocket):
+        def recv(self, size):
+            raise TimeoutError("timed out")
+    netlink_dad._wait(Quiet(), 0.05)
+
+
+def test_the_listener_joins_the_ipv6_address_group():
+    sock = netlink_dad._listener()
+    if sock is None:
+        pytest.skip("no netlink here")
+    try:
+        assert sock.getsockname()[1] == 1 << (netlink_dad.RTNLGRP_IPV6_IFADDR - 1)
+    finally:
+        sock.close()
