@@ -321,7 +321,8 @@ def parse_routes(raw: list) -> list:
             v = r.get(name)
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)
+                                  or not -(1 << 63) <= v < (1 << 63)):   # Go's int
                 raise refusal(f"invalid route {i}: {name} must be an integer")
             ints[name] = v
         out.append(ResultRoute(dst=str(dst), gw=str(gw) if gw else "",

@@ -222,6 +222,8 @@ def test_routes_canonical_and_extras():
     ({"dst": "10.0.0.0/8", "gw": 5}, "invalid route 0: gw must be a string"),
     ({"dst": "10.0.0.0/8", "mtu": "1400"}, "invalid route 0: mtu must be an integer"),
     ({"dst": "10.0.0.0/8", "table": True}, "invalid route 0: table must be an integer"),
+    ({"dst": "10.0.0.0/8", "mtu": 1 << 63}, "invalid route 0: mtu must be an integer"),
+    ({"dst": "10.0.0.0/8", "priority": 1.5}, "invalid route 0: priority must be an integer"),
 ])
 def test_route_refusals(route, msg):
     assert refused(cfg.parse_routes, [route]) == msg
