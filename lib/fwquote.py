@@ -22,6 +22,7 @@ alphabet; conditions are checked as described at `nft_conditions`.
 """
 
 from .errors import CNIError, INVALID_NETWORK_CONFIG
+from .text import control_char
 
 IPT_PARAM_MAX = 1023          # xt_param_buf holds 1024 bytes with the NUL
 # iptables-restore reads with fgets into a 10240-byte buffer: a longer line
@@ -36,15 +37,6 @@ _PLAIN = frozenset("-_./:,!+@%=[]")
 
 def _refuse(what: str, problem: str, value) -> CNIError:
     return CNIError(INVALID_NETWORK_CONFIG, f"invalid {what}: {problem}", repr(value))
-
-
-def control_char(text: str) -> str | None:
-    """The first control character of `text` (C0, DEL, C1), or None."""
-    for c in text:
-        o = ord(c)
-        if o < 0x20 or 0x7f <= o < 0xa0:
-            return c
-    return None
 
 
 def refuse_control(text: str, what: str) -> None:

@@ -20,7 +20,7 @@ from pycni.model import dataclass, field
 from pycni.config import NetConf
 from pycni.decode import DecodeError, decode, key, lookup
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
-from pycni.fwquote import control_char
+from pycni.text import control_char
 
 DEFAULT_BRIDGE = "cni0"
 MAX_VLAN = 4094
