@@ -94,7 +94,7 @@ def assert_home(world, mac, up=True):
 
 # --- lifecycle ------------------------------------------------------------------
 
-@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+@pytest.mark.parametrize("version", ["0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
 def test_add_check_del_del(world, lan, plugin_dir, make_conf, tmp_path, version):
     ctr = world.container("c1")
     mac = host_state(world)["address"]
@@ -106,16 +106,21 @@ def test_add_check_del_del(world, lan, plugin_dir, make_conf, tmp_path, version)
     assert link["address"] == mac and link["mtu"] == 1400
     assert link["ifalias"] == DEV               # the reference's marker, for its DEL
     assert "UP" in link["flags"]
-    assert result["interfaces"] == [{"name": "eth0", "mac": mac, "sandbox": ctr.path}]
-    assert [ip["address"] for ip in result["ips"]] == ["10.78.0.10/24"]
-    assert all(ip["interface"] == 0 for ip in result["ips"])
+    if version == "0.2.0":
+        assert result == {"cniVersion": "0.2.0", "dns": {},
+                          "ip4": {"ip": "10.78.0.10/24", "gateway": EXT_IP,
+                                  "routes": [{"dst": "0.0.0.0/0", "gw": EXT_IP}]}}
+    else:
+        assert result["interfaces"] == [{"name": "eth0", "mac": mac, "sandbox": ctr.path}]
+        assert [ip["address"] for ip in result["ips"]] == ["10.78.0.10/24"]
+        assert all(ip["interface"] == 0 for ip in result["ips"])
     assert "10.78.0.10/24" in ctr.addresses("eth0")
     assert ctr.pings(EXT_IP)
     assert reserved(tmp_path) == ["10.78.0.10"]
     assert records(tmp_path) == ["ctr1_eth0"]
     assert oct(os.stat(tmp_path / "hd" / NET / "ctr1_eth0").st_mode & 0o777) == "0o600"
 
-    if version != "0.3.1":
+    if version not in ("0.2.0", "0.3.1"):
         check = run(world, plugin_dir, "CHECK", dict(conf, prevResult=result), ctr)
         assert check.ok, check.stdout + check.stderr
 
@@ -222,6 +227,42 @@ def test_macvlan_link(world, lan, plugin_dir, make_conf):
     r = run(world, plugin_dir, "DEL", dict(conf, prevResult=result), ctr)
     assert r.ok, r.stdout
     assert world.host.link("hdmv0")["linkinfo"]["info_kind"] == "macvlan"
+    assert link_names(ctr) == ["lo"]
+
+
+def static_conf(make_conf, *addresses):
+    conf = make_conf()
+    conf["ipam"] = {"type": "static",
+                    "addresses": [{"address": a} for a in addresses],
+                    "routes": [{"dst": "fd00:79::/64", "gw": "fd00:78::1"}]}
+    return conf
+
+
+def test_dual_stack_with_static_settles_dad(world, lan, plugin_dir, make_conf):
+    lan.run("ip", "addr", "add", "fd00:78::1/64", "dev", PEER, "nodad")
+    ctr = world.container("c1")
+    conf = static_conf(make_conf, "10.78.0.20/24", "fd00:78::20/64")
+    result = add(world, plugin_dir, conf, ctr)
+    assert [ip["address"] for ip in result["ips"]] == ["10.78.0.20/24", "fd00:78::20/64"]
+    v6 = [a for a in ctr.ip_json("-6", "addr", "show", "dev", "eth0")[0]["addr_info"]
+          if a["local"] == "fd00:78::20"]
+    assert v6 and not v6[0].get("tentative")       # DAD was waited for
+    assert ctr.pings("fd00:78::1")
+    check = run(world, plugin_dir, "CHECK", dict(conf, prevResult=result), ctr)
+    assert check.ok, check.stdout
+    d = run(world, plugin_dir, "DEL", dict(conf, prevResult=result), ctr)
+    assert d.ok, d.stdout
+
+
+def test_duplicate_ipv6_address_fails_add_and_leaves_nothing(world, lan, plugin_dir,
+                                                            make_conf, tmp_path):
+    lan.run("ip", "addr", "add", "fd00:78::30/64", "dev", PEER, "nodad")
+    ctr = world.container("c1")
+    mac = host_state(world)["address"]
+    r = run(world, plugin_dir, "ADD", static_conf(make_conf, "fd00:78::30/64"), ctr)
+    assert not r.ok
+    assert "DADFAILED" in r.json["msg"], r.stdout
+    _untouched(world, ctr, mac, tmp_path)
     assert link_names(ctr) == ["lo"]
 
 
@@ -364,7 +405,7 @@ def _container_state(ctr) -> dict:
             "routes": routes, "names": link_names(ctr)}
 
 
-@pytest.mark.parametrize("version", ["0.3.1", "1.0.0", "1.1.0"])
+@pytest.mark.parametrize("version", ["0.2.0", "0.3.1", "1.0.0", "1.1.0"])
 def test_same_result_and_state_as_reference(world, lan, plugin_dir, make_conf, tmp_path,
                                             version):
     ref = _ref()
