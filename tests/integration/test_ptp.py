@@ -11,6 +11,9 @@ namespaces.
 import json
 import os
 import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -527,3 +530,58 @@ def test_interop_with_the_reference(world, cni_path, ref19, data_dir, first, sec
     delete(world, paths[second], with_prev(cfg, r), c, "interop")
     assert host_veths(world.host) == [] and allocations(data_dir) == []
     assert no_masq(world.host)
+
+
+# ------------------------------------------------------------------ untrusted CNI_NETNS, concurrency
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "regular-file"])
+def test_not_a_netns_is_refused_at_once(world, cni_path, data_dir, tmp_path, kind):
+    if kind == "device":
+        path = "/dev/null"
+    elif kind == "fifo":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    else:
+        path = str(tmp_path / "file")
+        open(path, "w").write("not a namespace\n")
+    start = time.monotonic()
+    run = world.run_plugin(cni_path, "ptp", "ADD", conf(data_dir, ipMasq=True), path)
+    assert time.monotonic() - start < 10
+    assert run.error_code() == 4, run.stdout
+    assert allocations(data_dir) == [] and host_veths(world.host) == []
+    assert no_masq(world.host)
+    delete(world, cni_path, conf(data_dir, ipMasq=True), path)
+
+
+def test_del_after_unmount_releases_the_address_and_the_rules(world, cni_path, data_dir):
+    """A runtime unmounts the netns and leaves the mount-point file."""
+    c = world.container("ptpu")
+    cfg = conf(data_dir, dual=True, ipMasq=True)
+    add(world, cni_path, cfg, c, "umnt")
+    subprocess.run(["umount", c.path], check=True)
+    for _ in range(2):
+        delete(world, cni_path, cfg, c, "umnt")
+        assert allocations(data_dir) == [] and no_masq(world.host)
+        assert host_veths(world.host) == []
+
+
+def test_parallel_adds_and_dels(world, cni_path, data_dir):
+    n = 8
+    ctrs = [world.container(f"ptpp{i}") for i in range(n)]
+    cfg = conf(data_dir, ipMasq=True)
+    assert world.host    # create it now: World.host is not thread-safe
+
+    def run(command, i, result=None):
+        c = with_prev(cfg, result) if result else cfg
+        return world.run_plugin(cni_path, "ptp", command, c, ctrs[i], container_id=f"par{i}")
+
+    with ThreadPoolExecutor(n) as pool:
+        results = [ok(a) for a in pool.map(lambda i: run("ADD", i), range(n))]
+    assert len({r["ips"][0]["address"] for r in results}) == n
+    assert len(set(host_veths(world.host))) == n
+    assert ctrs[0].pings(results[-1]["ips"][0]["address"].split("/")[0])
+    with ThreadPoolExecutor(n) as pool:
+        for d in pool.map(lambda i: run("DEL", i, results[i]), range(n)):
+            ok(d)
+    assert host_veths(world.host) == [] and allocations(data_dir) == []
+    assert no_masq(world.host) and routes(world.host) == []
