@@ -54,7 +54,8 @@ def test_table_of_another_type_is_refused(table):
     assert "config.table" in err.value.msg
 
 
-def test_integral_float_table_is_a_number_as_in_go():
+def test_integral_float_table_is_taken_as_pycni_decode_takes_integers():
+    # (Go would refuse 100.0 for an int; pycni.decode accepts integral floats)
     assert config.load(conf(table=100.0)) == 100
 
 
