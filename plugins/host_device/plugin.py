@@ -296,11 +296,10 @@ class HostDevicePlugin(skel.Plugin):
         except OSError as err:
             raise CNIError(IO_FAILURE, f"failed to save host-device state in "
                            f"{settings.data_dir}", err.strerror or str(err)) from None
+        netlink.set_link_up(container, moved.index)
         if not settings.ipam_type:
-            netlink.set_link_up(container, moved.index)
             return config.build_result(req.ifname, moved.link.mac, req.netns, None,
                                        settings.dns, req.cni_version)
-        netlink.set_link_up(container, moved.index)
         with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
             result = config.build_result(req.ifname, moved.link.mac, req.netns, ipam_result,
                                          settings.dns, req.cni_version)
