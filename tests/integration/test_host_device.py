@@ -445,3 +445,27 @@ def test_reference_and_pycni_undo_each_other(world, lan, plugin_dir, make_conf, 
     d = world.run_plugin([ref], "host-device", "DEL", conf, ctr)
     assert d.ok, d.stdout + d.stderr
     assert world.host.link(DEV) is not None and link_names(ctr) == ["lo"]
+
+
+def test_netns_gone_reference_leaks_the_address_pycni_does_not(world, lan, plugin_dir,
+                                                                make_conf, tmp_path):
+    """plugins#1196, side by side: the same ADD, the namespace deleted, DEL."""
+    ref = _ref()
+    conf = make_conf()
+    for impl, path in (("ref", [ref, plugin_dir]), ("pycni", plugin_dir)):
+        world.host.run("ip", "link", "del", DEV, check=False)
+        world.host.run("ip", "link", "add", DEV, "type", "veth", "peer", "name", "hdq0")
+        ctr = world.container(f"g{impl}")
+        r = world.run_plugin(path, "host-device", "ADD", conf, ctr, container_id=impl)
+        assert r.ok, r.stdout + r.stderr
+        netns_path = ctr.path
+        world.namespaces.remove(ctr)
+        assert delete_namespace(ctr.name) is None
+        d = world.run_plugin(path, "host-device", "DEL", conf, netns_path, container_id=impl)
+        if impl == "ref":
+            assert not d.ok and "failed to open netns" in d.stdout
+            assert reserved(tmp_path) == ["10.78.0.10"]          # leaked
+            (tmp_path / "ipam" / NET / "10.78.0.10").unlink()    # as an operator would
+        else:
+            assert d.ok, d.stdout + d.stderr
+            assert reserved(tmp_path) == []
