@@ -76,7 +76,6 @@ RTN_UNICAST = 1
 RTM_F_CLONED = 0x200
 TABLE_MAX = 0xFFFFFFFF
 
-ESRCH, ENOENT = 3, 2
 
 
 def family_of(address: str) -> int:

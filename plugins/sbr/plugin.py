@@ -31,7 +31,7 @@ from pycni.result import Result
 
 from . import config
 
-ESRCH, ENOENT, ENODEV = 3, 2, 19
+ESRCH, ENOENT = 3, 2
 
 
 def _log(msg: str) -> None:
@@ -57,22 +57,27 @@ class _Undo:
         nl = self.nl
         for source, table in reversed(self.rules):
             self._quietly(f"delete rule from {source} lookup {table}",
-                          lambda: netlink_rule.delete_rule_like(nl, source, table))
+                          netlink_rule.delete_rule_like, nl, source, table)
         if self.tables:
             # The tables were unused before this ADD: empty them again.
-            for route in netlink_rule.list_routes(nl):
+            try:
+                routes = netlink_rule.list_routes(nl)
+            except OSError as exc:
+                _log(f"rollback: cannot list routes: {exc}")
+                routes = []
+            for route in routes:
                 if route.table in self.tables:
                     self._quietly(f"delete route {route.dst} from table {route.table}",
-                                  lambda: netlink_rule.delete_route(nl, route))
+                                  netlink_rule.delete_route, nl, route)
         # Device routes first: a gateway route needs its subnet's route.
         for route in sorted(self.removed, key=lambda r: bool(r.gw)):
             self._quietly(f"restore route {route.dst}",
-                          lambda: netlink_rule.add_route(nl, route, route.table))
+                          netlink_rule.add_route, nl, route, route.table)
 
     @staticmethod
-    def _quietly(what: str, step) -> None:
+    def _quietly(what: str, step, *args) -> None:
         try:
-            step()
+            step(*args)
         except OSError as exc:
             _log(f"rollback: cannot {what}: {exc}")
 
