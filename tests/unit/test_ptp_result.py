@@ -196,3 +196,35 @@ def test_host_and_container_routes():
     with pytest.raises(CNIError) as err:
         check.check_container_routes("eth0", layout, cont_routes[1:], 2)
     assert err.value.msg == "ptp: route to the gateway 10.1.0.1/32 via eth0 not found"
+
+
+# --- the prefix route delete -------------------------------------------------------------
+
+class RecordingSocket:
+    def __init__(self):
+        self.sent = []
+
+    def request(self, msg_type, flags, body):
+        self.sent.append((msg_type, flags, body))
+        return []
+
+
+@pytest.mark.parametrize("cidr,family,dst", [
+    ("10.1.0.0/24", 2, bytes([10, 1, 0, 0])),
+    ("fd00::/64", 10, bytes([0xfd]) + bytes(15))])
+def test_prefix_route_delete_matches_any_protocol_and_scope(cidr, family, dst):
+    import struct
+    from pycni import netlink
+    from pycni.plugins.ptp import kernel
+    nl = RecordingSocket()
+    kernel.delete_prefix_route(nl, 7, cidr)
+    (msg_type, flags, body), = nl.sent
+    assert (msg_type, flags) == (netlink.RTM_DELROUTE, 0)
+    fam, dst_len, _src_len, _tos, table, proto, scope, rtype, _f = \
+        struct.unpack_from("=BBBBBBBBI", body)
+    # protocol 0 and scope "nowhere" match the kernel's own route
+    assert (fam, dst_len, table, proto, scope, rtype) == \
+        (family, int(cidr.split("/")[1]), 254, 0, 255, 0)
+    attrs = netlink.parse_attrs(body[12:])
+    assert attrs[netlink.RTA_DST] == dst
+    assert struct.unpack("=I", attrs[netlink.RTA_OIF]) == (7,)
