@@ -585,3 +585,16 @@ def test_parallel_adds_and_dels(world, cni_path, data_dir):
             ok(d)
     assert host_veths(world.host) == [] and allocations(data_dir) == []
     assert no_masq(world.host) and routes(world.host) == []
+
+
+@pytest.mark.parametrize("keys", [{"ipam": {}}, {"ipMasq": True, "ipMasqBackend": "pf"}])
+def test_error_messages_match_the_reference(world, cni_path, ref19, tmp_path, keys):
+    runs = {}
+    for impl, path in (("ours", cni_path), ("ref", ref19)):
+        cfg = conf(str(tmp_path / impl), **keys)
+        runs[impl] = world.run_plugin(path, "ptp", "ADD", cfg, world.container(f"ptp{impl}"),
+                                      container_id=impl)
+    assert runs["ours"].returncode == runs["ref"].returncode == 1
+    assert runs["ours"].json["msg"] == runs["ref"].json["msg"]
+    assert (runs["ours"].error_code(), runs["ref"].error_code()) == (7, 999)
+    assert allocations(str(tmp_path / "ours")) == []
