@@ -213,7 +213,8 @@ def nft_rules(w) -> str:
 def leftover_rules(w, backend: str) -> list[str]:
     if backend == "iptables":
         return [l for f in (4, 6) for l in nat_rules(w, f) if "CNI-DN-" in l]
-    return [l for l in nft_rules(w).splitlines() if "net: " + NET in l or "dnat to" in l]
+    return [l for l in nft_rules(w).splitlines() if "net: " + NET in l or "dnat to" in l
+            or ("masquerade" in l and "comment" in l)]
 
 
 def wait_v6_ready(ns, timeout=5.0) -> None:
