@@ -140,3 +140,18 @@ def _try_sysctl(value: str, *parts: str) -> None:
         sysctl.write(value, *parts)
     except OSError:
         pass   # IPv6 compiled out or the key is absent: addresses will say so
+
+
+def check_iface(nl: netlink.RtNetlink, ifname: str, index: int, ips: list,
+                routes: list) -> None:
+    """CHECK of what configure_iface made, read through `nl` (a socket in
+    the container's namespace): every address of `ips` (result IPConfigs)
+    on link `index` with a route to its prefix, and every route of
+    `routes` (result Routes) in its table; a multipath route counts once
+    per next hop (ECMP). Raises the reference's CHECK errors."""
+    from . import checks
+    addresses = [a.cidr for a in netlink.list_addresses(nl, index)]
+    route_dsts = [r.dst for r in netlink_ecmp.list_routes(nl)]
+    checks.check_addresses(ifname, ips, addresses, route_dsts)
+    checks.check_routes(routes, lambda table: netlink_ecmp.list_routes(
+        nl, table=netlink.RT_TABLE_MAIN if table is None else table))

@@ -387,6 +387,7 @@ class HostDevicePlugin(skel.Plugin):
 
     def check(self, req: skel.Request) -> None:
         from . import check as checks
+        from pycni import ipconfig
         with sysfs.Tree(self.sysfs_root) as tree:
             settings = config.load(req.config, tree, req.env)
         with _socket_in(req.netns) as container:
@@ -407,11 +408,7 @@ class HostDevicePlugin(skel.Plugin):
                     rec = None
             checks.check_link(intf, link, rec)
             ips = checks.own_ips(prev, intf)
-            addresses = [a.cidr for a in netlink.list_addresses(container, link.index)]
-            route_dsts = [r.dst for r in netlink.list_routes(container)]
-            checks.check_addresses(req.ifname, ips, addresses, route_dsts)
-            checks.check_routes(prev.routes, lambda table: netlink.list_routes(
-                container, table=netlink.RT_TABLE_MAIN if table is None else table))
+            ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)
 
     # --- GC, STATUS ------------------------------------------------------------
 

@@ -187,6 +187,7 @@ class MacvlanPlugin(skel.Plugin):
                                    exc.strerror) from None
 
     def check(self, req: skel.Request) -> None:
+        from pycni import ipconfig
         settings = config.load(req.config, req.cni_args)
         with _socket_in(req.netns) as container:
             if settings.ipam_type:
@@ -204,13 +205,7 @@ class MacvlanPlugin(skel.Plugin):
             checks.check_link(intf, link, netlink.macvlan_mode(data), settings.mode,
                               master.index)
             ips = checks.own_ips(prev, intf)
-            addresses = [a.cidr for a in netlink.list_addresses(container, link.index)]
-            route_dsts = [r.dst for r in netlink.list_routes(container)]
-            checks.check_addresses(req.ifname, ips, addresses, route_dsts)
-            # IPv6 routes sharing a destination are one multipath route
-            from pycni import netlink_ecmp
-            checks.check_routes(prev.routes, lambda table: netlink_ecmp.list_routes(
-                container, table=netlink.RT_TABLE_MAIN if table is None else table))
+            ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)
 
     def gc(self, req: skel.Request) -> None:
         ipam_type = config.load_for_delete(req.config)

@@ -184,6 +184,7 @@ class TapPlugin(skel.Plugin):
 
     def check(self, req: skel.Request) -> None:
         from . import check as checks
+        from pycni import ipconfig
         settings = config.load(req.config, req.cni_args)
         with netns.entered(req.netns):
             container = netlink.RtNetlink()
@@ -199,11 +200,7 @@ class TapPlugin(skel.Plugin):
                 bridge = netlink.get_link(container, settings.bridge)
             checks.check_link(intf, link, tuntap.info(data), settings, bridge)
             ips = checks.own_ips(prev, intf)
-            addresses = [a.cidr for a in netlink.list_addresses(container, link.index)]
-            route_dsts = [r.dst for r in netlink.list_routes(container)]
-            checks.check_addresses(req.ifname, ips, addresses, route_dsts)
-            checks.check_routes(prev.routes, lambda table: netlink.list_routes(
-                container, table=netlink.RT_TABLE_MAIN if table is None else table))
+            ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)
 
     def gc(self, req: skel.Request) -> None:
         ipam_type = config.load_for_delete(req.config)

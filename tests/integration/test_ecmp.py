@@ -150,3 +150,18 @@ def test_macvlan_ecmp_routes_and_check(world, plugin_dir, lan, tmp_path):
     for _ in range(2):
         run_ok(world, [plugin_dir], "macvlan", "DEL", conf, ctr)
     assert link_names(ctr) == ["lo"] and allocated(tmp_path) == []
+
+
+@pytest.mark.parametrize("plugin", ["tap"])
+def test_ecmp_check_of_other_link_plugins(world, plugin_dir, tmp_path, plugin):
+    """Every plugin that configures addresses through pycni.ipconfig also
+    CHECKs multipath routes (ipconfig.check_iface)."""
+    ctr = world.container("dadc2")
+    conf = {"cniVersion": "1.0.0", "name": "dadecmp", "type": plugin, "ipam": ipam(tmp_path)}
+    result = run_ok(world, [plugin_dir], plugin, "ADD", conf, ctr)
+    (multi,) = of(routes(ctr)["v6"], "fd88::/64")
+    assert [h["gateway"] for h in multi["nexthops"]] == ["fd77::fd", "fd77::fe"]
+    run_ok(world, [plugin_dir], plugin, "CHECK", {**conf, "prevResult": result}, ctr)
+    for _ in range(2):
+        run_ok(world, [plugin_dir], plugin, "DEL", conf, ctr)
+    assert link_names(ctr) == ["lo"] and allocated(tmp_path) == []
