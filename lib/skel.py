@@ -204,12 +204,11 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
         stdout.write(versions.answer(plugin.supported_versions))
         return 0
 
-    from .log import OperationLog
     req = None
     # With a log directory set by the node (log.py), failures that happen
     # before the config is read are logged too; a logFile in the config
     # (a file of that directory) takes over once it is.
-    log = OperationLog.from_config(None, env)
+    log = _operation_log(None, env)
     cni_version = versions.CURRENT
     try:
         if command not in COMMANDS:
@@ -220,7 +219,7 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
         except OSError as exc:
             raise CNIError(IO_FAILURE, "error reading from stdin", str(exc)) from None
         config = parse_config(data)
-        log = OperationLog.from_config(config, env, started=log.started if log else None)
+        log = _operation_log(config, env, started=log.started if log else None)
         req = Request(command, env, data, config)
         req.network_name = _get(config, "name")
         requested = _get(config, "cniVersion")
@@ -357,6 +356,26 @@ def refuse_own_netns(path: str, env) -> None:
         raise CNIError(INVALID_NETNS,
                        f'netns "{path}" is the plugin\'s own network namespace',
                        "set CNI_NETNS_OVERRIDE=1 if this is intended")
+
+
+# nodeconf.CONF_FILE, named here so that a node without it never loads
+# nodeconf or log (tests/unit/test_skel.py checks they agree; where
+# nodeconf is loaded, its value counts)
+NODE_CONF = "/etc/cni/pycni.conf"
+
+
+def _operation_log(config, env, started=None):
+    """log.OperationLog.from_config; pycni.log (and nodeconf) load only
+    when a log directory may be set (PYCNI_LOG_DIR, or the node's
+    pycni.conf exists) or the config names a logFile (to warn that it is
+    ignored): most nodes log nothing, and that code is paid per call."""
+    loaded = sys.modules.get(__package__ + ".nodeconf")
+    node_conf = loaded.CONF_FILE if loaded is not None else NODE_CONF
+    if not (env.get("PYCNI_LOG_DIR") or os.path.lexists(node_conf)
+            or (config and _get(config, "logFile"))):
+        return None
+    from .log import OperationLog
+    return OperationLog.from_config(config, env, started=started)
 
 
 def _print_error(stdout, err: CNIError, cni_version: str) -> None:

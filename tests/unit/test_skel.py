@@ -673,3 +673,8 @@ def test_version_helpers():
         ["0.3.0", "0.3.1", "0.4.0"]
     assert versions.CURRENT == versions.ALL[-1] == "1.1.0"
     assert versions.DEFAULT == "0.1.0"
+
+
+def test_node_conf_path_is_nodeconf_s():
+    from pycni import nodeconf
+    assert skel.NODE_CONF == nodeconf.CONF_FILE
