@@ -16,6 +16,7 @@ APT_PACKAGES=(
   binutils                           # objdump, used by pyinstaller
   podman runc conmon catatonit       # a real runtime for the end-to-end tests (tests/e2e)
   busybox-static                     # the e2e tests' container image, built locally
+  containerd                         # two nodes driven over the CRI (tests/e2e/test_two_nodes.py)
 )
 
 missing=()
@@ -40,3 +41,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # (drop pip's warnings about local index mirrors that some machines configure)
 .venv/bin/python -m pip install -q '.[test,build]' 2> >(grep -v "is ignored: it is neither" >&2)
+# The two-node test's CRI client: gRPC, and protoc for its cri_api.proto
+.venv/bin/python -m pip install -q grpcio grpcio-tools protobuf 2> >(grep -v "is ignored: it is neither" >&2)
