@@ -319,6 +319,8 @@ def main(argv=None) -> int:
                            "(default: this one)")
     p_install.add_argument("plugins", nargs="*", help="only these (default: all)")
     sub.add_parser("list", help="list the plugins")
+    from .state.runner import add_parsers as add_state_parsers
+    add_state_parsers(sub)
     args = parser.parse_args(argv)
     if args.cmd == "install":
         unknown = [n for n in args.plugins if n not in PLUGINS]
@@ -340,6 +342,9 @@ def main(argv=None) -> int:
     elif args.cmd == "list":
         for name, module in PLUGINS.items():
             print(f"{name}\t{module}")
+    elif args.cmd in ("state", "gc"):
+        from .state.runner import run as run_state
+        return run_state(args)
     return 0
 
 

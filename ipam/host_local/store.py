@@ -754,6 +754,23 @@ def _read_small(dir_fd: int, name: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
+def read_allocations(dir_fd: int) -> dict[str, str]:
+    """name -> trimmed content of every allocation file of the network
+    directory `dir_fd`, for tools that only look (`pycni state`): no lock,
+    no index, nothing created or changed; each file opened as `scan()`
+    opens it (O_NOFOLLOW, O_NONBLOCK; a symlink or FIFO is skipped)."""
+    allocs = {}
+    with os.scandir(dir_fd) as it:
+        for entry in it:
+            name = entry.name
+            if not is_allocation_name(name) or not entry.is_file(follow_symlinks=False):
+                continue
+            data = _read_small(dir_fd, name, MAX_CONTENT)
+            if data is not None:
+                allocs[name] = data.decode("utf-8", "surrogateescape").strip()
+    return allocs
+
+
 def _read_marshal(dir_fd: int, name: str):
     import marshal
     try:
