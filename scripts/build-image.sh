@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# scripts/build-image.sh - pycni's OCI image, built offline FROM scratch.
+#
+#   ./build.sh && scripts/build-image.sh         dist/pycni-image-vX.Y.Z.oci.tar
+#   scripts/build-image.sh --output FILE --tag NAME
+#   PYCNI_BUILD_VENV=DIR   build virtualenv (as build.sh)
+#   PYCNI_IMAGE_STORAGE=DIR scripts/build-image.sh
+#                        keep the image in podman storage DIR (DIR/root,
+#                        DIR/runroot) instead of a temporary one
+#
+# Nothing is pulled: the image's root filesystem is laid out here and
+# `podman build` copies it into an image FROM scratch
+# (deploy/image/Containerfile). It holds
+#   /opt/pycni/cni-bin/     the standalone bundle, as ./build.sh left it in
+#                           dist/cni-bin (PYCNI_BUNDLE overrides)
+#   /opt/pycni/installer/   `pycni install-cni` frozen with PyInstaller
+#                           (deploy/image/entry.py): the image's entry point
+#                           (install-cni, pause, version)
+#   /opt/pycni/10-pycni.conflist.template
+#   the C libraries (and the dynamic loader) those executables need that
+#   are not in the bundle, found with ldd, as they are on the build host
+#   (with an ld.so.cache for them); nothing else: no shell, no Python.
+#
+# The build virtualenv is build.sh's (PYCNI_BUILD_VENV, default build/venv;
+# same interpreter rules); PyInstaller's work files go to build/image/.
+# podman's storage is a temporary directory (never the machine's default
+# storage), removed at the end unless PYCNI_IMAGE_STORAGE names one; the
+# result is an OCI archive, which
+#   podman load -i FILE | skopeo copy oci-archive:FILE docker://REGISTRY/pycni:vX.Y.Z
+#   | ctr -n k8s.io images import FILE
+# bring to a registry or a node.
+set -euo pipefail
+umask 022
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PYTHON=${PYTHON:-python3}
+VENV=${PYCNI_BUILD_VENV:-$ROOT/build/venv}
+BUNDLE=${PYCNI_BUNDLE:-$ROOT/dist/cni-bin}
+WORK=$ROOT/build/image
+OUTPUT=
+TAG=
+while (($#)); do
+    case $1 in
+        --output) OUTPUT=$2; shift 2 ;;
+        --tag) TAG=$2; shift 2 ;;
+        *) echo "build-image.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+for tool in podman ldd ldconfig; do
+    command -v "$tool" >/dev/null || { echo "build-image.sh: needs $tool" >&2; exit 1; }
+done
+if [ ! -x "$BUNDLE/loopback" ]; then
+    echo "build-image.sh: no bundle in $BUNDLE (run ./build.sh first)" >&2
+    exit 1
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "build-image.sh: creating build virtualenv $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -x "$VENV/bin/pyinstaller" ]; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check "$ROOT[build]"
+fi
+# The tree as it is now (PYCNI_IMAGE_REINSTALL=0: the venv's pycni as it is).
+if [ "${PYCNI_IMAGE_REINSTALL:-1}" != 0 ]; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall "$ROOT" \
+        2> >(grep -v "is ignored: it is neither" >&2)
+fi
+VERSION=$("$VENV/bin/python" -c 'from pycni.installcni import pycni_version; print(pycni_version())')
+TAG=${TAG:-localhost/pycni:v$VERSION}
+OUTPUT=${OUTPUT:-$ROOT/dist/pycni-image-v$VERSION.oci.tar}
+
+# 1. the installer, frozen (one directory: no unpacking on every start)
+rm -rf "$WORK"
+mkdir -p "$WORK"
+export PYINSTALLER_CONFIG_DIR=$WORK/config
+"$VENV/bin/pyinstaller" --noconfirm --log-level WARN --onedir --name install-cni \
+    --contents-directory _internal --copy-metadata pycni \
+    --exclude-module pytest --exclude-module pyroute2 --exclude-module tkinter \
+    --distpath "$WORK/dist" --workpath "$WORK/work" --specpath "$WORK" \
+    deploy/image/entry.py
+
+# 2. the root filesystem
+CONTEXT=$WORK/context
+ROOTFS=$CONTEXT/rootfs
+mkdir -p "$ROOTFS/opt/pycni" "$ROOTFS/etc" "$ROOTFS/tmp"
+chmod 1777 "$ROOTFS/tmp"
+cp -a --no-preserve=ownership "$BUNDLE" "$ROOTFS/opt/pycni/cni-bin"
+cp -a --no-preserve=ownership "$WORK/dist/install-cni" "$ROOTFS/opt/pycni/installer"
+install -m 0644 deploy/image/10-pycni.conflist.template "$ROOTFS/opt/pycni/"
+# The libraries the executables load from the system (glibc, libz, the
+# loader): every ELF file's ldd answer, minus what lies inside the image.
+libs=$(find "$ROOTFS/opt" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
+       xargs -0 -r ldd 2>/dev/null |
+       awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
+       grep -v "^$ROOTFS/" | sort -u)
+for lib in $libs; do
+    mkdir -p "$ROOTFS$(dirname "$lib")"
+    cp -L --no-preserve=ownership "$lib" "$ROOTFS$lib"
+done
+dirname -- $libs | sort -u > "$ROOTFS/etc/ld.so.conf"
+ldconfig -r "$ROOTFS"
+chmod -R go-w "$ROOTFS"
+cp deploy/image/Containerfile "$CONTEXT/Containerfile"
+
+# 3. the image, with podman storage of its own
+STORAGE=${PYCNI_IMAGE_STORAGE:-}
+if [ -z "$STORAGE" ]; then
+    STORAGE=$(mktemp -d "${TMPDIR:-/tmp}/pycni-image.XXXXXX")
+    trap 'podman --root "$STORAGE/root" --runroot "$STORAGE/runroot" --storage-driver vfs \
+              system reset --force >/dev/null 2>&1 || true; rm -rf "$STORAGE"' EXIT
+fi
+mkdir -p "$STORAGE/tmp"
+podman_() {
+    TMPDIR=$STORAGE/tmp podman --root "$STORAGE/root" --runroot "$STORAGE/runroot" \
+        --storage-driver vfs --cgroup-manager cgroupfs --events-backend file "$@"
+}
+podman_ build --quiet --network none --pull=never --build-arg "VERSION=$VERSION" \
+    -t "$TAG" -f "$CONTEXT/Containerfile" "$CONTEXT" >/dev/null
+mkdir -p "$(dirname "$OUTPUT")"
+rm -f "$OUTPUT"
+podman_ save --quiet --format oci-archive -o "$OUTPUT" "$TAG"
+echo "build-image.sh: $TAG in $OUTPUT ($(du -sh "$OUTPUT" | cut -f1))" >&2
