@@ -316,6 +316,81 @@ def decode(cls, obj, path: str = "config", into=None):
         raise
 
 
+def lenient(cls, obj, path: str = "config", into=None):
+    """Build dataclass `cls` from `obj` as `decode` does, but never fail on
+    a value: the decode for DEL (and GC), which must undo what an earlier
+    ADD made even when the config now holds something ADD would refuse
+    (the spec: DEL should not fail; a DEL that fails stops the runtime's
+    reverse chain and leaks what the plugins after it hold).
+
+    - a value of the wrong JSON type or out of range is skipped: its field
+      keeps what it had (an earlier key of the same name, else its default);
+    - a nested object is decoded leniently too, a list of objects item by
+      item (an item that is no object is dropped);
+    - a required field that is missing gets its type's zero value ("", 0,
+      False, [], {}, None, or a lenient instance of a nested class);
+    - `obj` that is no object at all gives the defaults.
+
+    Keys match as in `decode` (any case, the last one winning). It raises
+    no DecodeError; a model's `__post_init__` still runs, so keep
+    validation out of the classes you decode this way (pycni's plugins
+    validate after decoding, on ADD and CHECK only). Stable API."""
+    if not isinstance(obj, dict):
+        obj = {}
+    hints = _field_types(cls)
+    groups: dict = {}
+    for k, v in obj.items():
+        if isinstance(k, str):
+            groups.setdefault(fold(k), []).append(v)
+    values = {} if into is None else \
+        {f.name: getattr(into, f.name) for f, _, _ in _json_fields(cls)}
+    for field, name, folded in _json_fields(cls):
+        tp = hints[field.name]
+        current = values.get(field.name, _MISSING)
+        for raw in groups.get(folded, ()):
+            current = _apply_lenient(tp, current, raw, f"{path}.{name}")
+        if current is not _MISSING:
+            values[field.name] = current
+    for f in model.fields(cls):
+        if (f.init and f.name not in values
+                and _is_missing(f.default) and _is_missing(f.default_factory)):
+            values[f.name] = _lenient_zero(hints[f.name], f"{path}.{json_name(f)}")
+    return cls(**values)
+
+
+def _record_type(tp):
+    """The dataclass behind `tp` (itself or `T | None`), else None."""
+    args = _union_args(tp)
+    if args is not None:
+        inner = [a for a in args if a is not type(None)]
+        tp = inner[0] if len(inner) == 1 else None
+    return tp if tp is not None and model.is_dataclass(tp) else None
+
+
+def _apply_lenient(tp, current, raw, path: str):
+    record = _record_type(tp)
+    if record is not None and isinstance(raw, dict):
+        into = current if model.is_dataclass(current) else None
+        return lenient(record, raw, path, into=into)
+    origin = getattr(tp, "__origin__", None)
+    if origin is list and isinstance(raw, list):
+        item = _record_type(tp.__args__[0])
+        if item is not None:
+            return [lenient(item, v, f"{path}[{i}]") for i, v in enumerate(raw)
+                    if isinstance(v, dict)]
+    try:
+        return _apply(tp, current, raw, path)
+    except DecodeError:
+        return current
+
+
+def _lenient_zero(tp, path: str):
+    record = _record_type(tp)
+    if record is not None and _union_args(tp) is None:
+        return lenient(record, {}, path)
+    return _zero(tp)
+
+
 def _apply(tp, current, raw, path: str):
     """The field's value after Go decodes one more matching key into it."""
     if raw is None and not _nullable(tp):

@@ -17,7 +17,10 @@ import sys
 
 import pytest
 
-from netns_world import World, leftovers
+try:    # installed: pycni.netns_fixtures.pytest_netns (the pytest11 entry point)
+    from .netns_world import World, leftovers
+except ImportError:     # the source tree's netns-fixtures/ on sys.path (tests/conftest.py)
+    from netns_world import World, leftovers
 
 REFERENCE_DIR = "/usr/lib/cni"
 
@@ -30,6 +33,10 @@ def missing_prerequisite(reason: str):
 
 
 _missing = missing_prerequisite
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "netns: needs root and network namespaces (real kernel)")
 
 
 @pytest.fixture

@@ -4,7 +4,16 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "netns-fixtures"))
 
-pytest_plugins = ["pytest_netns"]
+try:    # pycni installed: pytest loaded its fixtures already (entry point pytest11)
+    from pycni.netns_fixtures import netns_world as _netns_world, pytest_netns as _pytest_netns
+except ImportError:     # an installed pycni without them: the source tree's copy
+    pytest_plugins = ["pytest_netns"]
+else:
+    # One module object whichever name a test imports it by (`from
+    # netns_world import World`): one namespace counter, one set of fixtures.
+    sys.modules.setdefault("netns_world", _netns_world)
+    sys.modules.setdefault("pytest_netns", _pytest_netns)
+    pytest_plugins = ["pycni.netns_fixtures.pytest_netns"]
 
 # Test stores live in temporary directories; the node setting that allows a
 # config's dataDir there (pycni.nodeconf) is made for every plugin a test
