@@ -321,6 +321,9 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="list the plugins")
     from .state.runner import add_parsers as add_state_parsers
     add_state_parsers(sub)
+    from .lint.main import add_arguments as add_lint_arguments
+    add_lint_arguments(sub.add_parser("lint", help="check network configurations the way "
+                                      "a runtime loads them"))
     args = parser.parse_args(argv)
     if args.cmd == "install":
         unknown = [n for n in args.plugins if n not in PLUGINS]
@@ -345,6 +348,9 @@ def main(argv=None) -> int:
     elif args.cmd in ("state", "gc"):
         from .state.runner import run as run_state
         return run_state(args)
+    elif args.cmd == "lint":
+        from .lint.main import run as run_lint
+        return run_lint(args)
     return 0
 
 

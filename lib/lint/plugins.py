@@ -1,0 +1,258 @@
+"""Plugin objects through their plugin's own config model.
+
+For pycni's plugins the loaders are the plugins' own (plugins/*/config.py,
+ipam/*/config.py): what they refuse, ADD refuses with the same message;
+what they log as a warning, ADD accepts but does not do as written. The
+keys each plugin reads are derived from its config model classes, so they
+cannot drift from what the plugin decodes.
+"""
+
+import difflib
+import importlib
+import os
+from contextlib import contextmanager
+
+from pycni import decode, model
+from pycni.errors import CNIError
+
+from . import refdata
+
+# type -> (config module, the model class of the plugin object)
+MODELS = {
+    "bridge": ("pycni.plugins.bridge.config", "BridgeConf"),
+    "macvlan": ("pycni.plugins.macvlan.config", "MacvlanConf"),
+    "ptp": ("pycni.plugins.ptp.config", "PtpConf"),
+    "tap": ("pycni.plugins.tap.config", "TapConf"),
+    "host-device": ("pycni.plugins.host_device.config", "HostDeviceConf"),
+    "tuning": ("pycni.plugins.tuning.config", "TuningConf"),
+    "portmap": ("pycni.plugins.portmap.config", "PortMapConf"),
+    "firewall": ("pycni.plugins.firewall.config", "FirewallConf"),
+    "bandwidth": ("pycni.plugins.bandwidth.config", "BandwidthConf"),
+    "sbr": ("pycni.plugins.sbr.config", "SbrConf"),
+    "loopback": ("pycni.config", "NetConf"),
+}
+IPAM_MODELS = {
+    "host-local": ("pycni.ipam.host_local.config", "IPAMConf"),
+    "static": ("pycni.ipam.static.config", "IPAMConf"),
+    # pycni's dhcp when this installation has it (else refdata's key set)
+    "dhcp": ("pycni.ipam.dhcp.config", "IPAMConf"),
+}
+# Keys a plugin reads from the raw config, outside its model.
+RAW_KEYS = {
+    "bandwidth": ("ingressRate", "ingressBurst", "egressRate", "egressBurst"),
+}
+# Subtrees written by the runtime, or free-form: their keys are not checked.
+UNCHECKED = ("runtimeConfig", "args", "prevResult", "capabilities", "ipam")
+# The sysfs tree host-device's loader asks about devices named at run time.
+
+
+class _NoDevices:
+    def device_id_kind(self, device_id):
+        return "pci"
+
+    def has_dpdk_driver(self, pci):
+        return False
+
+
+def _model(spec):
+    module, name = spec
+    return getattr(importlib.import_module(module), name)
+
+
+def _available(spec) -> bool:
+    try:
+        _model(spec)
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+def ours(plugin_type: str) -> bool:
+    """A pycni plugin whose config model this installation has."""
+    spec = MODELS.get(plugin_type) or IPAM_MODELS.get(plugin_type)
+    return spec is not None and _available(spec)
+
+
+def _unwrap(tp):
+    """The record class inside T, T | None, list[T], list[list[T]]; else None."""
+    for _ in range(4):
+        args = decode._union_args(tp)
+        if args is not None:
+            inner = [a for a in args if a is not type(None)]
+            if len(inner) != 1:
+                return None
+            tp = inner[0]
+            continue
+        if getattr(tp, "__origin__", None) is list:
+            tp = tp.__args__[0]
+            continue
+        break
+    return tp if isinstance(tp, type) and model.is_dataclass(tp) else None
+
+
+def model_keys(cls) -> dict:
+    """fold(key) -> (key as spelled, nested record class or None) of `cls`."""
+    hints = decode._field_types(cls)
+    out = {}
+    for f, name, folded in decode._json_fields(cls):
+        out[folded] = (name, _unwrap(hints[f.name]))
+    return out
+
+
+def known_keys(plugin_type: str) -> dict | None:
+    """The top-level keys `plugin_type` reads (as model_keys), None if
+    lint does not know the plugin."""
+    if plugin_type in MODELS:
+        keys = model_keys(_model(MODELS[plugin_type]))
+        extra = RAW_KEYS.get(plugin_type, ())
+    elif plugin_type in refdata.REFERENCE_KEYS:
+        keys = {}
+        extra = refdata.REFERENCE_KEYS[plugin_type]
+    else:
+        return None
+    for name in (*refdata.COMMON_KEYS, *refdata.PYCNI_KEYS, *extra):
+        keys.setdefault(decode.fold(name), (name, None))
+    return keys
+
+
+def known_ipam_keys(ipam_type: str) -> dict | None:
+    if ipam_type in IPAM_MODELS and ours(ipam_type):
+        keys = model_keys(_model(IPAM_MODELS[ipam_type]))
+    elif ipam_type in refdata.REFERENCE_IPAM_KEYS:
+        keys = {decode.fold(k): (k, None) for k in refdata.REFERENCE_IPAM_KEYS[ipam_type]}
+    else:
+        return None
+    keys.setdefault("type", ("type", None))
+    return keys
+
+
+def closest(name: str, candidates) -> str | None:
+    """The known key a typo most likely meant."""
+    by_fold = {decode.fold(c): c for c in candidates}
+    hits = difflib.get_close_matches(decode.fold(name), list(by_fold), n=1, cutoff=0.6)
+    return by_fold[hits[0]] if hits else None
+
+
+def unknown_keys(obj: dict, keys: dict, path: tuple = (), skip=UNCHECKED):
+    """(path, key, closest known key or None) of every key of `obj` (and of
+    the records below it) that the plugin never reads."""
+    out = []
+    for k, value in obj.items():
+        if not isinstance(k, str):
+            continue
+        folded = decode.fold(k)
+        if path == () and (k in skip or folded in {decode.fold(s) for s in skip}):
+            continue
+        if k.startswith("cni.dev/"):
+            continue
+        entry = keys.get(folded)
+        if entry is None:
+            out.append((path, k, closest(k, [n for n, _ in keys.values()])))
+            continue
+        sub = entry[1]
+        if sub is None:
+            continue
+        sub_keys = model_keys(sub)
+        if isinstance(value, dict):
+            out.extend(unknown_keys(value, sub_keys, (*path, k), skip=()))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    out.extend(unknown_keys(item, sub_keys, (*path, k, i), skip=()))
+                elif isinstance(item, list):        # list[list[T]]: host-local ranges
+                    for j, x in enumerate(item):
+                        if isinstance(x, dict):
+                            out.extend(unknown_keys(x, sub_keys, (*path, k, i, j), skip=()))
+    return out
+
+
+@contextmanager
+def captured_warnings():
+    """What the loaders warn about (pycni.log.warning, nodeconf.warn),
+    collected instead of written to stderr."""
+    from pycni import log, nodeconf
+    seen: list[str] = []
+
+    def collect(message):
+        if message not in seen:
+            seen.append(message)
+
+    saved = (log.warn, nodeconf.warn, list(log._warnings))
+    log.warn = nodeconf.warn = collect
+    try:
+        yield seen
+    finally:
+        log.warn, nodeconf.warn = saved[0], saved[1]
+        log._warnings[:] = saved[2]
+
+
+def validate(plugin_type: str, config: dict, stdin: bytes, env) -> None:
+    """What ADD of `plugin_type` checks of the config before it touches
+    anything; raises the CNIError ADD would fail with."""
+    if plugin_type == "loopback":
+        return
+    if plugin_type == "bridge":
+        from pycni.plugins.bridge import config as c
+        settings = c.load(config, None)
+        c.validate_add(settings)
+        if settings.mac_error is not None:
+            raise settings.mac_error
+    elif plugin_type in ("macvlan", "tap"):
+        c = importlib.import_module(MODELS[plugin_type][0])
+        c.load(config, None)
+    elif plugin_type == "ptp":
+        from pycni.plugins.ptp import config as c
+        c.load(config, masq_setup=True)
+    elif plugin_type == "host-device":
+        from pycni.plugins.host_device import config as c
+        c.load(config, _NoDevices(), env)
+    elif plugin_type == "sbr":
+        from pycni.plugins.sbr import config as c
+        c.load(config)
+    elif plugin_type == "tuning":
+        from pycni import nodeconf
+        from pycni.plugins.tuning import config as c
+        c.check_duplicate_sysctl_keys(stdin)
+        conf = c.decode_conf(config)
+        settings = c.build_settings(conf, "eth0", "", c.read_allowlist())
+        nodeconf.require_state_dir(settings.data_dir, env)
+    elif plugin_type == "portmap":
+        from pycni.plugins.portmap import config as c
+        c.parse_config(config, lambda: "iptables", scripts=True)
+    elif plugin_type == "firewall":
+        from pycni.plugins.firewall import config as c
+        c.parse_config(config, lambda: "iptables")
+    elif plugin_type == "bandwidth":
+        from pycni.plugins.bandwidth import config as c
+        c.parse_config(config)
+    elif plugin_type == "host-local":
+        from pycni import nodeconf
+        from pycni.ipam.host_local import config as c
+        conf = c.load(config, "")
+        nodeconf.require_state_dir(conf.data_dir, env)
+    elif plugin_type == "static":
+        from pycni.ipam.static import config as c
+        c.load(config, "")
+    elif plugin_type == "dhcp":
+        importlib.import_module(IPAM_MODELS["dhcp"][0]).load(config)
+
+
+def data_dirs(plugin_type: str, config: dict) -> list[tuple[tuple, str]]:
+    """(pointer path, directory) of the stores `plugin_type` writes."""
+    out = []
+    if plugin_type == "host-local":
+        ipam = decode.lookup(config, "ipam")
+        value = decode.lookup(ipam, "dataDir") if isinstance(ipam, dict) else None
+        if isinstance(value, str) and value:
+            out.append((("ipam", "dataDir"), value))
+        elif value is None:
+            out.append((("ipam",), "/var/lib/cni/networks"))
+    elif plugin_type in ("tuning", "host-device"):
+        value = decode.lookup(config, "dataDir")
+        if isinstance(value, str) and value:
+            out.append((("dataDir",), value))
+    return out
+
+
+def env_for_lint():
+    return os.environ
