@@ -8,7 +8,7 @@ own containerd, joined by an underlay (tests/e2e/test_two_nodes.py).
 
 Each node routes the other's podCIDR via the other's eth0 address (what
 kubenet with cloud routes or flannel's host-gw program). Namespace names
-start with `kn<pid>-`.
+start with `kn<pid>-`: `kn<pid>-<label>-underlay`, `...-node-a`, `...-node-b`.
 
 A node's containerd is started with `ip netns exec NODE unshare --pid
 --fork --kill-child --mount-proc sh node-init.sh`:
@@ -256,17 +256,23 @@ class Node:
         if self.cri is not None:
             self.cri.close()
         if self.proc is not None:
+            # containerd first (the init of the node's PID namespace: the
+            # kernel kills its shims and pods with it), reaped by `unshare`,
+            # which then exits; `unshare` itself only if it does not.
             pid = self.containerd_pid()
-            for target in (pid, self.proc.pid):
-                if target:
-                    try:
-                        os.kill(target, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                problems.append(f"node {self.name}: unshare did not exit")
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    problems.append(f"node {self.name}: unshare did not exit")
         problems += remove_cgroups(self.cgroup_parent)
         return problems
 
@@ -353,9 +359,9 @@ class Cluster:
     """The underlay, two nodes with routes to each other's podCIDR, and a
     containerd on each (started by `start()`). `close()` undoes all."""
 
-    def __init__(self, workdir: str, bin_dir: str):
+    def __init__(self, workdir: str, bin_dir: str, label: str = "c"):
         self.workdir, self.bin_dir = workdir, bin_dir
-        self.prefix = f"kn{os.getpid()}-"
+        self.prefix = f"kn{os.getpid()}-{label}-"
         self.namespaces: list[str] = []
         self.nodes: list[Node] = []
 

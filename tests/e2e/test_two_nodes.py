@@ -36,8 +36,11 @@ HTTPD = ["/bin/httpd", "-f", "-p", "0.0.0.0:80", "-h", "/www"]
 HOST_PORT = 8080
 
 
-@pytest.fixture(scope="module")
-def cluster(plugin_dir, tmp_path_factory):
+@pytest.fixture(scope="module", params=["pycni", "reference"])
+def cluster(request, tmp_path_factory):
+    """Two nodes running our plugins, then the same two nodes running the
+    reference plugins (Debian's containernetworking-plugins) on the same
+    template: every test below holds for both."""
     if os.geteuid() != 0 or not shutil.which("ip"):
         missing_prerequisite("the two-node test needs root and iproute2")
     missing = cri_node.missing_tools()
@@ -47,12 +50,14 @@ def cluster(plugin_dir, tmp_path_factory):
     lacking = cri_client.missing()
     if lacking:
         missing_prerequisite(f"the two-node test's CRI client needs {lacking}")
-    workdir = str(tmp_path_factory.mktemp("kn-nodes"))
+    impl = request.param
+    bin_dir = request.getfixturevalue("plugin_dir" if impl == "pycni" else "ref_dir")
+    workdir = str(tmp_path_factory.mktemp(f"kn-{impl}"))
     gen_dir = os.path.join(workdir, "cri-gen")
     os.makedirs(gen_dir)
     token = f"hello from pycni {os.urandom(6).hex()}"
     archive = cri_image.oci_archive(os.path.join(workdir, "images.tar"), token + "\n")
-    cluster = cri_node.Cluster(workdir, plugin_dir)
+    cluster = cri_node.Cluster(workdir, bin_dir, label=impl[:3])
     cluster.token = token
     try:
         cluster.build()
