@@ -105,17 +105,35 @@ ldconfig -r "$ROOTFS"
 chmod -R go-w "$ROOTFS"
 cp deploy/image/Containerfile "$CONTEXT/Containerfile"
 
-# 3. the image, with podman storage of its own
+# 3. the image, with podman storage of its own. podman also creates a few
+# paths outside it (its lock file, its blob-info cache); those it created
+# in this run are removed at the end.
+HOST_PATHS=(/var/lib/containers/cache/blob-info-cache-v1.boltdb /dev/shm/libpod_lock
+            /var/lib/containers/cache /var/lib/containers)
+created=()
+for path in "${HOST_PATHS[@]}"; do
+    [ -e "$path" ] || created+=("$path")
+done
 STORAGE=${PYCNI_IMAGE_STORAGE:-}
+KEEP_STORAGE=${STORAGE:+1}
 if [ -z "$STORAGE" ]; then
     STORAGE=$(mktemp -d "${TMPDIR:-/tmp}/pycni-image.XXXXXX")
-    trap 'podman --root "$STORAGE/root" --runroot "$STORAGE/runroot" --storage-driver vfs \
-              system reset --force >/dev/null 2>&1 || true; rm -rf "$STORAGE"' EXIT
 fi
+cleanup() {
+    if [ -z "$KEEP_STORAGE" ]; then
+        podman_ system reset --force >/dev/null 2>&1 || true
+        rm -rf "$STORAGE"
+    fi
+    for path in "${created[@]}"; do
+        if [ -f "$path" ]; then rm -f "$path"; elif [ -d "$path" ]; then rmdir "$path" 2>/dev/null || true; fi
+    done
+}
+trap cleanup EXIT
 mkdir -p "$STORAGE/tmp"
+printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' > "$STORAGE/containers.conf"
 podman_() {
-    TMPDIR=$STORAGE/tmp podman --root "$STORAGE/root" --runroot "$STORAGE/runroot" \
-        --storage-driver vfs --cgroup-manager cgroupfs --events-backend file "$@"
+    TMPDIR=$STORAGE/tmp CONTAINERS_CONF=$STORAGE/containers.conf \
+        podman --root "$STORAGE/root" --runroot "$STORAGE/runroot" --storage-driver vfs "$@"
 }
 podman_ build --quiet --network none --pull=never --build-arg "VERSION=$VERSION" \
     -t "$TAG" -f "$CONTEXT/Containerfile" "$CONTEXT" >/dev/null
