@@ -1,7 +1,34 @@
 """The `pycni` command: install plugin executables, list them.
 
     pycni install --dir /opt/cni/bin    one executable per plugin
+    pycni uninstall --dir /opt/cni/bin  remove what install wrote there
     pycni list                          plugin names and their modules
+    pycni --version
+
+What install writes into --dir, and how it knows a file is its own:
+
+  * each file (launchers 0755, the .pycni-bundle 0644, the manifest 0644)
+    goes to a new temporary file beside it and is renamed over the name: a
+    runtime exec'ing a plugin meanwhile runs the old or the new file, never
+    half of one; a symlink at the name is replaced, never followed;
+  * a file that already holds exactly what would be written (and root's,
+    0755/0644, one link) is left alone: installing twice changes nothing;
+  * `.pycni-manifest` records each file install wrote and a sha256 of its
+    content. A file is pycni's when the manifest records it with its
+    current content, or when it carries the launcher's marker line (`# pycni
+    ... written by `pycni install``, line 2) or the bundle's header (for
+    installs from before manifests). Anything else at a name install would
+    write (the reference's `bridge`, a symlink, a FIFO) is refused, with
+    nothing written, unless --force; a directory is refused even then;
+  * the manifest is trusted only as a regular file (not followed through a
+    symlink), owned by root (or the installing user) and not group/other-
+    writable, in the shape install writes; otherwise install ignores and
+    rewrites it, and uninstall refuses to act on it;
+  * uninstall removes the manifest's files whose content is still what
+    install wrote (a changed or replaced one is kept and named), then the
+    manifest; never the directory, never anything the manifest does not
+    name;
+  * installs and uninstalls of one directory are serialised (flock on it).
 
 An installed plugin is a tiny launcher script (see launcher.py) that a
 container runtime runs as root. `install` therefore refuses, before writing
@@ -265,9 +292,204 @@ def write_entry(dir_fd: int, name: str, data: bytes, mode: int) -> None:
         raise
 
 
-def install(directory: str, names=None, python: str | None = None) -> list[str]:
-    """Write the launchers into `directory`; InstallRefused, with nothing
-    written, when the installation is not trustworthy."""
+# --------------------------------------------------------------- what is ours
+
+MANIFEST = ".pycni-manifest"
+# The second line of every launcher (launcher.TEMPLATE) carries it.
+LAUNCHER_MARKER = b"written by `pycni install`"
+# Files are compared in full; a larger one (no launcher, no bundle of ours
+# is) is only looked at, never read whole.
+MAX_READ = 64 << 20
+MAX_MANIFEST = 1 << 20
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+class NotOurs(InstallRefused):
+    """Files where install would write that pycni did not write."""
+
+
+class Entry:
+    """What lies at one name of the install directory (never followed):
+    kind is 'missing', 'file', 'symlink', 'directory' or 'special'; for a
+    file, `data` is its content (None when larger than MAX_READ) and
+    `head` its first bytes."""
+    __slots__ = ("kind", "st", "data", "head")
+
+    def __init__(self, kind, st=None, data=None, head=b""):
+        self.kind, self.st, self.data, self.head = kind, st, data, head
+
+
+def read_entry(dir_fd: int, name: str) -> Entry:
+    """Look at `name` in the directory `dir_fd` without following a symlink
+    and without opening anything but a regular file (a FIFO would block, a
+    device could act)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return Entry("missing")
+    if stat.S_ISLNK(st.st_mode):
+        return Entry("symlink", st)
+    if stat.S_ISDIR(st.st_mode):
+        return Entry("directory", st)
+    if not stat.S_ISREG(st.st_mode):
+        return Entry("special", st)
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                 dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):     # swapped since the stat
+            return Entry("special", st)
+        if st.st_size > MAX_READ:
+            return Entry("file", st, None, os.read(fd, 512))
+        chunks, left = [], st.st_size + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > MAX_READ:
+            return Entry("file", st, None, data[:512])
+        return Entry("file", st, data, data[:512])
+    finally:
+        os.close(fd)
+
+
+def digest(data: bytes) -> str:
+    import hashlib
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def looks_ours(name: str, head: bytes) -> bool:
+    """Whether a file's first bytes are what pycni install writes under
+    `name`: the bundle's header, or a launcher's #! line followed by the
+    launcher marker line."""
+    from . import bundle
+    if name == bundle.FILE_NAME:
+        return head.startswith(bundle._MAGIC)
+    lines = head.split(b"\n", 2)
+    return (len(lines) >= 2 and lines[0].startswith(b"#!")
+            and lines[1].startswith(b"# pycni ") and LAUNCHER_MARKER in lines[1])
+
+
+def plan_file(name: str, entry: Entry, wanted: bytes, mode: int, recorded: str | None,
+              owners, force: bool = False) -> tuple[str, str]:
+    """What install does with `name` (to hold `wanted`, `mode`), given what
+    is there now and the digest the manifest recorded for it (None: not
+    recorded). Returns (action, why): action 'write', 'skip' or 'refuse';
+    why: 'new', 'unchanged', 'updated', or what is wrong (with `force`,
+    'replaced: ' and what was wrong). Pure."""
+    if entry.kind == "missing":
+        return "write", "new"
+    if entry.kind == "directory":
+        return "refuse", "is a directory"         # not even --force: rename cannot replace it
+    if entry.kind == "file":
+        st = entry.st
+        if (entry.data == wanted and st.st_uid in owners and st.st_nlink == 1
+                and stat.S_IMODE(st.st_mode) == mode):
+            return "skip", "unchanged"
+        if recorded is not None and entry.data is not None and digest(entry.data) == recorded:
+            return "write", "updated"
+        if looks_ours(name, entry.head):
+            return "write", "updated"
+        why = f"is not pycni's (not recorded in {MANIFEST}, no pycni marker)"
+    elif entry.kind == "symlink":
+        why = "is a symbolic link (install never follows one)"
+    else:
+        why = "is not a regular file"
+    if force:
+        return "write", f"replaced: it {why}"
+    return "refuse", why
+
+
+def manifest_text(entries: dict[str, str]) -> str:
+    """The manifest: a comment header, then `sha256:HEX NAME` per file."""
+    from . import __version__
+    lines = [f"# pycni {__version__}: the files `pycni install` wrote in this directory "
+             "and their content;",
+             "# `pycni uninstall --dir` removes those still unchanged. Do not edit."]
+    lines += [f"{entries[name]} {name}" for name in sorted(entries)]
+    return "\n".join(lines) + "\n"
+
+
+def valid_name(name: str) -> bool:
+    """A file name install may write or uninstall remove: one plain
+    component of NAME_CHARS, not the manifest itself."""
+    return (name not in ("", ".", "..", MANIFEST) and len(name) <= 255
+            and all(c in NAME_CHARS for c in name))
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    """name -> digest; ValueError for anything not manifest_text's shape."""
+    entries = {}
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line or line.startswith("#"):
+            continue
+        dig, sep, name = line.partition(" ")
+        hexpart = dig.removeprefix("sha256:")
+        if (not sep or not dig.startswith("sha256:") or len(hexpart) != 64
+                or any(c not in "0123456789abcdef" for c in hexpart)):
+            raise ValueError(f"line {number} is no `sha256:HEX NAME` entry")
+        if not valid_name(name) or name in entries:
+            raise ValueError(f"line {number} names {name!r}, which is not a file name "
+                             "pycni installs (or named twice)")
+        entries[name] = dig
+    return entries
+
+
+def manifest_problem(entry: Entry, owners) -> str | None:
+    """Why the manifest found at MANIFEST cannot be trusted, or None."""
+    if entry.kind != "file":
+        return f"is a {entry.kind}, not a regular file"
+    if entry.st.st_uid not in owners:
+        return f"is owned by uid {entry.st.st_uid}, not by root or the installing user"
+    if entry.st.st_mode & 0o022:
+        return f"is writable by group or others (mode {stat.S_IMODE(entry.st.st_mode):04o})"
+    if entry.data is None or len(entry.data) > MAX_MANIFEST:
+        return "is too large to be a manifest"
+    return None
+
+
+def read_manifest(dir_fd: int, owners) -> tuple[dict[str, str] | None, str | None]:
+    """(entries, None); (None, None) when there is no manifest; (None, why)
+    when there is one that cannot be trusted."""
+    entry = read_entry(dir_fd, MANIFEST)
+    if entry.kind == "missing":
+        return None, None
+    problem = manifest_problem(entry, owners)
+    if problem:
+        return None, problem
+    try:
+        return parse_manifest(entry.data.decode("utf-8")), None
+    except (UnicodeDecodeError, ValueError) as err:
+        return None, f"is malformed ({err})"
+
+
+def open_checked_dir(real: str, owners) -> int:
+    """A descriptor of the checked directory `real`, locked against other
+    installs and uninstalls (flock: released when closed)."""
+    import fcntl
+    dir_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        problem = entry_problem(real, os.fstat(dir_fd), owners)
+        if problem:
+            raise InstallRefused([problem])
+        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return dir_fd
+
+
+def install(directory: str, names=None, python: str | None = None, force: bool = False,
+            report: list | None = None) -> list[str]:
+    """Write the launchers (and the bundle and the manifest) into
+    `directory`; return the launchers' paths. InstallRefused, with nothing
+    written, when the installation is not trustworthy; NotOurs, with
+    nothing written, when a file install would replace is not pycni's
+    (unless `force`). Identical files are left alone; `report` (a list)
+    receives (what was done, path) for every file."""
     python = os.path.abspath(python or sys.executable)
     directory = os.path.abspath(directory)
     owners = trusted_owners()
@@ -283,41 +505,133 @@ def install(directory: str, names=None, python: str | None = None) -> list[str]:
     real = check_path(directory, owners, problems)
     if problems:
         raise InstallRefused(problems)
-    dir_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    report = [] if report is None else report
+    dir_fd = open_checked_dir(real, owners)
     try:
-        st = os.fstat(dir_fd)
-        problem = entry_problem(real, st, owners)
+        recorded, problem = read_manifest(dir_fd, owners)
         if problem:
-            raise InstallRefused([problem])
+            sys.stderr.write(f"pycni install: warning: ignoring {directory}/{MANIFEST}: it "
+                             f"{problem}; it is rewritten\n")
+        recorded = recorded or {}
         import pycni
         from . import bundle
+        wanted = []
         data = bundle.build_for(python, os.path.dirname(os.path.abspath(pycni.__file__)))
         if data is not None:
-            write_entry(dir_fd, bundle.FILE_NAME, data, 0o644)
+            wanted.append((bundle.FILE_NAME, data, 0o644))
         else:
             sys.stderr.write(f"pycni install: warning: {python} could not compile "
                              f"{bundle.FILE_NAME}; the launchers import pycni's files\n")
-            try:
-                os.unlink(bundle.FILE_NAME, dir_fd=dir_fd)
-            except FileNotFoundError:
-                pass
-        written = []
-        for name in names or PLUGINS:
-            write_launcher(dir_fd, name, launcher_text(name, directory, python))
-            written.append(os.path.join(directory, name))
-        return written
+        launchers = list(names or PLUGINS)
+        for name in launchers:
+            wanted.append((name, launcher_text(name, directory, python).encode(), 0o755))
+
+        plan, refused = [], []
+        for name, content, mode in wanted:
+            action, why = plan_file(name, read_entry(dir_fd, name), content, mode,
+                                    recorded.get(name), owners, force)
+            if action == "refuse":
+                refused.append(f"{os.path.join(directory, name)} {why}")
+            plan.append((name, content, mode, action, why))
+        stale_bundle = None
+        if data is None:     # an old bundle of ours would only be ignored as stale: remove it
+            entry = read_entry(dir_fd, bundle.FILE_NAME)
+            if entry.kind == "file" and (looks_ours(bundle.FILE_NAME, entry.head) or (
+                    entry.data is not None
+                    and digest(entry.data) == recorded.get(bundle.FILE_NAME))):
+                stale_bundle = bundle.FILE_NAME
+        if read_entry(dir_fd, MANIFEST).kind == "directory":
+            refused.append(f"{os.path.join(directory, MANIFEST)} is a directory")
+        if refused:
+            raise NotOurs(refused)
+
+        installed = {}
+        for name, content, mode, action, why in plan:
+            if action == "write":
+                write_entry(dir_fd, name, content, mode)
+            installed[name] = digest(content)
+            report.append((why.partition(":")[0], os.path.join(directory, name)))
+        if stale_bundle:
+            os.unlink(stale_bundle, dir_fd=dir_fd)
+            recorded.pop(stale_bundle, None)
+            report.append(("removed", os.path.join(directory, stale_bundle)))
+        # What an earlier install wrote and this one did not touch stays
+        # recorded while it is unchanged.
+        for name, dig in recorded.items():
+            if name not in installed and name != stale_bundle:
+                entry = read_entry(dir_fd, name)
+                if entry.kind == "file" and entry.data is not None and digest(entry.data) == dig:
+                    installed[name] = dig
+        text = manifest_text(installed).encode()
+        action, why = plan_file(MANIFEST, read_entry(dir_fd, MANIFEST), text, 0o644, None,
+                                owners, force=True)
+        if action == "write":
+            write_entry(dir_fd, MANIFEST, text, 0o644)
+        report.append(("unchanged" if action == "skip" else "written",
+                       os.path.join(directory, MANIFEST)))
+        return [os.path.join(directory, name) for name in launchers]
+    finally:
+        os.close(dir_fd)
+
+
+def uninstall(directory: str, report: list | None = None) -> list[str]:
+    """Remove from `directory` what the manifest says install wrote, each
+    file only while its content is what install wrote, then the manifest.
+    Returns what was kept, and why (empty: everything went). No manifest:
+    nothing is removed (`report` stays empty). InstallRefused, with nothing
+    removed, when the directory or the manifest is not trustworthy."""
+    directory = os.path.abspath(directory)
+    owners = trusted_owners()
+    problems: list[str] = []
+    real = check_path(directory, owners, problems)
+    if real is not None and not os.path.isdir(real):
+        problems.append(f"{directory} is not a directory")
+    if problems:
+        raise InstallRefused(problems)
+    report = [] if report is None else report
+    kept = []
+    dir_fd = open_checked_dir(real, owners)
+    try:
+        recorded, problem = read_manifest(dir_fd, owners)
+        if problem:
+            raise InstallRefused([f"{os.path.join(directory, MANIFEST)} {problem}"])
+        if recorded is None:
+            return kept
+        for name, dig in sorted(recorded.items()):
+            path = os.path.join(directory, name)
+            entry = read_entry(dir_fd, name)
+            if entry.kind == "missing":
+                report.append(("gone", path))
+            elif entry.kind == "file" and entry.data is not None and digest(entry.data) == dig:
+                os.unlink(name, dir_fd=dir_fd)
+                report.append(("removed", path))
+            elif entry.kind == "file":
+                kept.append(f"{path} changed since pycni installed it: kept")
+            else:
+                kept.append(f"{path} is now a {entry.kind}: kept")
+        os.unlink(MANIFEST, dir_fd=dir_fd)
+        report.append(("removed", os.path.join(directory, MANIFEST)))
+        return kept
     finally:
         os.close(dir_fd)
 
 
 def main(argv=None) -> int:
+    from . import __version__
     parser = argparse.ArgumentParser(prog="pycni", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"pycni v{__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_install = sub.add_parser("install", help="write plugin executables into a directory")
     p_install.add_argument("--dir", required=True, help="e.g. /opt/cni/bin")
     p_install.add_argument("--python", help="interpreter for the launchers "
                            "(default: this one)")
+    p_install.add_argument("--force", action="store_true",
+                           help="replace files that are not pycni's (a reference plugin "
+                           "of the same name, a symlink); never a directory")
     p_install.add_argument("plugins", nargs="*", help="only these (default: all)")
+    p_uninstall = sub.add_parser("uninstall", help="remove what `pycni install` wrote into "
+                                 "a directory (its manifest), unless changed since")
+    p_uninstall.add_argument("--dir", required=True, help="e.g. /opt/cni/bin")
     sub.add_parser("list", help="list the plugins")
     from .state.runner import add_parsers as add_state_parsers
     add_state_parsers(sub)
@@ -329,8 +643,15 @@ def main(argv=None) -> int:
         unknown = [n for n in args.plugins if n not in PLUGINS]
         if unknown:
             parser.error(f"unknown plugin(s): {', '.join(unknown)}")
+        done = []
         try:
-            written = install(args.dir, args.plugins or None, args.python)
+            install(args.dir, args.plugins or None, args.python, force=args.force, report=done)
+        except NotOurs as err:
+            sys.stderr.write("pycni install: refusing to replace what pycni did not install "
+                             "(nothing was written; --force replaces them):\n")
+            for problem in err.problems:
+                sys.stderr.write(f"  {problem}\n")
+            return 1
         except InstallRefused as err:
             sys.stderr.write("pycni install: refusing to install, others could change "
                              "what the plugins run as root:\n")
@@ -340,8 +661,27 @@ def main(argv=None) -> int:
         except OSError as err:
             sys.stderr.write(f"pycni install: {err}\n")
             return 1
-        for path in written:
-            print(path)
+        for what, path in done:
+            print(f"{what:<9} {path}")
+    elif args.cmd == "uninstall":
+        done = []
+        try:
+            kept = uninstall(args.dir, report=done)
+        except InstallRefused as err:
+            sys.stderr.write("pycni uninstall: refusing to remove anything:\n")
+            for problem in err.problems:
+                sys.stderr.write(f"  {problem}\n")
+            return 1
+        except OSError as err:
+            sys.stderr.write(f"pycni uninstall: {err}\n")
+            return 1
+        if not done:
+            sys.stderr.write(f"pycni uninstall: no {MANIFEST} in {args.dir}: "
+                             "nothing pycni installed there to remove\n")
+        for what, path in done:
+            print(f"{what:<9} {path}")
+        for line in kept:
+            sys.stderr.write(f"pycni uninstall: {line}\n")
     elif args.cmd == "list":
         for name, module in PLUGINS.items():
             print(f"{name}\t{module}")

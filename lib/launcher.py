@@ -12,7 +12,9 @@ directory is all that is added, and it is appended, so a stray `enum/`
 beside pycni cannot shadow the standard library.
 
 `pycni install` (cli.py) refuses an installation that anyone but root (or
-the installing user) could change; see cli.py for the rule. Kept apart
+the installing user) could change; see cli.py for the rule. The second
+line is the marker by which install recognises a launcher as its own (and
+replaces it) where no manifest records it. Kept apart
 from cli.py (argparse) because invoke.py reads it on the hot path: it
 compares an executable with launcher_text() to recognise our own launchers.
 """
@@ -23,7 +25,7 @@ import sys
 from .registry import PLUGINS
 
 TEMPLATE = """#!{python} -ISB
-# pycni {name} plugin, written by `pycni install`; reinstall after upgrading.
+# pycni v{version} {name} plugin, written by `pycni install`; reinstall after upgrading.
 import sys
 sys.path += {paths!r}
 from pycni.entry import serve
@@ -43,6 +45,8 @@ def launcher_text(name: str, directory: str, python: str | None = None) -> str:
     pycni.bundle file `pycni install` writes beside it lies)."""
     if name not in PLUGINS:
         raise KeyError(name)
+    from . import __version__
     from .bundle import FILE_NAME
     return TEMPLATE.format(python=python or sys.executable, name=name, paths=import_paths(),
+                           version=__version__,
                            bundle=os.path.join(os.path.abspath(directory), FILE_NAME))

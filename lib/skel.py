@@ -196,9 +196,7 @@ def run(plugin: Plugin, env, stdin, stdout) -> int:
     """Serve one invocation; return the process exit code."""
     command = env.get("CNI_COMMAND", "")
     if not command:
-        versions_text = ", ".join(plugin.supported_versions)
-        sys.stderr.write(f"{plugin.about or 'CNI ' + plugin.name + ' plugin (pycni)'}\n"
-                         f"CNI protocol versions supported: {versions_text}\n")
+        sys.stderr.write(about_text(plugin))
         return 0
     if command == "VERSION":
         stdout.write(versions.answer(plugin.supported_versions))
@@ -336,6 +334,16 @@ def negotiate(config: dict, supported) -> str:
         raise CNIError(INCOMPATIBLE_VERSION, "incompatible CNI versions",
                        f'config is "{version}", plugin supports [{listed}]')
     return version
+
+
+def about_text(plugin: Plugin) -> str:
+    """What a plugin run without CNI_COMMAND prints on stderr: its name and
+    pycni's version, as the reference prints "CNI bridge plugin v1.9.1",
+    then the protocol versions. (A plugin's own `about` is not used: the
+    version must be pycni's.)"""
+    from . import __version__
+    return (f"CNI {plugin.name} plugin pycni v{__version__}\n"
+            f"CNI protocol versions supported: {', '.join(plugin.supported_versions)}\n")
 
 
 def check_command_allowed(command: str, cni_version: str) -> None:

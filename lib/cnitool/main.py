@@ -180,6 +180,10 @@ def execute(inv: Invocation, env: dict, stdout) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--version" in (argv[:argv.index("--")] if "--" in argv else argv):
+        from pycni import __version__     # a pycni extension: the reference has no --version
+        sys.stdout.write(f"cnitool pycni v{__version__}\n")
+        sys.exit(0)
     try:
         inv = parse_argv(argv)
     except UsageError as err:

@@ -277,10 +277,11 @@ def test_umask_000_install_gives_0755_and_launchers_write_no_bytecode(world, roo
     for d in ("opt", "opt/cni", "opt/cni/bin"):
         assert stat.S_IMODE(os.stat(os.path.join(root_dir, d)).st_mode) == 0o755, d
     names = sorted(os.listdir(bin_dir))
-    assert names == sorted([".pycni-bundle", *PLUGINS])
-    st = os.lstat(os.path.join(bin_dir, ".pycni-bundle"))
-    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644
-    names.remove(".pycni-bundle")
+    assert names == sorted([".pycni-bundle", ".pycni-manifest", *PLUGINS])
+    for support in (".pycni-bundle", ".pycni-manifest"):
+        st = os.lstat(os.path.join(bin_dir, support))
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644, support
+        names.remove(support)
     for name in names:
         st = os.lstat(os.path.join(bin_dir, name))
         assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755, name

@@ -286,9 +286,12 @@ def test_install_under_umask_000_makes_0755(tmp_path):
         assert stat.S_IMODE(os.stat(tmp_path / d).st_mode) == 0o755, d
     assert written == [str(tmp_path / "opt/cni/bin/loopback")]
     assert stat.S_IMODE(os.stat(written[0]).st_mode) == 0o755
-    # no temp files; the bundle of compiled modules beside the launchers (pycni.bundle)
-    assert sorted(os.listdir(tmp_path / "opt/cni/bin")) == [".pycni-bundle", "loopback"]
+    # no temp files; the bundle of compiled modules beside the launchers
+    # (pycni.bundle) and the manifest of what install wrote
+    assert sorted(os.listdir(tmp_path / "opt/cni/bin")) == [".pycni-bundle", ".pycni-manifest",
+                                                            "loopback"]
     assert stat.S_IMODE(os.stat(tmp_path / "opt/cni/bin/.pycni-bundle").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "opt/cni/bin/.pycni-manifest").st_mode) == 0o644
 
 
 def test_install_under_restrictive_umask_still_makes_0755(tmp_path):
@@ -326,15 +329,24 @@ def test_install_through_a_trusted_dir_symlink(tmp_path):
     (tmp_path / "real").mkdir(mode=0o755)
     os.symlink("real", tmp_path / "bin")
     cli.install(str(tmp_path / "bin"), ["loopback"])
-    assert sorted(os.listdir(tmp_path / "real")) == [".pycni-bundle", "loopback"]
+    assert sorted(os.listdir(tmp_path / "real")) == [".pycni-bundle", ".pycni-manifest",
+                                                     "loopback"]
 
 
 def test_install_replaces_a_symlinked_launcher_instead_of_following_it(tmp_path):
+    """A symlink at a launcher's name is not pycni's: refused, and with
+    --force replaced (the link itself), never followed."""
     (tmp_path / "bin").mkdir(mode=0o755)
     victim = tmp_path / "victim"
     victim.write_text("keep me\n")
     os.symlink(victim, tmp_path / "bin" / "loopback")
-    cli.install(str(tmp_path / "bin"), ["loopback"])
+    with pytest.raises(cli.NotOurs) as err:
+        cli.install(str(tmp_path / "bin"), ["loopback"])
+    assert err.value.problems == [f"{tmp_path}/bin/loopback is a symbolic link "
+                                  "(install never follows one)"]
+    assert os.path.islink(tmp_path / "bin" / "loopback")
+    assert sorted(os.listdir(tmp_path / "bin")) == ["loopback"]
+    cli.install(str(tmp_path / "bin"), ["loopback"], force=True)
     assert victim.read_text() == "keep me\n"
     assert not os.path.islink(tmp_path / "bin" / "loopback")
     assert "written by `pycni install`" in (tmp_path / "bin" / "loopback").read_text()
