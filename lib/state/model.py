@@ -5,8 +5,9 @@ interface (a legacy store file, container ID only, is owned by any cached
 attachment of that ID). Owner states:
 
   live      cached, and the netns of the cached result exists
-  unknown   cached, but the cache entry names no netns (nothing to test:
-            taken as alive, GC keeps it)
+  unknown   cached, but neither the cache entry (libcni writes `netns`
+            since 1.2) nor its result (`interfaces[].sandbox`) names a netns:
+            nothing to test, taken as alive, GC keeps it
   stale     cached, and its netns is gone (or is no network namespace):
             the container died without a DEL (a reboot, a crashed runtime)
   no-cache  no cache entry at all: the runtime never cached it or dropped
@@ -72,7 +73,7 @@ class CachedAttachment:
     @property
     def reason(self) -> str:
         if not self.netns:
-            return "the cache entry names no netns"
+            return "neither the cache entry nor its result names a netns"
         if self.netns_state == NETNS_PRESENT:
             return f"netns {self.netns}"
         if self.netns_state == NETNS_GONE:

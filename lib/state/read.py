@@ -106,20 +106,25 @@ def netns_state(path: str) -> str:
     return model.NETNS_PRESENT
 
 
-def _result_facts(data: bytes | None) -> tuple[list[str], list[str]]:
-    """(CIDRs, host-side interface names) of a cache entry's result."""
+def _result_facts(data: bytes | None) -> tuple[list[str], list[str], str]:
+    """(CIDRs, host-side interface names, the sandbox) of a cache entry's
+    result. The sandbox (the netns path of the interfaces inside the
+    container) stands in for the entry's `netns`, which libcni before 1.2
+    did not write."""
     from pycni.cnitool.cache import CacheError, cached_result
     from pycni.errors import CNIError
     if data is None:
-        return [], []
+        return [], [], ""
     try:
         result = cached_result(data, "1.0.0")
     except (CacheError, CNIError, ValueError, TypeError):
-        return [], []
+        return [], [], ""
     ips = [str(ip.get("address")) for ip in result.get("ips") or [] if isinstance(ip, dict)]
     links = [str(i.get("name")) for i in result.get("interfaces") or []
              if isinstance(i, dict) and i.get("name") and not i.get("sandbox")]
-    return ips, links
+    sandbox = next((str(i["sandbox"]) for i in result.get("interfaces") or []
+                    if isinstance(i, dict) and i.get("sandbox")), "")
+    return ips, links, sandbox
 
 
 def read_cache(cache_dir: str) -> dict[str, list[model.CachedAttachment]]:
@@ -131,10 +136,11 @@ def read_cache(cache_dir: str) -> dict[str, list[model.CachedAttachment]]:
         data = cache.read(cache_dir, att.network,
                           RuntimeConf(container_id=att.container_id, netns="",
                                       ifname=att.ifname))
-        ips, links = _result_facts(data)
+        ips, links, sandbox = _result_facts(data)
+        netns = att.netns or sandbox
         out.setdefault(att.network, []).append(model.CachedAttachment(
-            container_id=att.container_id, ifname=att.ifname, netns=att.netns,
-            netns_state=netns_state(att.netns) if att.netns else "",
+            container_id=att.container_id, ifname=att.ifname, netns=netns,
+            netns_state=netns_state(netns) if netns else "",
             ips=ips, host_links=links))
     return out
 
