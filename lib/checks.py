@@ -4,12 +4,52 @@ Messages follow the reference's ip.ValidateExpectedInterfaceIPs and
 ip.ValidateExpectedRoute.
 """
 
-from .errors import CNIError, INTERNAL
-from .result import IPConfig, Route
+from .errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
+from .result import Interface, IPConfig, Result, Route
 
 
-def _fail(msg: str, details: str = "") -> CNIError:
+def fail(msg: str, details: str = "") -> CNIError:
+    """A CHECK finding: code 999 (INTERNAL), as the reference's plain errors."""
     return CNIError(INTERNAL, msg, details)
+
+
+_fail = fail
+
+# The reference's words, which differ between its plugins:
+REQUIRED_PREV = "Required prevResult missing"
+SANDBOX_MISMATCH = "Sandbox in prevResult {other} doesn't match configured netns: {netns}"
+
+
+def require_prev_result(prev: Result | None, message: str = REQUIRED_PREV) -> Result:
+    """`prev` (a CHECK's parsed prevResult), or code 7 with `message`."""
+    if prev is None:
+        raise CNIError(INVALID_NETWORK_CONFIG, message)
+    return prev
+
+
+def container_interface(prev: Result, ifname: str, netns: str,
+                        mismatch: str = SANDBOX_MISMATCH, name_other: bool = True) -> Interface:
+    """The prevResult interface this attachment created: `ifname` in
+    sandbox `netns`. `mismatch` is the error's text ({other}: the sandbox
+    of an interface with that name elsewhere, when `name_other`)."""
+    for intf in prev.interfaces:
+        if intf.name == ifname and intf.sandbox == netns:
+            return intf
+    other = next((i.sandbox for i in prev.interfaces if i.name == ifname), "") \
+        if name_other else ""
+    raise fail(mismatch.format(other=other, netns=netns),
+               f"prevResult has no interface {ifname} in {netns}")
+
+
+def own_ips(prev: Result, intf: Interface) -> list[IPConfig]:
+    """prevResult addresses that belong to `intf` (or name no interface)."""
+    out = []
+    for ip in prev.ips:
+        if ip.interface is None:
+            out.append(ip)
+        elif 0 <= ip.interface < len(prev.interfaces) and prev.interfaces[ip.interface] is intf:
+            out.append(ip)
+    return out
 
 
 def check_addresses(ifname: str, ips: list[IPConfig], addresses: list[str],

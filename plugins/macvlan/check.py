@@ -5,23 +5,14 @@ functions say what, if anything, is wrong, in the reference's words
 where it has some.
 """
 
-from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
-from pycni.checks import check_addresses, check_routes, route_present  # noqa: F401
-from pycni.result import Interface, IPConfig, Result
+from pycni.checks import (  # noqa: F401  (plugin.py reads them through this module)
+    check_addresses, check_routes, container_interface, fail, own_ips, require_prev_result,
+    route_present)
+from pycni.result import Interface
 
-
-def fail(msg: str, details: str = "") -> CNIError:
-    return CNIError(INTERNAL, msg, details)
-
-
-def container_interface(prev: Result, ifname: str, netns: str) -> Interface:
-    """The prevResult interface this attachment created."""
-    for intf in prev.interfaces:
-        if intf.name == ifname and intf.sandbox == netns:
-            return intf
-    other = next((i.sandbox for i in prev.interfaces if i.name == ifname), "")
-    raise fail(f"sandbox in prevResult {other} doesn't match configured netns: {netns}",
-               f"prevResult has no interface {ifname} in {netns}")
+# the reference macvlan's words (lower case, unlike its other plugins)
+PREV_MISSING = "required prevResult missing"
+SANDBOX_MISMATCH = "sandbox in prevResult {other} doesn't match configured netns: {netns}"
 
 
 def check_link(intf: Interface, link, mode: str, expected_mode: str,
@@ -42,19 +33,3 @@ def check_link(intf: Interface, link, mode: str, expected_mode: str,
         raise fail(f"container macvlan {intf.name} is not attached to the configured master",
                    f"parent index {link.link}, master index {master_index}")
 
-
-def require_prev_result(prev: Result | None) -> Result:
-    if prev is None:
-        raise CNIError(INVALID_NETWORK_CONFIG, "required prevResult missing")
-    return prev
-
-
-def own_ips(prev: Result, intf: Interface) -> list[IPConfig]:
-    """prevResult addresses that belong to `intf` (or name no interface)."""
-    out = []
-    for ip in prev.ips:
-        if ip.interface is None:
-            out.append(ip)
-        elif 0 <= ip.interface < len(prev.interfaces) and prev.interfaces[ip.interface] is intf:
-            out.append(ip)
-    return out

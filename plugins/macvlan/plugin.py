@@ -192,8 +192,9 @@ class MacvlanPlugin(skel.Plugin):
         with _socket_in(req.netns) as container:
             if settings.ipam_type:
                 invoke.delegate_check(req, settings.ipam_type)
-            prev = checks.require_prev_result(req.prev_result)
-            intf = checks.container_interface(prev, req.ifname, req.netns)
+            prev = checks.require_prev_result(req.prev_result, checks.PREV_MISSING)
+            intf = checks.container_interface(prev, req.ifname, req.netns,
+                                              checks.SANDBOX_MISMATCH)
             if settings.link_in_container:
                 master = find_master(container, settings)
             else:

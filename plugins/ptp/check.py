@@ -7,29 +7,13 @@ is checked too: it must still be the container veth's peer and carry the
 gateway addresses and the host routes ADD put there.
 """
 
-from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
-from pycni.result import Interface, IPConfig, Result
+from pycni.checks import (  # noqa: F401  (plugin.py reads them through this module)
+    check_addresses, check_routes, container_interface, fail, own_ips, require_prev_result)
+from pycni.result import Interface, Result
 
 from . import config
 
-
-def fail(msg: str, details: str = "") -> CNIError:
-    return CNIError(INTERNAL, msg, details)
-
-
-def require_prev_result(prev: Result | None) -> Result:
-    if prev is None:
-        raise CNIError(INVALID_NETWORK_CONFIG, "ptp: Required prevResult missing")
-    return prev
-
-
-def container_interface(prev: Result, ifname: str, netns: str) -> Interface:
-    """The prevResult interface with this name in this sandbox."""
-    for intf in prev.interfaces:
-        if intf.name == ifname and intf.sandbox == netns:
-            return intf
-    raise fail(f"Sandbox in prevResult  doesn't match configured netns: {netns}",
-               f"prevResult has no interface {ifname} in {netns}")
+PREV_MISSING = "ptp: Required prevResult missing"      # the reference's words
 
 
 def host_interface(prev: Result, container: Interface) -> Interface | None:
@@ -39,16 +23,6 @@ def host_interface(prev: Result, container: Interface) -> Interface | None:
         if not intf.sandbox and intf is not container:
             return intf
     return None
-
-
-def own_ips(prev: Result, intf: Interface) -> list[IPConfig]:
-    """prevResult addresses of `intf` (or naming no interface)."""
-    out = []
-    for ip in prev.ips:
-        if ip.interface is None or (0 <= ip.interface < len(prev.interfaces)
-                                    and prev.interfaces[ip.interface] is intf):
-            out.append(ip)
-    return out
 
 
 def check_container_link(intf: Interface, link) -> None:

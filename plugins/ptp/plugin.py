@@ -211,8 +211,8 @@ class PtpPlugin(skel.Plugin):
         settings = _load(req)
         netns.probe(req.netns)
         invoke.delegate_check(req, settings.ipam_type)
-        prev = checks.require_prev_result(req.prev_result)
-        intf = checks.container_interface(prev, req.ifname, req.netns)
+        prev = checks.require_prev_result(req.prev_result, checks.PREV_MISSING)
+        intf = checks.container_interface(prev, req.ifname, req.netns, name_other=False)
         ips = checks.own_ips(prev, intf)
         layout = config.plan(ips)
         with _socket_in(req.netns) as cnl:

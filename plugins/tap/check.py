@@ -4,29 +4,9 @@ plugin.py gathers the state (the link, its tun attributes, the bridge,
 addresses, routes); these functions say what, if anything, is wrong.
 """
 
-from pycni.checks import check_addresses, check_routes  # noqa: F401
-from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
-from pycni.result import Interface, IPConfig, Result
-
-
-def fail(msg: str, details: str = "") -> CNIError:
-    return CNIError(INTERNAL, msg, details)
-
-
-def require_prev_result(prev: Result | None) -> Result:
-    if prev is None:
-        raise CNIError(INVALID_NETWORK_CONFIG, "required prevResult missing")
-    return prev
-
-
-def container_interface(prev: Result, ifname: str, netns: str) -> Interface:
-    """The prevResult interface this attachment created."""
-    for intf in prev.interfaces:
-        if intf.name == ifname and intf.sandbox == netns:
-            return intf
-    other = next((i.sandbox for i in prev.interfaces if i.name == ifname), "")
-    raise fail(f"Sandbox in prevResult {other} doesn't match configured netns: {netns}",
-               f"prevResult has no interface {ifname} in {netns}")
+from pycni.checks import (  # noqa: F401  (plugin.py reads them through this module)
+    check_addresses, check_routes, container_interface, fail, own_ips, require_prev_result)
+from pycni.result import Interface
 
 
 def check_link(intf: Interface, link, tun: dict, settings, bridge) -> None:
@@ -59,14 +39,3 @@ def check_link(intf: Interface, link, tun: dict, settings, bridge) -> None:
             raise fail(f"bridge {settings.bridge} of tap {intf.name} not found")
         if link.master != bridge.index:
             raise fail(f"tap {intf.name} is not a port of bridge {settings.bridge}")
-
-
-def own_ips(prev: Result, intf: Interface) -> list[IPConfig]:
-    """prevResult addresses that belong to `intf` (or name no interface)."""
-    out = []
-    for ip in prev.ips:
-        if ip.interface is None:
-            out.append(ip)
-        elif 0 <= ip.interface < len(prev.interfaces) and prev.interfaces[ip.interface] is intf:
-            out.append(ip)
-    return out

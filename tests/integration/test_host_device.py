@@ -170,7 +170,7 @@ def test_check_notices_changes(world, lan, plugin_dir, make_conf):
     mac = run(world, plugin_dir, "CHECK", chk, ctr)
     assert not mac.ok and "doesn't match container Mac" in mac.stdout
     no_prev = run(world, plugin_dir, "CHECK", conf, ctr)
-    assert no_prev.error_code() == 7 and "required prevResult missing" in no_prev.stdout
+    assert no_prev.error_code() == 7 and "Required prevResult missing" in no_prev.stdout
 
 
 @pytest.mark.parametrize("how", ["hwaddr", "kernelpath"])

@@ -282,7 +282,7 @@ def test_check_notices_changes(world, plugin_dir, make_conf):
     gone = world.run_plugin(plugin_dir, "tap", "CHECK", chk, ctr)
     assert not gone.ok and "Failed to match addr 10.78.0.10/24" in gone.json["msg"]
     no_prev = world.run_plugin(plugin_dir, "tap", "CHECK", conf, ctr)
-    assert no_prev.error_code() == 7 and "required prevResult missing" in no_prev.stdout
+    assert no_prev.error_code() == 7 and "Required prevResult missing" in no_prev.stdout
 
 
 def test_check_of_a_deleted_l2_tap_fails(world, plugin_dir, ref19, make_conf):

@@ -81,7 +81,7 @@ def link(**kw) -> Link:
 def test_container_interface_found_by_name_and_sandbox():
     assert check.container_interface(prev(), "eth0", NETNS).mac == MAC
     with pytest.raises(CNIError, match=f"sandbox in prevResult {NETNS} doesn't match"):
-        check.container_interface(prev(), "eth0", "/run/netns/other")
+        check.container_interface(prev(), "eth0", "/run/netns/other", check.SANDBOX_MISMATCH)
     with pytest.raises(CNIError, match="doesn't match configured netns"):
         check.container_interface(prev(), "eth1", NETNS)
 
@@ -142,4 +142,4 @@ def test_own_ips_skip_other_interfaces():
 
 def test_prev_result_required():
     with pytest.raises(CNIError, match="required prevResult missing"):
-        check.require_prev_result(None)
+        check.require_prev_result(None, check.PREV_MISSING)

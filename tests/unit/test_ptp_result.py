@@ -120,7 +120,7 @@ def veth(name, index, peer, mac) -> Link:
 
 def test_prev_result_required():
     with pytest.raises(CNIError) as err:
-        check.require_prev_result(None)
+        check.require_prev_result(None, check.PREV_MISSING)
     assert (err.value.code, err.value.msg) == (7, "ptp: Required prevResult missing")
 
 
@@ -128,7 +128,7 @@ def test_container_interface_by_name_and_sandbox():
     p = prev()
     assert check.container_interface(p, "eth0", NETNS) is p.interfaces[1]
     with pytest.raises(CNIError) as err:
-        check.container_interface(p, "eth0", "/run/netns/other")
+        check.container_interface(p, "eth0", "/run/netns/other", name_other=False)
     assert err.value.msg == ("Sandbox in prevResult  doesn't match configured netns: "
                              "/run/netns/other")
     assert check.host_interface(p, p.interfaces[1]) is p.interfaces[0]
