@@ -270,8 +270,10 @@ def test_host_port_on_one_node_answers_from_the_other(cluster):
         assert wget(client, url).strip() == cluster.token
         # the DNAT keeps the client's address: the pod on B is seen as itself
         assert peer_seen(client, url + "cgi-bin/peer") == client.ip
-        # and node A's own address answers on A too (portmap's OUTPUT DNAT)
+        # and on node A itself: its own address and, with the template's
+        # `snat: true`, 127.0.0.1 (portmap's OUTPUT DNAT)
         assert node_wget(a, url).strip() == cluster.token
+        assert node_wget(a, f"http://127.0.0.1:{HOST_PORT}/").strip() == cluster.token
         assert f"dport {HOST_PORT}" in a.firewall()
     finally:
         for pod in (web, client):
@@ -341,3 +343,35 @@ def test_kubernetes_model_ipmasq_off_with_a_node_masquerade_exception(cluster):
         a.run("iptables", "-t", "nat", "-D", "POSTROUTING", *rule)
     for node in cluster.nodes:
         assert leftovers(node, pods) == []
+
+
+def test_exhausted_pod_cidr_fails_run_pod_sandbox_and_leaves_nothing(cluster):
+    """A node whose pod range is used up (here: narrowed to one address):
+    the second pod's CNI ADD fails in host-local after the bridge made its
+    veth; RunPodSandbox reports the error, and the failed pod leaves no
+    veth, allocation, cache entry, netns or rule."""
+    import grpc
+    a, _ = cluster.nodes
+    one = str(ipaddress.ip_network(a.pod_cidr)[10])
+    before = swap_conflist(a, ipam={
+        "type": "host-local",
+        "ranges": [[{"subnet": a.pod_cidr, "rangeStart": one, "rangeEnd": one}]],
+        "routes": [{"dst": "0.0.0.0/0"}]})
+    pods = []
+    try:
+        pods.append(run_pod(a, "first"))
+        assert pods[0].ip == one
+        with pytest.raises(grpc.RpcError) as failed:
+            run_pod(a, "second")
+        # the reference's words, passed on by containerd
+        assert (f'plugin type="bridge" failed (add): failed to allocate for range 0: '
+                f"no IP addresses available in range set: {one}-{one}") in failed.value.details()
+        assert len(a.veths()) == 1
+        assert a.allocations() == [one]
+        assert len(a.pod_netns()) == 1
+    finally:
+        for pod in pods:
+            remove_pod(pod)
+        write_conflist(a, before)
+    assert leftovers(a, pods) == []
+
