@@ -48,3 +48,18 @@ def _answer_version(supported: tuple) -> bool:
                 return False
             os._exit(1)   # half an answer is out: the call failed
     return True
+
+
+def serve_module(module: str, bundle: str | None = None) -> None:
+    """Run a third-party plugin (entry-point group `pycni.plugins`, see
+    extplugins.py): its `module.main()`, pycni's own modules served from
+    the launcher's bundle like those of pycni's plugins. There is no
+    VERSION short cut: the versions a third-party plugin speaks are its
+    own class's, answered by its skel.main, and no table of them could
+    follow an upgrade of that package."""
+    import gc
+    gc.disable()
+    if bundle:
+        from .bundle import use
+        use(bundle)
+    __import__(module, fromlist=("main",)).main()

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   python3 python3-venv python3-pip   # the interpreter our plugins run on
+  python3-wheel                      # offline wheel builds (tests/integration/test_example_plugin.py)
   python3-dev                        # shared libpython, needed by pyinstaller (build.sh)
   iproute2 iptables nftables         # namespaces, links, firewall backends
   containernetworking-plugins        # the reference Go plugins (/usr/lib/cni), compared against
