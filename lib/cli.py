@@ -495,6 +495,9 @@ def install(directory: str, names=None, python: str | None = None, force: bool =
     owners = trusted_owners()
     warnings: list[str] = []
     problems = installation_problems(python, directory, owners, warnings)
+    third_party = _third_party(names)     # entry points of pycni.plugins (extplugins.py)
+    from .extplugins import installation_problems as third_party_problems
+    problems += third_party_problems(third_party.values(), owners)
     if problems:
         raise InstallRefused(problems)
     for warning in warnings:
@@ -522,9 +525,14 @@ def install(directory: str, names=None, python: str | None = None, force: bool =
         else:
             sys.stderr.write(f"pycni install: warning: {python} could not compile "
                              f"{bundle.FILE_NAME}; the launchers import pycni's files\n")
-        launchers = list(names or PLUGINS)
+        launchers = list(names or [*PLUGINS, *third_party])
         for name in launchers:
-            wanted.append((name, launcher_text(name, directory, python).encode(), 0o755))
+            if name in PLUGINS:
+                text = launcher_text(name, directory, python)
+            else:
+                from .extplugins import launcher_text as third_party_launcher
+                text = third_party_launcher(third_party[name], directory, python)
+            wanted.append((name, text.encode(), 0o755))
 
         plan, refused = [], []
         for name, content, mode in wanted:
@@ -616,6 +624,23 @@ def uninstall(directory: str, report: list | None = None) -> list[str]:
         os.close(dir_fd)
 
 
+def _third_party(names) -> dict:
+    """Third-party plugins (entry points, extplugins.py) to install: those
+    of `names`, or all that can be found (the others are warned about)."""
+    from .extplugins import discover
+
+    def warn(text):
+        sys.stderr.write(f"pycni: warning: {text}\n")
+    found = discover(warn)
+    if names:
+        return {n: p for n, p in found.items() if n in names}
+    for name, plugin in list(found.items()):
+        if plugin.root is None:
+            warn(f"third-party plugin {name} skipped: {plugin.problem}")
+            del found[name]
+    return found
+
+
 def main(argv=None) -> int:
     from . import __version__
     parser = argparse.ArgumentParser(prog="pycni", description=__doc__.split("\n")[0])
@@ -640,7 +665,7 @@ def main(argv=None) -> int:
                                       "a runtime loads them"))
     args = parser.parse_args(argv)
     if args.cmd == "install":
-        unknown = [n for n in args.plugins if n not in PLUGINS]
+        unknown = [n for n in args.plugins if n not in PLUGINS and n not in _third_party(None)]
         if unknown:
             parser.error(f"unknown plugin(s): {', '.join(unknown)}")
         done = []
@@ -685,6 +710,8 @@ def main(argv=None) -> int:
     elif args.cmd == "list":
         for name, module in PLUGINS.items():
             print(f"{name}\t{module}")
+        for name, plugin in _third_party(None).items():
+            print(f"{name}\t{plugin.module}\t{plugin.dist}")
     elif args.cmd in ("state", "gc"):
         from .state.runner import run as run_state
         return run_state(args)
