@@ -273,7 +273,7 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
 
 
 def _owner_text(container_id: str, ifname: str | None) -> str:
-    return f"{container_id} {ifname}" if ifname else f"{container_id} (any interface)"
+    return f"{container_id} {ifname}" if ifname else f"{container_id}, any interface"
 
 
 def state_text(state: NetworkState) -> str:
@@ -282,7 +282,8 @@ def state_text(state: NetworkState) -> str:
         status = owner_status(state, a.container_id, a.ifname)[0]
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
-    lines = [f"network {state.name}: {len(state.allocations)} addresses ({summary})"
+    count = len(state.allocations)
+    lines = [f"network {state.name}: {count} address{'' if count == 1 else 'es'} ({summary})"
              + (f" in {state.store_dir}" if state.store_dir else "")]
     rows = []
     for a in sorted(state.allocations, key=lambda a: _ip_key(a.ip)):

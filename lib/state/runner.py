@@ -106,7 +106,7 @@ def cmd_state(args, env, out, err) -> int:
     states = read.snapshot(networks, data_dir, cache_dir,
                            host_objects=not args.no_host_objects, data_dirs=per_network)
     if args.json:
-        out.write(json.dumps({"dataDir": data_dir, "cacheDir": cache_dir,
+        out.write(json.dumps({"cacheDir": cache_dir,
                               "networks": [model.state_json(s) for s in states]},
                              indent=2) + "\n")
         return 0

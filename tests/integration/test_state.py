@@ -70,15 +70,20 @@ class Node:
                     path = os.path.join(root, name)
                     with open(path, "rb") as f:
                         store[path] = (os.lstat(path).st_mode, f.read())
+        saved["nft"] = self.run("nft", "list", "ruleset").stdout.decode().splitlines()
         links = sorted(l["ifname"] for l in self.world.host.ip_json("link", "show"))
         return {"firewall": saved, "files": store, "links": links}
 
 
-def bridge_portmap(data_dir, version="1.1.0") -> dict:
+def bridge_portmap(data_dir, version="1.1.0", backend="iptables") -> dict:
     return {"cniVersion": version, "name": NET, "plugins": [
         {"type": "bridge", "bridge": "sttbr0", "isGateway": True, "ipMasq": True,
+         "ipMasqBackend": backend,
          "ipam": {"type": "host-local", "subnet": "10.66.0.0/24", "dataDir": str(data_dir)}},
         {"type": "portmap", "capabilities": {"portMappings": True}}]}
+
+
+MASQ_WHERE = {"iptables": "iptables nat", "nftables": "nft inet cni_plugins_masquerade"}
 
 
 def ports(host_port: int) -> str:
@@ -95,8 +100,18 @@ def objects_of(net: dict, cid: str) -> set:
     return {(o["kind"], o["where"]) for o in net["hostObjects"] if o["containerID"] == cid}
 
 
-def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path):
-    node = Node(world, plugin_dir, tmp_path, bridge_portmap(tmp_path / "networks"))
+def line_of(obj: dict, gc: bool = False) -> str:
+    owner = f"{obj['containerID']} {obj['ifname']}" if obj["ifname"] \
+        else f"{obj['containerID']}, any interface"
+    return f"{obj['kind']} {obj['where']} {obj['name']} ({owner}" + \
+        ("; by the plugins' GC)" if gc else ")")
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path, backend):
+    node = Node(world, plugin_dir, tmp_path,
+                bridge_portmap(tmp_path / "networks", backend=backend))
+    owned = {("ipmasq", MASQ_WHERE[backend]), ("portmap", "iptables nat"), ("veth", "link")}
     ctrs = {cid: world.container(cid) for cid in ("stt-a", "stt-b", "stt-c", "stt-d")}
     ips = {}
     for i, (cid, ctr) in enumerate(ctrs.items()):
@@ -108,8 +123,7 @@ def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path):
     assert {a["containerID"]: a["owner"] for a in net["allocations"]} == \
         dict.fromkeys(ctrs, "live")
     for cid in ctrs:
-        assert objects_of(net, cid) == {("ipmasq", "iptables nat"),
-                                        ("portmap", "iptables nat"), ("veth", "link")}
+        assert objects_of(net, cid) == owned
     veth_a = next(o for o in net["hostObjects"]
                   if o["containerID"] == "stt-a" and o["kind"] == "veth")
     assert veth_a["detail"] == "master sttbr0" and veth_a["ifname"] == "eth0"
@@ -124,13 +138,12 @@ def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path):
     assert owner_of(net, "stt-a") == owner_of(net, "stt-c") == "live"
     assert owner_of(net, "stt-b") == "stale" and owner_of(net, "stt-d") == "no-cache"
     # the leak: the address and the rules of the dead container are still there
-    assert objects_of(net, "stt-b") == {("ipmasq", "iptables nat"),
-                                        ("portmap", "iptables nat")}
+    assert objects_of(net, "stt-b") == owned - {("veth", "link")}
     text = node.pycni("state", NET)
     assert f"{ips['stt-b']}  stt-b  eth0  stale" in text, text
-    b_chains = {o["name"] for o in net["hostObjects"] if o["containerID"] == "stt-b"}
-    d_chains = {o["name"] for o in net["hostObjects"]
-                if o["containerID"] == "stt-d" and o["kind"] != "veth"}
+    leaked = [o for o in net["hostObjects"]
+              if o["containerID"] in ("stt-b", "stt-d") and o["kind"] != "veth"]
+    assert len(leaked) == 4
 
     before = node.kernel()
     plan = node.pycni("gc", "--dry-run", NET).splitlines()
@@ -139,11 +152,7 @@ def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path):
         f"cache entry {NET}-stt-b-eth0 (netns {ctrs['stt-b'].path} is gone)",
         f"address {ips['stt-b']} (stt-b eth0)",
         f"address {ips['stt-d']} (stt-d eth0; by the plugins' GC)"}
-    expected |= {f"{kind} iptables nat {chain} (stt-b (any interface))"
-                 for kind, chain in _kinds(net, b_chains)}
-    expected |= {f"{kind} iptables nat {chain} (stt-d (any interface); by the plugins' GC)"
-                 for kind, chain in _kinds(net, d_chains)}
-    assert len(b_chains) == len(d_chains) == 2
+    expected |= {line_of(o, gc=o["containerID"] == "stt-d") for o in leaked}
     assert {line.removeprefix("would remove ") for line in plan} == expected, plan
 
     done = node.pycni("gc", NET).splitlines()
@@ -153,20 +162,16 @@ def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path):
     net = node.state()
     assert sorted(a["containerID"] for a in net["allocations"]) == ["stt-a", "stt-c"]
     for cid in ("stt-a", "stt-c"):          # nothing live was touched
-        assert objects_of(net, cid) == {("ipmasq", "iptables nat"),
-                                        ("portmap", "iptables nat"), ("veth", "link")}
+        assert objects_of(net, cid) == owned
         assert ctrs[cid].pings("10.66.0.1")
-    nat = node.run("iptables-save", "-t", "nat").stdout.decode()
-    assert not any(chain in nat for chain in b_chains | d_chains)
+    assert not {(o["where"], o["name"]) for o in leaked} & \
+        {(o["where"], o["name"]) for o in net["hostObjects"]}
     assert node.pycni("gc", NET) == f"network {NET}: nothing to remove\n"
 
     for cid in ("stt-a", "stt-c", "stt-d"):
         node.cnitool("del", NET, ctrs[cid].path, CNI_CONTAINERID=cid)
-    assert node.state()["allocations"] == []
-
-
-def _kinds(net: dict, chains: set) -> list[tuple[str, str]]:
-    return sorted({(o["kind"], o["name"]) for o in net["hostObjects"] if o["name"] in chains})
+    net = node.state()
+    assert net["allocations"] == [] and net["hostObjects"] == []
 
 
 def test_gc_of_a_1_0_0_list_deletes_only_the_dead(world, plugin_dir, tmp_path):
