@@ -244,17 +244,14 @@ def _nested_str(raw: dict, path: tuple[str, ...]) -> str:
 
 
 def normalize_mac(mac: str, source: str = "mac") -> str:
-    """'02-AB-..' / '02:ab:..' -> '02:ab:..'; a unicast Ethernet MAC only."""
-    parts = mac.replace("-", ":").split(":")
-    try:
-        if len(parts) != 6 or any(len(p) != 2 for p in parts):
-            raise ValueError
-        octets = [int(p, 16) for p in parts]
-    except ValueError:
-        raise CNIError(INVALID_NETWORK_CONFIG, f'invalid MAC address "{mac}" in {source}') from None
+    """A unicast Ethernet MAC in Go's ParseMAC spellings -> '02:ab:..'."""
+    from pycni import mac as hwaddr
+    octets = hwaddr.parse(mac)
+    if octets is None or len(octets) != 6:
+        raise CNIError(INVALID_NETWORK_CONFIG, f'invalid MAC address "{mac}" in {source}')
     if not any(octets):
         raise CNIError(INVALID_NETWORK_CONFIG, f'invalid MAC address "{mac}" in {source}: all zero')
     if octets[0] & 1:
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f'invalid MAC address "{mac}" in {source}: multicast address')
-    return ":".join(f"{o:02x}" for o in octets)
+    return hwaddr.text(octets)

@@ -5,7 +5,7 @@ what, if anything, is wrong, in the reference's words where it has some.
 """
 
 from pycni.checks import (  # noqa: F401  (plugin.py reads them through this module)
-    check_addresses, check_routes, container_interface, fail, own_ips, require_prev_result)
+    container_interface, fail, own_ips, require_prev_result)
 from pycni.result import Interface
 
 

@@ -81,32 +81,19 @@ def check_ifname(name: str, what: str) -> str:
 
 
 def parse_hwaddr(text: str) -> bytes:
-    """A hardware address in any of Go's net.ParseMAC spellings: 6 (MAC),
-    8 (EUI-64) or 20 (IP over InfiniBand) octets, as aa:bb:.. / aa-bb-..
-    or aabb.ccdd.. groups."""
-    def bad() -> CNIError:
-        return invalid(f'failed to parse MAC address "{text}": address {text}: '
-                       "invalid MAC address")
-    if len(text) < 14:
-        raise bad()
-    if text[2] in ":-":
-        parts = text.split(text[2])
-        if any(len(p) != 2 for p in parts):
-            raise bad()
-    elif text[4] == ".":
-        groups = text.split(".")
-        if any(len(g) != 4 for g in groups):
-            raise bad()
-        parts = [g[i:i + 2] for g in groups for i in (0, 2)]
-    else:
-        raise bad()
-    if len(parts) not in (6, 8, 20) or not all(set(p) <= sysfs._HEX for p in parts):
-        raise bad()
-    return bytes(int(p, 16) for p in parts)
+    """A hardware address in any of Go's net.ParseMAC spellings (pycni.mac:
+    6, 8 or 20 octets)."""
+    from pycni import mac
+    octets = mac.parse(text)
+    if octets is None:
+        raise invalid(f'failed to parse MAC address "{text}": address {text}: '
+                      "invalid MAC address")
+    return octets
 
 
 def format_mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
+    from pycni import mac
+    return mac.text(raw)
 
 
 def _device_id(conf: HostDeviceConf) -> str:

@@ -6,8 +6,7 @@ where it has some.
 """
 
 from pycni.checks import (  # noqa: F401  (plugin.py reads them through this module)
-    check_addresses, check_routes, container_interface, fail, own_ips, require_prev_result,
-    route_present)
+    container_interface, fail, own_ips, require_prev_result)
 from pycni.result import Interface
 
 # the reference macvlan's words (lower case, unlike its other plugins)

@@ -8,7 +8,7 @@ gateway addresses and the host routes ADD put there.
 """
 
 from pycni.checks import (  # noqa: F401  (plugin.py reads them through this module)
-    check_addresses, check_routes, container_interface, fail, own_ips, require_prev_result)
+    container_interface, fail, own_ips, require_prev_result)
 from pycni.result import Interface, Result
 
 from . import config

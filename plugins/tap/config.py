@@ -48,27 +48,10 @@ def go_quote(text: str) -> str:
 
 
 def parse_mac(text: str) -> str:
-    """An Ethernet (6-octet) unicast address in Go's ParseMAC spellings
-    (aa:bb:.., aa-bb-.., aabb.ccdd.eeff), as lower-case colons."""
-    def bad(reason: str) -> CNIError:
-        return CNIError(INVALID_NETWORK_CONFIG,
-                        f"invalid args {text} for MAC addr: {reason}")
-
-    if len(text) == 17 and text[2] in ":-":
-        parts = text.split(text[2])
-    elif len(text) == 14 and text[4] == "." and text[9] == ".":
-        parts = [group[i:i + 2] for group in text.split(".") for i in (0, 2)]
-    else:
-        raise bad(f"address {text}: invalid MAC address")
-    hexdigits = set("0123456789abcdefABCDEF")
-    if len(parts) != 6 or any(len(p) != 2 or not set(p) <= hexdigits for p in parts):
-        raise bad(f"address {text}: invalid MAC address")
-    octets = [int(p, 16) for p in parts]
-    if octets[0] & 1:
-        raise bad("a multicast address cannot be an interface address")
-    if not any(octets):
-        raise bad("the all-zero address cannot be an interface address")
-    return ":".join(f"{o:02x}" for o in octets)
+    """A unicast Ethernet address in Go's ParseMAC spellings, lower-case
+    colons (pycni.mac.interface_mac)."""
+    from pycni import mac
+    return mac.interface_mac(text)
 
 
 def check_mtu(mtu: int) -> None:

@@ -190,36 +190,12 @@ def effective(conf: TuningConf) -> tuple[bool, int, bool | None, int | None]:
 
 def parse_mac(text: str) -> str:
     """A hardware address in any spelling Go's net.ParseMAC accepts
-    (6, 8 or 20 octets; `:` or `-` between octets, or `.` between groups
-    of four hex digits), in canonical lower-case colon form."""
-    def bad() -> CNIError:
-        return invalid(f"invalid args {text} for MAC addr: "
-                       f"address {text}: invalid MAC address")
-
-    if len(text) < 14:
-        raise bad()
-    if text[2] in ":-":
-        sep = text[2]
-        if (len(text) + 1) % 3:
-            raise bad()
-        parts = text.split(sep)
-        if any(len(p) != 2 for p in parts):
-            raise bad()
-    elif text[4] == ".":
-        if (len(text) + 1) % 5:
-            raise bad()
-        groups = text.split(".")
-        if any(len(g) != 4 for g in groups):
-            raise bad()
-        parts = [g[i:i + 2] for g in groups for i in (0, 2)]
-    else:
-        raise bad()
-    if len(parts) not in (6, 8, 20):
-        raise bad()
-    hexdigits = set("0123456789abcdefABCDEF")
-    if any(not set(p) <= hexdigits for p in parts):
-        raise bad()
-    return ":".join(p.lower() for p in parts)
+    (pycni.mac: 6, 8 or 20 octets), in canonical lower-case colon form."""
+    from pycni import mac
+    octets = mac.parse(text)
+    if octets is None:
+        raise invalid(f"invalid args {text} for MAC addr: address {text}: invalid MAC address")
+    return mac.text(octets)
 
 
 def check_ifname(ifname: str) -> None:

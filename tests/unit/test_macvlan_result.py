@@ -2,6 +2,7 @@
 
 import pytest
 
+from pycni import checks as shared_checks
 from pycni.errors import CNIError
 from pycni.netlink import Link, RouteEntry
 from pycni.plugins.macvlan import check, config
@@ -107,11 +108,11 @@ def test_check_addresses():
     ips = prev().ips
     on_link = ["10.1.0.5/24", "fd00:0:0::5/64", "fe80::1/64"]
     routes = ["10.1.0.0/24", "fd00::/64", "0.0.0.0/0"]
-    check.check_addresses("eth0", ips, on_link, routes)
+    shared_checks.check_addresses("eth0", ips, on_link, routes)
     with pytest.raises(CNIError, match="Failed to match addr 10.1.0.5/24"):
-        check.check_addresses("eth0", ips, ["10.1.0.5/16", "fd00::5/64"], routes)
+        shared_checks.check_addresses("eth0", ips, ["10.1.0.5/16", "fd00::5/64"], routes)
     with pytest.raises(CNIError, match="Failed to find Gateway"):
-        check.check_addresses("eth0", ips, on_link, ["fd00::/64"])
+        shared_checks.check_addresses("eth0", ips, on_link, ["fd00::/64"])
 
 
 def entry(dst, gw=""):
@@ -122,14 +123,14 @@ def test_route_matching():
     table = [entry("0.0.0.0/0", "10.1.0.254"), entry("192.0.2.0/24", "10.1.0.1"),
              entry("10.1.0.0/24")]
     # A default route matches any default route of the family, as in the reference.
-    assert check.route_present(Route(dst="0.0.0.0/0", gw="10.1.0.1"), table)
-    assert not check.route_present(Route(dst="::/0"), table)
-    assert check.route_present(Route(dst="192.0.2.0/24", gw="10.1.0.1"), table)
-    assert check.route_present(Route(dst="192.0.2.0/24"), table)
-    assert not check.route_present(Route(dst="192.0.2.0/24", gw="10.1.0.2"), table)
-    assert not check.route_present(Route(dst="198.51.100.0/24"), table)
+    assert shared_checks.route_present(Route(dst="0.0.0.0/0", gw="10.1.0.1"), table)
+    assert not shared_checks.route_present(Route(dst="::/0"), table)
+    assert shared_checks.route_present(Route(dst="192.0.2.0/24", gw="10.1.0.1"), table)
+    assert shared_checks.route_present(Route(dst="192.0.2.0/24"), table)
+    assert not shared_checks.route_present(Route(dst="192.0.2.0/24", gw="10.1.0.2"), table)
+    assert not shared_checks.route_present(Route(dst="198.51.100.0/24"), table)
     with pytest.raises(CNIError, match=r"Expected Route \{Dst:198.51.100.0/24 GW:10.1.0.1\}"):
-        check.check_routes([Route(dst="198.51.100.0/24", gw="10.1.0.1")], lambda t: table)
+        shared_checks.check_routes([Route(dst="198.51.100.0/24", gw="10.1.0.1")], lambda t: table)
 
 
 def test_own_ips_skip_other_interfaces():
