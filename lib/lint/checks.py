@@ -121,9 +121,40 @@ def check_binary(net: Network, entry: PluginEntry, ptr: str, name: str, what: st
                 "'incompatible CNI versions'")
 
 
+def decode_pointer(config: dict, path: str, base: str) -> str:
+    """The pointer of a decode error's `config.a.b[0].c` path, with the keys
+    spelled as the document spells them; `base` when it names nothing."""
+    if not path.startswith("config."):
+        return base
+    parts: list = []
+    for token in path[len("config."):].split("."):
+        name, _, rest = token.partition("[")
+        parts.append(name)
+        for index in rest.replace("]", "").split("[") if rest else ():
+            if not index.isdigit():
+                return base
+            parts.append(int(index))
+    node, spelled = config, []
+    for part in parts:
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                return base
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                return base
+            key = next((k for k in reversed(node) if decode.fold(k) == decode.fold(part)), None)
+            if key is None:
+                return base
+            part, node = key, node[key]
+        spelled.append(part)
+    return join(base, *spelled)
+
+
 def check_ours(plugin_type: str, config: dict, file: str, ptr: str, caps: set,
-               ctx: Context) -> None:
-    """The config through the plugin's own loader."""
+               ctx: Context, plugin_ptr: str) -> None:
+    """The config through the plugin's own loader; findings at `ptr`, or
+    where in the plugin object (at `plugin_ptr`) a decode error points."""
     from pycni import jsontext
     stdin = jsontext.dumps(config).encode()
     with plugins.captured_warnings() as warned:
@@ -131,6 +162,8 @@ def check_ours(plugin_type: str, config: dict, file: str, ptr: str, caps: set,
             plugins.validate(plugin_type, config, stdin, ctx.env)
         except CNIError as err:
             message = err.msg + (f" ({err.details})" if err.details else "")
+            where = decode_pointer(config, getattr(err, "path", ""), plugin_ptr)
+            ptr = ptr if where == plugin_ptr else where
             runtime = [c for c in caps if c in RUNTIME_CAPS]
             if runtime:
                 ctx.add(file, ptr, WARNING, f"{plugin_type} refuses this configuration "
@@ -199,9 +232,9 @@ def check_plugin(net: Network, entry: PluginEntry, ctx: Context) -> None:
     # the models
     config = request_config(net, entry)
     if ptype in plugins.MODELS and plugins.ours(ptype):
-        check_ours(ptype, config, f, ptr, caps, ctx)
+        check_ours(ptype, config, f, ptr, caps, ctx, ptr)
     if plugins.ours(ipam_type) and ptype not in refdata.CHAINED:
-        check_ours(ipam_type, config, f, join(ptr, "ipam"), caps, ctx)
+        check_ours(ipam_type, config, f, join(ptr, "ipam"), caps, ctx, ptr)
     # stores
     for path, directory in plugins.data_dirs(ipam_type, config) + plugins.data_dirs(ptype, config):
         problem = ctx.probe.store_problem(directory)

@@ -71,25 +71,75 @@ class Prober:
         env = {"CNI_COMMAND": "VERSION", "CNI_PATH": ":".join(self.dirs),
                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
         try:
-            proc = subprocess.run([path], env=env, stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=self.timeout, cwd="/",
-                                  close_fds=True)
-        except subprocess.TimeoutExpired:
-            return None, f"no answer to VERSION within {self.timeout:g} s"
+            code, out, timed_out = run_bounded([path], env, self.timeout)
         except OSError as exc:
             return None, f"cannot be run: {exc.strerror}"
-        out = proc.stdout[:MAX_OUTPUT]
         try:
             answer = json.loads(out)
         except ValueError:
             answer = None
-        if proc.returncode != 0:
+        if timed_out:
+            # an answer written by a plugin that then lingered still counts
+            supported = answer.get("supportedVersions") if isinstance(answer, dict) else None
+            if isinstance(supported, list) and all(isinstance(v, str) for v in supported):
+                return supported, ""
+            return None, f"no answer to VERSION within {self.timeout:g} s (killed)"
+        if code != 0:
             msg = answer.get("msg") if isinstance(answer, dict) else None
-            return None, f"VERSION failed (exit {proc.returncode}" + (f": {msg})" if msg else ")")
+            return None, f"VERSION failed (exit {code}" + (f": {msg})" if msg else ")")
         supported = answer.get("supportedVersions") if isinstance(answer, dict) else None
         if not (isinstance(supported, list) and all(isinstance(v, str) for v in supported)):
             return None, "VERSION answered no supportedVersions list"
         return supported, ""
+
+
+def run_bounded(argv, env, timeout: float) -> tuple[int | None, bytes, bool]:
+    """Run `argv` in its own process group, stdin /dev/null, stderr dropped;
+    (exit code, stdout up to MAX_OUTPUT, timed out). On timeout or too much
+    output the whole group is killed, so a child the plugin left behind
+    cannot keep lint waiting."""
+    import selectors
+    import signal
+    import time
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    chunks, size, timed_out = [], 0, False
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                break
+    proc.stdout.close()
+    try:
+        code = proc.wait(timeout=max(0.0, deadline - time.monotonic()) if not timed_out else 0)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is None or timed_out or size > MAX_OUTPUT:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        code = proc.wait()
+        timed_out = timed_out or size <= MAX_OUTPUT
+    else:
+        try:                        # what the plugin started and left running
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return code, b"".join(chunks)[:MAX_OUTPUT], timed_out
 
 
 def store_problem(path: str) -> str | None:

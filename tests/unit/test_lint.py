@@ -423,3 +423,13 @@ def test_lint_is_no_plugin_dependency():
                 if name.endswith(".py"):
                     with open(os.path.join(dirpath, name)) as f:
                         assert "pycni.lint" not in f.read(), name
+
+
+def test_decode_errors_point_at_the_value(tmp_path):
+    plugin = bridge()
+    plugin["IPAM"] = plugin.pop("ipam")
+    plugin["IPAM"]["ranges"][0][0]["Gateway"] = 7
+    findings = lint(tmp_path, {"10.conflist": conflist(plugin, {"type": "tuning", "mtu": "9000"})})
+    assert at(findings, "/plugins/1/mtu", ERROR)
+    (f,) = at(findings, "/plugins/0/IPAM/ranges/0/0/Gateway", ERROR)
+    assert "expected a string" in f.message
