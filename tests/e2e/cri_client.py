@@ -95,6 +95,17 @@ class CriClient:
         status = self.call(self.runtime, "Status", self.pb.StatusRequest(verbose=False))
         return {c.type: (c.status, f"{c.reason}: {c.message}") for c in status.status.conditions}
 
+    def loaded_conflist(self) -> dict | None:
+        """The pod network's conflist as containerd's CRI plugin loaded it
+        (verbose Status, info["cniconfig"]: the last network is the pods',
+        the first containerd's own loopback)."""
+        import json
+        status = self.call(self.runtime, "Status", self.pb.StatusRequest(verbose=True))
+        networks = json.loads(status.info.get("cniconfig") or "{}").get("Networks") or []
+        if len(networks) < 2:
+            return None
+        return json.loads(networks[-1]["Config"]["Source"])
+
     def wait_network_ready(self, timeout: float = 30) -> None:
         end = time.monotonic() + timeout
         while True:

@@ -205,11 +205,11 @@ def write_conflist(node, conf: dict) -> None:
         json.dump(conf, f, indent=2)
     os.replace(path + ".tmp", path)
     # containerd's conf_dir watcher picks the change up asynchronously
-    deadline = 50
-    while deadline and node.cri.conditions()["NetworkReady"][0] is not True:
+    for _ in range(100):
+        if node.cri.loaded_conflist() == conf:
+            return
         exec_sleep(0.1)
-        deadline -= 1
-    exec_sleep(1.0)
+    raise AssertionError(f"node {node.name}: containerd did not load the new conflist")
 
 
 # -------------------------------------------------------------------- tests
@@ -224,6 +224,7 @@ def test_update_runtime_config_renders_our_template(cluster):
         assert node.conflist() == rendered_template(node.pod_cidr)
         assert os.listdir(node.conf_dir) == [cri_node.CONFLIST]
         assert node.cri.conditions()["NetworkReady"][0] is True
+        assert node.cri.loaded_conflist() == node.conflist()
 
 
 def test_pods_reach_each_other_on_one_node_and_across_nodes(cluster):
