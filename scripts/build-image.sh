@@ -117,7 +117,9 @@ done
 STORAGE=${PYCNI_IMAGE_STORAGE:-}
 KEEP_STORAGE=${STORAGE:+1}
 if [ -z "$STORAGE" ]; then
-    STORAGE=$(mktemp -d "${TMPDIR:-/tmp}/pycni-image.XXXXXX")
+    # under /tmp whatever TMPDIR says: podman refuses a runroot path longer
+    # than 50 characters
+    STORAGE=$(mktemp -d /tmp/pycni-image.XXXXXX)
 fi
 cleanup() {
     if [ -z "$KEEP_STORAGE" ]; then
