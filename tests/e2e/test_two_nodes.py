@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import subprocess
-import threading
+import time
 
 import pytest
 
@@ -138,12 +138,8 @@ def node_wget(node, url: str, tries: int = 10) -> str:
         if proc.returncode == 0:
             return proc.stdout.decode()
         last = proc.stderr.decode()
-        exec_sleep(0.3)
+        time.sleep(0.3)
     raise AssertionError(f"wget {url} from node {node.name}: {last}")
-
-
-def exec_sleep(seconds: float) -> None:
-    threading.Event().wait(seconds)
 
 
 def rendered_template(pod_cidr: str) -> dict:
@@ -208,7 +204,7 @@ def write_conflist(node, conf: dict) -> None:
     for _ in range(100):
         if node.cri.loaded_conflist() == conf:
             return
-        exec_sleep(0.1)
+        time.sleep(0.1)
     raise AssertionError(f"node {node.name}: containerd did not load the new conflist")
 
 
@@ -311,7 +307,6 @@ def test_ip_masq_true_hides_pod_addresses_across_nodes(cluster):
     assert own_masquerade(a) == []
 
 
-
 def test_kubernetes_model_ipmasq_off_with_a_node_masquerade_exception(cluster):
     """The config that satisfies Kubernetes: the shipped template's
     `ipMasq: false`, and (for traffic leaving the cluster) one node rule that
@@ -348,8 +343,8 @@ def test_kubernetes_model_ipmasq_off_with_a_node_masquerade_exception(cluster):
 
 def test_exhausted_pod_cidr_fails_run_pod_sandbox_and_leaves_nothing(cluster):
     """A node whose pod range is used up (here: narrowed to one address):
-    the second pod's CNI ADD fails in host-local after the bridge made its
-    veth; RunPodSandbox reports the error, and the failed pod leaves no
+    the second pod's CNI ADD fails (host-local has no address left),
+    RunPodSandbox reports the plugin's error, and the failed pod leaves no
     veth, allocation, cache entry, netns or rule."""
     import grpc
     a, _ = cluster.nodes
