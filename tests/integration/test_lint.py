@@ -152,3 +152,22 @@ def test_exit_codes_and_one_json_document(tmp_path, plugin_dir):
     assert pycni_lint("--nonsense").returncode == 2
     proc = pycni_lint("--json", "--cni-path", plugin_dir, env={"NETCONFPATH": str(good)})
     assert proc.returncode == 0 and json.loads(proc.stdout)["paths"] == [str(good)]
+
+
+def test_the_readme_shows_real_output(tmp_path, plugin_dir):
+    """README "Checking configs: pycni lint": the files shown, linted with
+    our plugins on the path, print exactly the output shown."""
+    import re
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    section = text.split("## Checking configs: pycni lint\n", 1)[1].split("\n## ", 1)[0]
+    files = re.findall(r"`(net\.d/[^`]+)`:\n\n```json broken\n(.*?)```", section, re.S)
+    assert len(files) == 2
+    for name, content in files:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(content)
+    shown = re.search(r"```console\n\$ pycni lint net\.d\n(.*?)\$ echo \$\?\n(\d+)\n```",
+                      section, re.S)
+    proc = pycni_lint("--cni-path", plugin_dir, "net.d", cwd=tmp_path)
+    assert proc.stdout == shown.group(1)
+    assert proc.returncode == int(shown.group(2))
