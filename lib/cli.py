@@ -663,6 +663,13 @@ def main(argv=None) -> int:
     from .lint.main import add_arguments as add_lint_arguments
     add_lint_arguments(sub.add_parser("lint", help="check network configurations the way "
                                       "a runtime loads them"))
+    sub.add_parser("install-cni", add_help=False, help="copy the standalone plugins and a "
+                   "conflist onto a node (Kubernetes init container; see "
+                   "`pycni install-cni --help`)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["install-cni"]:     # its own parser (pycni.installcni)
+        from . import installcni
+        return installcni.main(argv[1:])
     args = parser.parse_args(argv)
     if args.cmd == "install":
         unknown = [n for n in args.plugins if n not in PLUGINS and n not in _third_party(None)]

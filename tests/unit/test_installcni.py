@@ -311,3 +311,15 @@ def test_image_entry_point_commands(capsys):
     assert capsys.readouterr().out.startswith("pycni ")
     assert ic.image_main(["bogus"]) == 2
     assert "unknown command 'bogus'" in capsys.readouterr().err
+
+
+def test_pycni_cli_hands_install_cni_its_arguments(dirs, capsys):
+    from pycni import cli
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["install-cni", "--help"])
+    assert exit_.value.code == 0
+    assert "--skip-existing-config" in capsys.readouterr().out
+    code = cli.main(["install-cni", "--source", dirs["src"], "--bin-dir", dirs["bin"],
+                     "--no-config", "--no-check"])
+    assert code == 0
+    assert f"installed {dirs['bin']}/bridge" in capsys.readouterr().out
