@@ -19,6 +19,9 @@ from .errors import CNIError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INTERNAL
 
 @dataclass
 class Interface:
+    """One entry of a result's `interfaces`: a link the plugin created or
+    configured; `sandbox` is the netns path for links inside a container,
+    empty on the host. mtu, socketPath and pciID exist from 1.1.0 on."""
     name: str
     mac: str = ""
     sandbox: str = ""
@@ -27,6 +30,7 @@ class Interface:
     pci_id: str = ""
 
     def to_dict(self, new_fields: bool) -> dict:
+        """The JSON object; `new_fields`: include 1.1.0's fields."""
         out = {"name": self.name}
         if self.mac:
             out["mac"] = self.mac
@@ -43,15 +47,19 @@ class Interface:
 
 @dataclass
 class IPConfig:
+    """One entry of a result's `ips`: an address (CIDR), its gateway, and
+    the index into `interfaces` of the link it is on (None: unspecified)."""
     address: str            # CIDR, e.g. "10.1.2.3/24"
     gateway: str = ""
     interface: int | None = None   # index into Result.interfaces; 0 is valid
 
     @property
     def family(self) -> int:
+        """4 or 6."""
         return 6 if ":" in self.address else 4
 
     def to_dict(self, with_version: bool) -> dict:
+        """The JSON object; `with_version`: 0.3.x/0.4.0's "version" key."""
         out = {}
         if with_version:
             out["version"] = str(self.family)
@@ -65,6 +73,9 @@ class IPConfig:
 
 @dataclass
 class Route:
+    """One entry of a result's `routes`: destination CIDR, gateway (empty:
+    the interface's gateway of that family, as the runtime reads it);
+    mtu, advmss, priority, table and scope exist from 1.1.0 on."""
     dst: str                # CIDR
     gw: str = ""
     mtu: int = 0
@@ -75,9 +86,11 @@ class Route:
 
     @property
     def family(self) -> int:
+        """4 or 6."""
         return 6 if ":" in self.dst else 4
 
     def to_dict(self) -> dict:
+        """The JSON object (keys with zero values left out)."""
         out = {"dst": self.dst}
         if self.gw:
             out["gw"] = self.gw
@@ -96,15 +109,18 @@ class Route:
 
 @dataclass
 class DNS:
+    """A result's `dns` (also the shape of a config's `dns`)."""
     nameservers: list[str] = field(default_factory=list)
     domain: str = ""
     search: list[str] = field(default_factory=list)
     options: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
+        """True when no field is set."""
         return not (self.nameservers or self.domain or self.search or self.options)
 
     def to_dict(self) -> dict:
+        """The JSON object, empty fields left out."""
         out = {}
         if self.nameservers:
             out["nameservers"] = list(self.nameservers)
@@ -119,6 +135,9 @@ class DNS:
 
 @dataclass
 class Result:
+    """A plugin's ADD result (and a prevResult), always in the newest
+    shape; `to_dict(version)` writes it in any spec version's shape (skel
+    does that with the config's cniVersion), `parse_result` reads any."""
     cni_version: str = versions.CURRENT
     interfaces: list[Interface] = field(default_factory=list)
     ips: list[IPConfig] = field(default_factory=list)
@@ -327,3 +346,24 @@ def merge(prev: Result, new: Result) -> Result:
                   ips=list(prev.ips) + shifted,
                   routes=list(prev.routes) + list(new.routes),
                   dns=prev.dns if new.dns.is_empty() else new.dns)
+
+
+def link_result(ifname: str, mac: str, sandbox: str, ipam_result: Result | None,
+                dns: DNS, cni_version: str) -> Result:
+    """The ADD result of a plugin that puts one link into the container
+    (macvlan, tap, host-device): that link in its sandbox and IPAM's
+    addresses and routes, all on interface 0. DNS: the config's `dns` if
+    set, else IPAM's (the reference drops IPAM's; see the plugins' READMEs)."""
+    result = Result(cni_version=cni_version,
+                    interfaces=[Interface(name=ifname, mac=mac, sandbox=sandbox)])
+    if ipam_result is not None:
+        if not ipam_result.ips:
+            raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+        for ip in ipam_result.ips:
+            ip.interface = 0
+        result.ips = list(ipam_result.ips)
+        result.routes = list(ipam_result.routes)
+        result.dns = ipam_result.dns
+    if not dns.is_empty():
+        result.dns = dns
+    return result

@@ -16,7 +16,8 @@ from pycni.model import dataclass, field
 from pycni.config import DNSConf, NetConf
 from pycni.decode import decode, key, lookup
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
-from pycni.result import DNS, Interface, Result
+from pycni.result import DNS
+from pycni.result import link_result as build_result  # noqa: F401  (the ADD result)
 
 from . import sysfs
 
@@ -223,22 +224,3 @@ def check_result_version(cni_version: str, ipam_type: str) -> None:
         raise CNIError(INTERNAL, "cannot convert: no valid IP addresses",
                        f"a {cni_version} result needs an IP address: configure ipam")
 
-
-def build_result(ifname: str, mac: str, sandbox: str, ipam_result: Result | None,
-                 dns: DNS, cni_version: str) -> Result:
-    """The ADD result: the moved link (in its sandbox) and IPAM's
-    addresses, all on interface 0. DNS: the config's `dns` if set, else
-    IPAM's (as pycni's macvlan; the reference drops IPAM's)."""
-    result = Result(cni_version=cni_version,
-                    interfaces=[Interface(name=ifname, mac=mac, sandbox=sandbox)])
-    if ipam_result is not None:
-        if not ipam_result.ips:
-            raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
-        for ip in ipam_result.ips:
-            ip.interface = 0
-        result.ips = list(ipam_result.ips)
-        result.routes = list(ipam_result.routes)
-        result.dns = ipam_result.dns
-    if not dns.is_empty():
-        result.dns = dns
-    return result

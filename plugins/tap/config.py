@@ -9,9 +9,9 @@ from pycni.model import dataclass, field
 
 from pycni.config import NetConf
 from pycni.decode import decode, key, lookup
-from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
-                          UNSUPPORTED_FIELD)
-from pycni.result import DNS, Interface, Result
+from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
+from pycni.result import DNS
+from pycni.result import link_result as build_result  # noqa: F401  (the ADD result)
 from pycni import tuntap
 
 MIN_MTU = 68          # the tun driver's limits (ETH_MIN_MTU, ETH_MAX_MTU - ETH_HLEN)
@@ -174,21 +174,3 @@ def tun_flags(settings: Settings) -> int:
         flags |= tuntap.IFF_MULTI_QUEUE
     return flags
 
-
-def build_result(ifname: str, mac: str, sandbox: str, ipam_result: Result | None,
-                 dns: DNS, cni_version: str) -> Result:
-    """The tap (in its sandbox) and IPAM's addresses, all on interface 0;
-    DNS: the config's `dns` if set, else IPAM's."""
-    result = Result(cni_version=cni_version,
-                    interfaces=[Interface(name=ifname, mac=mac, sandbox=sandbox)])
-    if ipam_result is not None:
-        if not ipam_result.ips:
-            raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
-        for ip in ipam_result.ips:
-            ip.interface = 0
-        result.ips = list(ipam_result.ips)
-        result.routes = list(ipam_result.routes)
-        result.dns = ipam_result.dns
-    if not dns.is_empty():
-        result.dns = dns
-    return result
