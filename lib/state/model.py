@@ -37,6 +37,9 @@ class Allocation:
     ip: str
     container_id: str
     ifname: str | None = None
+    # seconds since the file was written (None: not known); not part of
+    # the allocation's identity
+    age: float | None = field(default=None, compare=False)
 
     @property
     def content(self) -> str:
@@ -148,9 +151,18 @@ def owner_status(state: NetworkState, container_id: str, ifname: str | None) -> 
     return att.status, att.reason
 
 
-def valid_attachments(state: NetworkState) -> list[tuple[str, str]]:
-    """What `pycni gc` declares valid: cached attachments not known dead."""
-    return [att.key for att in state.attachments if att.status in (LIVE, UNKNOWN)]
+def valid_attachments(state: NetworkState, min_age: float = 0) -> list[tuple[str, str]]:
+    """What `pycni gc` declares valid: cached attachments not known dead,
+    and the owners without a cache entry of addresses reserved less than
+    `min_age` seconds ago: an ADD in flight has its address before the
+    runtime caches its result, and must not lose it."""
+    valid = [att.key for att in state.attachments if att.status in (LIVE, UNKNOWN)]
+    for a in sorted(state.allocations, key=lambda a: _ip_key(a.ip)):
+        if a.ifname and a.age is not None and a.age < min_age \
+                and owner(state, a.container_id, a.ifname) is None \
+                and (a.container_id, a.ifname) not in valid:
+            valid.append((a.container_id, a.ifname))
+    return valid
 
 
 def _kept(container_id: str, ifname: str | None, pairs: set, ids: set) -> bool:
@@ -159,7 +171,7 @@ def _kept(container_id: str, ifname: str | None, pairs: set, ids: set) -> bool:
     return (container_id, ifname) in pairs if ifname else container_id in ids
 
 
-def plan_gc(state: NetworkState, plugins_gc: bool) -> Removal:
+def plan_gc(state: NetworkState, plugins_gc: bool, min_age: float = 0) -> Removal:
     """What GC with the valid attachments of `state` removes.
 
     Each cached attachment that is not valid gets a DEL: its cache entry,
@@ -169,7 +181,7 @@ def plan_gc(state: NetworkState, plugins_gc: bool) -> Removal:
     goes too (host-local's, portmap's and ipMasq's GC rules)."""
     from pycni.ipam.host_local.gc import stale_allocations
 
-    valid = set(valid_attachments(state))
+    valid = set(valid_attachments(state, min_age))
     valid_ids = {cid for cid, _ in valid}
     stale = [att for att in state.attachments if att.key not in valid]
     stale_pairs = {att.key for att in stale}

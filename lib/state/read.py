@@ -76,19 +76,25 @@ def read_store(data_dir: str, network: str) -> tuple[str, list[model.Allocation]
     """(directory, allocations) of one network's store; None when it has none."""
     from pycni.ipam.host_local.gc import is_address
     from pycni.ipam.host_local.store import parse_owner, read_allocations
+    import time
     fd = open_network_dir(data_dir, network)
     if fd is None:
         return None
+    out = []
     try:
         allocs = read_allocations(fd)
+        now = time.time()
+        for name, content in allocs.items():
+            if not is_address(name):
+                continue
+            try:
+                age = now - os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime
+            except OSError:
+                age = None
+            cid, ifname = parse_owner(content)
+            out.append(model.Allocation(name, cid.strip(), ifname, age))
     finally:
         os.close(fd)
-    out = []
-    for name, content in allocs.items():
-        if not is_address(name):
-            continue
-        cid, ifname = parse_owner(content)
-        out.append(model.Allocation(name, cid.strip(), ifname))
     return os.path.join(data_dir, network), out
 
 

@@ -14,6 +14,7 @@ import os
 import sys
 
 DEFAULT_NET_DIR = "/etc/cni/net.d"
+DEFAULT_MIN_AGE = 60.0
 
 
 def add_parsers(sub) -> None:
@@ -26,6 +27,9 @@ def add_parsers(sub) -> None:
     _common(p)
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be removed; change nothing")
+    p.add_argument("--min-age", type=float, default=DEFAULT_MIN_AGE, metavar="SECONDS",
+                   help="an address without a cache entry reserved less than this ago "
+                   "belongs to an ADD in flight and is kept (default: %(default)s)")
     p.add_argument("network")
 
 
@@ -140,11 +144,15 @@ def cmd_gc(args, env, out, err) -> int:
     data_dir, cache_dir = _dirs(args, env, netlist)
     before = read.snapshot([args.network], data_dir, cache_dir,
                            host_objects=not args.no_host_objects)[0]
-    valid = model.valid_attachments(before)
+    if args.min_age < 0:
+        err.write("pycni gc: --min-age must not be negative\n")
+        return 2
+    valid = model.valid_attachments(before, args.min_age)
     if netlist.disable_gc:
         plan = model.Removal(args.network)
     else:
-        plan = model.plan_gc(before, versions.at_least(netlist.cni_version, "1.1.0"))
+        plan = model.plan_gc(before, versions.at_least(netlist.cni_version, "1.1.0"),
+                             args.min_age)
     doc = {"network": args.network, "dryRun": bool(args.dry_run),
            "valid": [{"containerID": c, "ifname": i} for c, i in valid]}
     if args.dry_run or netlist.disable_gc:
@@ -156,7 +164,11 @@ def cmd_gc(args, env, out, err) -> int:
         else:
             out.write(model.removal_text(plan, "would remove"))
         return 0
+    # taken again right before the plugins run: what was ADDed meanwhile is valid too
+    latest = read.snapshot([args.network], data_dir, cache_dir, host_objects=False)[0]
+    valid += [v for v in model.valid_attachments(latest, args.min_age) if v not in valid]
     errors = _run_gc(netlist, valid, cache_dir, env)
+    doc["valid"] = [{"containerID": c, "ifname": i} for c, i in valid]
     after = read.snapshot([args.network], data_dir, cache_dir,
                           host_objects=not args.no_host_objects)[0]
     removed = model.diff(before, after)

@@ -146,7 +146,7 @@ def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path, backend):
     assert len(leaked) == 4
 
     before = node.kernel()
-    plan = node.pycni("gc", "--dry-run", NET).splitlines()
+    plan = node.pycni("gc", "--min-age", "0", "--dry-run", NET).splitlines()
     assert node.kernel() == before          # a dry run changes nothing
     expected = {
         f"cache entry {NET}-stt-b-eth0 (netns {ctrs['stt-b'].path} is gone)",
@@ -155,7 +155,7 @@ def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path, backend):
     expected |= {line_of(o, gc=o["containerID"] == "stt-d") for o in leaked}
     assert {line.removeprefix("would remove ") for line in plan} == expected, plan
 
-    done = node.pycni("gc", NET).splitlines()
+    done = node.pycni("gc", "--min-age", "0", NET).splitlines()
     assert {line.removeprefix("removed ") for line in done} == \
         {e.replace("; by the plugins' GC", "") for e in expected}, done
 
@@ -166,7 +166,7 @@ def test_reboot_leak_state_dry_run_and_gc(world, plugin_dir, tmp_path, backend):
         assert ctrs[cid].pings("10.66.0.1")
     assert not {(o["where"], o["name"]) for o in leaked} & \
         {(o["where"], o["name"]) for o in net["hostObjects"]}
-    assert node.pycni("gc", NET) == f"network {NET}: nothing to remove\n"
+    assert node.pycni("gc", "--min-age", "0", NET) == f"network {NET}: nothing to remove\n"
 
     for cid in ("stt-a", "stt-c", "stt-d"):
         node.cnitool("del", NET, ctrs[cid].path, CNI_CONTAINERID=cid)
@@ -184,9 +184,9 @@ def test_gc_of_a_1_0_0_list_deletes_only_the_dead(world, plugin_dir, tmp_path):
     assert delete_namespace(ctrs["stt-b"].name) is None
     world.namespaces.remove(ctrs["stt-b"])
     os.unlink(node.cache / "results" / f"{NET}-stt-d-eth0")
-    plan = node.pycni("gc", "--dry-run", NET).splitlines()
+    plan = node.pycni("gc", "--min-age", "0", "--dry-run", NET).splitlines()
     assert all("stt-b" in line for line in plan) and len(plan) == 4, plan
-    done = node.pycni("gc", NET).splitlines()
+    done = node.pycni("gc", "--min-age", "0", NET).splitlines()
     assert [l.removeprefix("removed ") for l in done] == \
         [l.removeprefix("would remove ") for l in plan]
     net = node.state()
@@ -222,7 +222,7 @@ def test_state_reads_the_go_libcni_cache(world, plugin_dir, tmp_path, golibcni):
     assert cached["stt-go-a"]["ips"] == ["10.66.0.2/24"]
     assert cached["stt-go-b"]["reason"] == f"netns {ctrs['stt-go-b'].path} is gone"
     assert objects_of(net, "stt-go-a") == {("ipmasq", "iptables nat"), ("veth", "link")}
-    done = node.pycni("gc", NET)
+    done = node.pycni("gc", "--min-age", "0", NET)
     assert "removed address 10.66.0.3 (stt-go-b eth0)" in done, done
     assert [a["containerID"] for a in node.state()["allocations"]] == ["stt-go-a"]
     # libcni still knows its live attachment: its own DEL works on our GC's cache

@@ -225,7 +225,7 @@ def test_gc_dry_run_lists_the_leaks_and_gc_frees_exactly_them(tmp_path, cni_path
     (node.cache / "results" / f"{NET}-orphan-eth0").unlink()
     snapshot = node.tree()
 
-    code, out, err = node.pycni("gc", "--dry-run", NET)
+    code, out, err = node.pycni("gc", "--min-age", "0", "--dry-run", NET)
     assert code == 0, err
     assert out.splitlines() == [
         f"would remove cache entry {NET}-dead-eth0 (netns {tmp_path / 'gone'} is gone)",
@@ -233,7 +233,7 @@ def test_gc_dry_run_lists_the_leaks_and_gc_frees_exactly_them(tmp_path, cni_path
         f"would remove address {orphan} (orphan eth0; by the plugins' GC)"]
     assert node.tree() == snapshot      # nothing changed, not even a mode or a time
 
-    code, out, err = node.pycni("gc", "--json", "--dry-run", NET)
+    code, out, err = node.pycni("gc", "--min-age", "0", "--json", "--dry-run", NET)
     doc = json.loads(out)
     assert doc["valid"] == [{"containerID": "live", "ifname": "eth0"},
                             {"containerID": "live", "ifname": "net1"}]
@@ -241,7 +241,7 @@ def test_gc_dry_run_lists_the_leaks_and_gc_frees_exactly_them(tmp_path, cni_path
         {"ip": dead, "containerID": "dead", "ifname": "eth0"},
         {"ip": orphan, "containerID": "orphan", "ifname": "eth0", "by": "GC"}]
 
-    code, out, err = node.pycni("gc", NET)
+    code, out, err = node.pycni("gc", "--min-age", "0", NET)
     assert code == 0, err
     assert out.splitlines() == [
         f"removed cache entry {NET}-dead-eth0 (netns {tmp_path / 'gone'} is gone)",
@@ -253,7 +253,7 @@ def test_gc_dry_run_lists_the_leaks_and_gc_frees_exactly_them(tmp_path, cni_path
     assert live in {a.ip for a in state.allocations}
     assert [a.key for a in state.attachments] == [("live", "eth0"), ("live", "net1")]
 
-    code, out, _ = node.pycni("gc", NET)
+    code, out, _ = node.pycni("gc", "--min-age", "0", NET)
     assert code == 0 and out == f"network {NET}: nothing to remove\n"
 
 
@@ -263,9 +263,9 @@ def test_gc_of_a_list_older_than_1_1_0_only_deletes_stale_cached_attachments(tmp
     dead = node.add("dead", str(tmp_path / "gone"))
     node.add("orphan", own_netns())
     (node.cache / "results" / f"{NET}-orphan-eth0").unlink()
-    code, out, _ = node.pycni("gc", "--dry-run", NET)
+    code, out, _ = node.pycni("gc", "--min-age", "0", "--dry-run", NET)
     assert out.splitlines()[1:] == [f"would remove address {dead} (dead eth0)"]
-    code, out, err = node.pycni("gc", NET)
+    code, out, err = node.pycni("gc", "--min-age", "0", NET)
     assert code == 0, err
     assert out.splitlines()[1:] == [f"removed address {dead} (dead eth0)"]
     (state,) = read.snapshot([NET], str(node.data), str(node.cache), host_objects=False)
@@ -279,14 +279,14 @@ def test_gc_with_disable_gc_does_nothing(tmp_path, plugin_dir):
     (node.netconf / "10-stt.conflist").write_text(json.dumps(conf))
     node.add("dead", str(tmp_path / "gone"))
     snapshot = node.tree()
-    code, out, _ = node.pycni("gc", NET)
+    code, out, _ = node.pycni("gc", "--min-age", "0", NET)
     assert code == 0 and "disableGC is set" in out
     assert node.tree() == snapshot
 
 
 def test_gc_of_an_unknown_network_fails_cleanly(tmp_path, plugin_dir):
     node = Node(tmp_path, plugin_dir)
-    code, out, err = node.pycni("gc", "nonet")
+    code, out, err = node.pycni("gc", "--min-age", "0", "nonet")
     assert code == 1 and out == "" and 'no net configuration with name "nonet"' in err
 
 
@@ -294,7 +294,7 @@ def test_gc_reports_a_failing_plugin_and_what_still_went(tmp_path, plugin_dir):
     node = Node(tmp_path, plugin_dir)
     dead = node.add("dead", str(tmp_path / "gone"))
     node.cni_path = str(tmp_path / "no-plugins")      # host-local can not be found now
-    code, out, err = node.pycni("gc", NET)
+    code, out, err = node.pycni("gc", "--min-age", "0", NET)
     assert code == 1
     assert "host-local" in err and out == f"network {NET}: nothing to remove\n"
     (state,) = read.snapshot([NET], str(node.data), str(node.cache), host_objects=False)
@@ -310,3 +310,26 @@ def test_cli_entry_point_has_the_subcommands(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pycni.cli", "gc"], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "network" in proc.stderr
+
+
+def test_gc_keeps_a_fresh_address_without_cache_entry(tmp_path, plugin_dir):
+    """An ADD in flight holds its address before the runtime caches the
+    result: by default an uncached address younger than --min-age (60 s)
+    is taken for one, its owner declared valid, and kept."""
+    node = Node(tmp_path, plugin_dir)
+    fresh = node.add("inflight", own_netns())
+    old = node.add("forgotten", own_netns())
+    for cid in ("inflight", "forgotten"):
+        (node.cache / "results" / f"{NET}-{cid}-eth0").unlink()
+    store = node.data / NET
+    os.utime(store / old, (0, os.stat(store / old).st_mtime - 3600))
+    code, out, _ = node.pycni("gc", "--json", "--dry-run", NET)
+    doc = json.loads(out)
+    assert doc["valid"] == [{"containerID": "inflight", "ifname": "eth0"}]
+    assert [a["ip"] for a in doc["wouldRemove"]["allocations"]] == [old]
+    code, out, err = node.pycni("gc", NET)
+    assert code == 0, err
+    assert out == f"removed address {old} (forgotten eth0)\n"
+    assert os.path.exists(store / fresh)
+    code, _, err = node.pycni("gc", "--min-age", "-1", NET)
+    assert code == 2 and "negative" in err

@@ -238,3 +238,19 @@ def test_removal_text():
         "ip": "10.0.0.4", "containerID": "orphan", "ifname": None, "by": "GC"}
     assert model.removal_text(model.Removal(NET), "removed") == \
         "network sttnet: nothing to remove\n"
+
+
+def test_a_young_uncached_address_makes_its_owner_valid():
+    state = state_with(att("dead", model.NETNS_GONE),
+                       allocations=[Allocation("10.0.0.2", "inflight", "eth0", age=3.0),
+                                    Allocation("10.0.0.3", "old", "eth0", age=600.0),
+                                    Allocation("10.0.0.4", "dead", "eth0", age=1.0),
+                                    Allocation("10.0.0.5", "legacy", None, age=1.0),
+                                    Allocation("10.0.0.6", "unknown-age", "eth0")])
+    assert model.valid_attachments(state) == []
+    assert model.valid_attachments(state, 60) == [("inflight", "eth0")]
+    plan = model.plan_gc(state, True, 60)
+    assert sorted(a.ip for a in plan.allocations) == \
+        ["10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+    # the age is no part of an allocation's identity (diff compares across reads)
+    assert Allocation("10.0.0.2", "x", "eth0", age=1.0) == Allocation("10.0.0.2", "x", "eth0")
