@@ -151,6 +151,24 @@ def read_cache(cache_dir: str) -> dict[str, list[model.CachedAttachment]]:
     return out
 
 
+def _cache_problems(cache_dir: str) -> list[str]:
+    """Why the cache's results directory was not read (cnitool's reader
+    then sees no attachment at all: every address would look uncached)."""
+    path = os.path.join(cache_dir, "results")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [f"cache {path}: {exc.strerror or exc}"]
+    import stat
+    if not stat.S_ISDIR(st.st_mode):
+        return [f"cache {path} is not a directory (a symbolic link?): not read"]
+    if st.st_uid != os.geteuid():
+        return [f"cache {path} is owned by uid {st.st_uid}: not read"]
+    return []
+
+
 def snapshot(networks: list[str] | None, data_dir: str, cache_dir: str,
              host_objects: bool = True, data_dirs: dict[str, str] | None = None
              ) -> list[model.NetworkState]:
@@ -158,6 +176,7 @@ def snapshot(networks: list[str] | None, data_dir: str, cache_dir: str,
     data_dir or an entry in the cache). `data_dirs`: a data dir per network
     (from its config) instead of `data_dir`."""
     cached = read_cache(cache_dir)
+    problems = _cache_problems(cache_dir)
     if networks is None:
         names = set(cached)
         try:
@@ -167,7 +186,8 @@ def snapshot(networks: list[str] | None, data_dir: str, cache_dir: str,
         networks = sorted(names)
     states = []
     for name in networks:
-        state = model.NetworkState(name, attachments=cached.get(name, []))
+        state = model.NetworkState(name, attachments=cached.get(name, []),
+                                   problems=list(problems))
         directory = (data_dirs or {}).get(name, data_dir)
         try:
             store = read_store(directory, name)

@@ -144,6 +144,13 @@ def cmd_gc(args, env, out, err) -> int:
     data_dir, cache_dir = _dirs(args, env, netlist)
     before = read.snapshot([args.network], data_dir, cache_dir,
                            host_objects=not args.no_host_objects)[0]
+    unread = [p for p in before.problems if p.startswith(("cache ", "store "))]
+    if unread and not args.dry_run:
+        # without the cache every attachment would look dead
+        for problem in unread:
+            err.write(f"pycni gc: {problem}\n")
+        err.write("pycni gc: refusing to collect on a state it could not read\n")
+        return 1
     if args.min_age < 0:
         err.write("pycni gc: --min-age must not be negative\n")
         return 2

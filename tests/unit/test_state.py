@@ -333,3 +333,18 @@ def test_gc_keeps_a_fresh_address_without_cache_entry(tmp_path, plugin_dir):
     assert os.path.exists(store / fresh)
     code, _, err = node.pycni("gc", "--min-age", "-1", NET)
     assert code == 2 and "negative" in err
+
+
+def test_a_symlinked_results_dir_is_reported_and_gc_refuses(tmp_path, plugin_dir):
+    node = Node(tmp_path, plugin_dir)
+    live = node.add("live", own_netns())
+    results = node.cache / "results"
+    results.rename(tmp_path / "elsewhere")
+    results.symlink_to(tmp_path / "elsewhere")
+    (state,) = read.snapshot([NET], str(node.data), str(node.cache), host_objects=False)
+    assert state.attachments == [] and "not a directory" in state.problems[0]
+    snapshot = node.tree()
+    code, out, err = node.pycni("gc", "--min-age", "0", NET)
+    assert code == 1 and out == "" and "refusing to collect" in err
+    assert node.tree() == snapshot
+    assert os.path.exists(node.data / NET / live)
