@@ -359,8 +359,9 @@ class Cluster:
     """The underlay, two nodes with routes to each other's podCIDR, and a
     containerd on each (started by `start()`). `close()` undoes all."""
 
-    def __init__(self, workdir: str, bin_dir: str, label: str = "c"):
-        self.workdir, self.bin_dir = workdir, bin_dir
+    def __init__(self, workdir: str, bin_dir: str, label: str = "c",
+                 nodes: tuple[str, ...] = ("a", "b")):
+        self.workdir, self.bin_dir, self.labels = workdir, bin_dir, nodes
         self.prefix = f"kn{os.getpid()}-{label}-"
         self.namespaces: list[str] = []
         self.nodes: list[Node] = []
@@ -376,7 +377,7 @@ class Cluster:
         sh("ip", "link", "add", "ul0", "type", "bridge", netns=ul)
         sh("ip", "addr", "add", f"{UNDERLAY_GW}/24", "dev", "ul0", netns=ul)
         sh("ip", "link", "set", "ul0", "up", netns=ul)
-        for i, label in enumerate(("a", "b")):
+        for i, label in enumerate(self.labels):
             netns = self.namespace(f"node-{label}")
             address = f"198.18.0.{11 + i}"
             peer = f"ul-{label}"
@@ -391,10 +392,11 @@ class Cluster:
             os.makedirs(workdir, exist_ok=True)
             self.nodes.append(Node(label, netns, address, f"10.244.{1 + i}.0/24",
                                    workdir, self.bin_dir))
-        a, b = self.nodes
-        # host-gw: each node reaches the other's pods through the other node
-        a.run("ip", "route", "add", b.pod_cidr, "via", b.address)
-        b.run("ip", "route", "add", a.pod_cidr, "via", a.address)
+        # host-gw: each node reaches the others' pods through the other node
+        for node in self.nodes:
+            for other in self.nodes:
+                if other is not node:
+                    node.run("ip", "route", "add", other.pod_cidr, "via", other.address)
 
     @property
     def underlay(self) -> str:
@@ -416,7 +418,9 @@ class Cluster:
         return problems
 
 
-def leftover_namespaces() -> list[str]:
-    prefix = f"kn{os.getpid()}-"
+def leftover_namespaces(prefix: str | None = None) -> list[str]:
+    """Namespaces of this process's clusters (or of the cluster with
+    `prefix`) still present."""
+    prefix = prefix or f"kn{os.getpid()}-"
     out = sh("ip", "netns", "list").stdout.decode()
     return [l.split()[0] for l in out.splitlines() if l.startswith(prefix)]

@@ -32,8 +32,9 @@ from pytest_netns import missing_prerequisite
 
 pytestmark = [pytest.mark.netns]
 
-HTTPD = ["/bin/httpd", "-f", "-p", "0.0.0.0:80", "-h", "/www"]
+HTTPD = ["/bin/httpd", "-f", "-p", "80", "-h", "/www"]     # IPv6 and IPv4
 HOST_PORT = 8080
+POD_CIDR6 = "fd00:10:244:1::/64"
 
 
 @pytest.fixture(scope="module", params=["pycni", "reference"])
@@ -41,15 +42,7 @@ def cluster(request, tmp_path_factory):
     """Two nodes running our plugins, then the same two nodes running the
     reference plugins (Debian's containernetworking-plugins) on the same
     template: every test below holds for both."""
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        missing_prerequisite("the two-node test needs root and iproute2")
-    missing = cri_node.missing_tools()
-    if missing:
-        missing_prerequisite("the two-node test needs " + ", ".join(missing) +
-                             " (apt-get install containerd runc busybox-static)")
-    lacking = cri_client.missing()
-    if lacking:
-        missing_prerequisite(f"the two-node test's CRI client needs {lacking}")
+    check_prerequisites()
     impl = request.param
     bin_dir = request.getfixturevalue("plugin_dir" if impl == "pycni" else "ref_dir")
     workdir = str(tmp_path_factory.mktemp(f"kn-{impl}"))
@@ -77,10 +70,56 @@ def cluster(request, tmp_path_factory):
                 except Exception as e:      # reported below, cleanup goes on
                     print(f"node {node.name}: removing pod {pod.name}: {e}")
         problems = cluster.close()
-        left = cri_node.leftover_namespaces()
+        left = cri_node.leftover_namespaces(cluster.prefix)
         for problem in problems:
             print(f"two-node cleanup: {problem}")
         assert not left, f"the two-node test left namespaces behind: {left}"
+
+
+@pytest.fixture(params=["pycni", "reference"])
+def dual_stack_node(request, tmp_path_factory):
+    """One node whose kubelet sends two podCIDRs, IPv4 and IPv6, as a
+    dual-stack cluster's does (comma-separated in `pod_cidr`)."""
+    check_prerequisites()
+    impl = request.param
+    bin_dir = request.getfixturevalue("plugin_dir" if impl == "pycni" else "ref_dir")
+    workdir = str(tmp_path_factory.mktemp(f"kn-ds-{impl}"))
+    gen_dir = os.path.join(workdir, "cri-gen")
+    os.makedirs(gen_dir)
+    archive = cri_image.oci_archive(os.path.join(workdir, "images.tar"), "dual stack\n")
+    cluster = cri_node.Cluster(workdir, bin_dir, label=f"ds{impl[:1]}", nodes=("a",))
+    try:
+        cluster.build()
+        node = cluster.nodes[0]
+        node.pod_cidr6 = POD_CIDR6
+        node.start(gen_dir, archive)
+        node.cri.update_pod_cidr(f"{node.pod_cidr},{node.pod_cidr6}")
+        node.cri.wait_network_ready()
+        yield node
+    finally:
+        for node in cluster.nodes:
+            for pod in list(node.pods):
+                try:
+                    node.cri.stop_pod(pod)
+                    node.cri.remove_pod(pod)
+                except Exception as e:
+                    print(f"node {node.name}: removing pod {pod.name}: {e}")
+        for problem in cluster.close():
+            print(f"dual-stack cleanup: {problem}")
+        left = cri_node.leftover_namespaces(cluster.prefix)
+        assert not left, f"the dual-stack test left namespaces behind: {left}"
+
+
+def check_prerequisites() -> None:
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        missing_prerequisite("the two-node test needs root and iproute2")
+    missing = cri_node.missing_tools()
+    if missing:
+        missing_prerequisite("the two-node test needs " + ", ".join(missing) +
+                             " (apt-get install containerd runc busybox-static)")
+    lacking = cri_client.missing()
+    if lacking:
+        missing_prerequisite(f"the two-node test's CRI client needs {lacking}")
 
 
 # ------------------------------------------------------------------ helpers
@@ -142,17 +181,22 @@ def node_wget(node, url: str, tries: int = 10) -> str:
     raise AssertionError(f"wget {url} from node {node.name}: {last}")
 
 
-def rendered_template(pod_cidr: str) -> dict:
+def rendered_template(*pod_cidrs: str) -> dict:
     """What containerd renders deploy/containerd/10-pycni.conflist.tmpl to
-    for one IPv4 podCIDR (its .PodCIDRRanges and .Routes)."""
+    for these podCIDRs: the template's two range loops (.PodCIDRRanges,
+    .Routes: a default route per family) played here."""
     with open(cri_node.TEMPLATE) as f:
         text = f.read()
+    routes = [("::/0" if ":" in c else "0.0.0.0/0") for c in pod_cidrs]
+
+    def loop(var: str, values: list[str]):
+        def render(m):
+            return ", ".join(m.group(1).replace("{{$%s}}" % var, v) for v in values)
+        return render
     text = re.sub(r"\{\{range \$i, \$range := \.PodCIDRRanges\}\}\{\{if \$i\}\}, \{\{end\}\}"
-                  r"(.*?)\{\{end\}\}", lambda m: m.group(1).replace("{{$range}}", pod_cidr),
-                  text, flags=re.S)
+                  r"(.*?)\{\{end\}\}", loop("range", list(pod_cidrs)), text, flags=re.S)
     text = re.sub(r"\{\{range \$i, \$route := \.Routes\}\}\{\{if \$i\}\}, \{\{end\}\}"
-                  r"(.*?)\{\{end\}\}", lambda m: m.group(1).replace("{{$route}}", "0.0.0.0/0"),
-                  text, flags=re.S)
+                  r"(.*?)\{\{end\}\}", loop("route", routes), text, flags=re.S)
     assert "{{" not in text, text
     return json.loads(text)
 
@@ -370,4 +414,33 @@ def test_exhausted_pod_cidr_fails_run_pod_sandbox_and_leaves_nothing(cluster):
             remove_pod(pod)
         write_conflist(a, before)
     assert leftovers(a, pods) == []
+
+
+def test_dual_stack_pod_cidrs_give_pods_both_families(dual_stack_node):
+    """Two podCIDRs through UpdateRuntimeConfig: the template renders a
+    range set and a default route per family, and each pod gets an IPv4
+    and an IPv6 address from the node's ranges and reaches the other pod
+    over both."""
+    node = dual_stack_node
+    assert node.conflist() == rendered_template(node.pod_cidr, node.pod_cidr6)
+    assert node.cri.loaded_conflist() == node.conflist()
+    pods = [run_pod(node, "ds1"), run_pod(node, "ds2")]
+    try:
+        six = []
+        for pod in pods:
+            status = node.cri.pod_status(pod).network
+            assert ipaddress.ip_address(status.ip) in ipaddress.ip_network(node.pod_cidr)
+            extra = [ip.ip for ip in status.additional_ips]
+            assert len(extra) == 1, extra
+            assert ipaddress.ip_address(extra[0]) in ipaddress.ip_network(node.pod_cidr6)
+            six.append(extra[0])
+            routes6 = exec_ok(pod, "ip", "-6", "route")
+            assert f"default via {ipaddress.ip_network(node.pod_cidr6)[1]} dev eth0" in routes6
+        exec_ok(pods[0], "ping", "-c", "1", "-W", "3", pods[1].ip)
+        exec_ok(pods[0], "ping", "-c", "1", "-W", "3", six[1])
+        assert peer_seen(pods[1], f"http://[{six[0]}]/cgi-bin/peer") == six[1]
+    finally:
+        for pod in pods:
+            remove_pod(pod)
+    assert leftovers(node, pods) == []
 
