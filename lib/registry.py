@@ -12,6 +12,7 @@ PLUGINS = {
     "portmap": "pycni.plugins.portmap.plugin",
     "host-local": "pycni.ipam.host_local.plugin",
     "static": "pycni.ipam.static.plugin",
+    "dhcp": "pycni.ipam.dhcp.plugin",
     "tuning": "pycni.plugins.tuning.plugin",
     "firewall": "pycni.plugins.firewall.plugin",
     "bandwidth": "pycni.plugins.bandwidth.plugin",

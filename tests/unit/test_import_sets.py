@@ -96,6 +96,9 @@ def case_config(plugin: str, command: str, tmp: str) -> dict:
     if plugin == "static":        # no state, no kernel: every command runs to its end
         return _conf("static", prevResult=_prev(),
                      ipam={"type": "static", "addresses": [{"address": "10.250.0.2/24"}]})
+    if plugin == "dhcp":          # no daemon listens: each call stops at the socket
+        return _conf("dhcp", ipam={"type": "dhcp",
+                                   "daemonSocketPath": os.path.join(tmp, "dhcp.sock")})
     if plugin == "portmap":       # an unknown backend stops before iptables/nft
         return _conf("portmap", backend="pycni-import-sets", prevResult=_prev(),
                      runtimeConfig={"portMappings": [
@@ -132,6 +135,8 @@ EXPECTED_CODE = {
     ("host-local", "GC"): 0, ("host-local", "STATUS"): 0,
     ("static", "ADD"): 0, ("static", "CHECK"): 0, ("static", "DEL"): 0,
     ("static", "GC"): 0, ("static", "STATUS"): 0,
+    ("dhcp", "ADD"): 1, ("dhcp", "CHECK"): 1, ("dhcp", "DEL"): 1,
+    ("dhcp", "GC"): 0, ("dhcp", "STATUS"): 1,
     ("portmap", "ADD"): 1, ("portmap", "CHECK"): 1, ("portmap", "DEL"): 1,
     ("portmap", "GC"): 1, ("portmap", "STATUS"): 0,
     ("firewall", "ADD"): 1, ("firewall", "CHECK"): 1, ("firewall", "DEL"): 1,
@@ -258,6 +263,10 @@ COMMAND = {
     ('static', 'DEL'): {'_stat', 'errno'},
     ('static', 'GC'): {'_stat'},
     ('static', 'STATUS'): {'_stat'},
+    ('dhcp', 'ADD'): {'_socket', 'errno'},
+    ('dhcp', 'CHECK'): {'_socket'},
+    ('dhcp', 'DEL'): {'_socket', 'errno'},
+    ('dhcp', 'STATUS'): {'_socket'},
     ('tuning', 'ADD'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('tuning', 'CHECK'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
     ('tuning', 'DEL'): {'_socket', '_stat', '_struct', 'errno', 'struct'},
