@@ -20,6 +20,7 @@ COMMON_KEYS = frozenset({
 
 @dataclass
 class CniArgs:
+    """CNI_ARGS as (key, value) pairs in order (Request.cni_args)."""
     pairs: list[tuple[str, str]] = field(default_factory=list)
 
     def get(self, key: str, default: str = "") -> str:
@@ -31,6 +32,7 @@ class CniArgs:
 
     @property
     def ignore_unknown(self) -> bool:
+        """IgnoreUnknown's value (1/0/true/false, any case); default false."""
         return parse_go_bool(self.get("IgnoreUnknown", "false"), "IgnoreUnknown")
 
     def require_known(self, known) -> None:
@@ -46,6 +48,7 @@ class CniArgs:
 
 
 def parse_cni_args(text: str) -> CniArgs:
+    """Parse "K=V;K=V"; a pair without exactly one "=" is code 4."""
     args = CniArgs()
     if not text:
         return args

@@ -11,11 +11,14 @@ from .decode import key
 
 @dataclass
 class IPAMConf:
+    """A config's `ipam` as the main plugin reads it: the IPAM plugin's
+    type (the rest is that plugin's, in the raw config)."""
     type: str = ""
 
 
 @dataclass
 class DNSConf:
+    """A config's `dns`."""
     nameservers: list[str] = field(default_factory=list)
     domain: str = ""
     search: list[str] = field(default_factory=list)
@@ -24,6 +27,8 @@ class DNSConf:
 
 @dataclass
 class NetConf:
+    """The keys every network config has; extend it with a plugin's own
+    (``@dataclass class MyConf(NetConf): mtu: int = 0``)."""
     cni_version: str = ""
     name: str = ""
     type: str = ""

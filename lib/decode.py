@@ -249,6 +249,7 @@ class GoKeys(dict):
         super().__init__(folded_index(obj))
 
     def get(self, name, default=None):
+        """The value of the last key that folds to `name`."""
         return dict.get(self, fold(name), default)
 
     def __getitem__(self, name):
@@ -259,6 +260,9 @@ class GoKeys(dict):
 
 
 class DecodeError(CNIError):
+    """A config value of the wrong type or range: code 7, the JSON path
+    (`path`, e.g. config.ipam.subnet) and what was expected."""
+
     def __init__(self, path: str, expected: str, value):
         super().__init__(
             INVALID_NETWORK_CONFIG,

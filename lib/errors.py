@@ -28,6 +28,7 @@ class CNIError(Exception):
         self.details = details
 
     def to_dict(self, cni_version: str) -> dict:
+        """The spec's error object (details only when set)."""
         out = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
         if self.details:
             out["details"] = self.details
@@ -35,6 +36,8 @@ class CNIError(Exception):
 
     @classmethod
     def from_dict(cls, data: dict) -> "CNIError":
+        """The error an error object describes (a code that is no
+        integer becomes INTERNAL)."""
         code = data.get("code")
         valid = isinstance(code, int) and not isinstance(code, bool)
         return cls(code if valid else INTERNAL,
@@ -48,8 +51,10 @@ class CNIError(Exception):
 
 
 def invalid_config(msg: str, details: str = "") -> CNIError:
+    """A CNIError with code 7 (INVALID_NETWORK_CONFIG)."""
     return CNIError(INVALID_NETWORK_CONFIG, msg, details)
 
 
 def internal(msg: str, details: str = "") -> CNIError:
+    """A CNIError with code 999 (INTERNAL)."""
     return CNIError(INTERNAL, msg, details)

@@ -158,22 +158,30 @@ def run_in_process(module_name: str, stdin: bytes, env: dict) -> bytes:
 
 
 def delegate_add(req, plugin_type: str) -> Result:
+    """ADD of delegate `plugin_type` (an IPAM plugin) with this call's
+    environment and config; its Result (parsed in the config's version),
+    or its CNIError raised. Found on CNI_PATH as a runtime finds it; a
+    pycni launcher of this very installation is served in-process."""
     return parse_result_output(delegate(req, plugin_type, "ADD"), req.cni_version)
 
 
 def delegate_del(req, plugin_type: str) -> None:
+    """DEL of delegate `plugin_type`, as delegate_add runs it."""
     delegate(req, plugin_type, "DEL")
 
 
 def delegate_check(req, plugin_type: str) -> None:
+    """CHECK of delegate `plugin_type`, as delegate_add runs it."""
     delegate(req, plugin_type, "CHECK")
 
 
 def delegate_gc(req, plugin_type: str) -> None:
+    """GC of delegate `plugin_type`, as delegate_add runs it."""
     delegate(req, plugin_type, "GC")
 
 
 def delegate_status(req, plugin_type: str) -> None:
+    """STATUS of delegate `plugin_type`, as delegate_add runs it."""
     delegate(req, plugin_type, "STATUS")
 
 

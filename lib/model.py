@@ -65,6 +65,8 @@ class Field:
 
 
 def field(*, default=MISSING, default_factory=MISSING, init=True, metadata=None):
+    """A field with a default, a default factory (run per instance), or
+    metadata (pycni.decode.key names a field's JSON key), as dataclasses.field."""
     if default is not MISSING and default_factory is not MISSING:
         raise ValueError("cannot specify both default and default_factory")
     return Field(default, default_factory, init, metadata)
@@ -215,6 +217,8 @@ def _process(cls, frozen):
 
 
 def dataclass(cls=None, /, *, frozen=False):
+    """Make `cls` a record class, as dataclasses.dataclass does for the
+    subset above (also as ``@dataclass(frozen=True)``)."""
     if cls is None:
         return lambda c: _process(c, frozen)
     return _process(cls, frozen)
@@ -228,6 +232,7 @@ def is_dataclass(obj) -> bool:
 
 
 def fields(class_or_instance) -> tuple:
+    """The Field objects of a record class or instance, in order."""
     try:
         return tuple(class_or_instance.__dataclass_fields__.values())
     except AttributeError:
@@ -235,6 +240,7 @@ def fields(class_or_instance) -> tuple:
 
 
 def replace(obj, /, **changes):
+    """A copy of record `obj` with `changes` applied."""
     for f in obj.__dataclass_fields__.values():
         if not f.init:
             if f.name in changes:
@@ -246,6 +252,7 @@ def replace(obj, /, **changes):
 
 
 def asdict(obj) -> dict:
+    """Record `obj` as a dict, recursively (lists, dicts, nested records)."""
     if not is_dataclass(obj) or isinstance(obj, type):
         raise TypeError("asdict() should be called on dataclass instances")
     return _asdict(obj)

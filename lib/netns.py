@@ -40,6 +40,7 @@ def _libc_setns():
 
 
 def setns(fd: int) -> None:
+    """Move the calling thread into the network namespace of `fd`."""
     if hasattr(os, "setns"):  # Python 3.12+
         os.setns(fd, CLONE_NEWNET)
         return
@@ -50,6 +51,8 @@ def setns(fd: int) -> None:
 
 
 class NetnsNotFound(CNIError):
+    """The path does not exist (code 3): on DEL, the container is gone."""
+
     def __init__(self, path: str):
         super().__init__(UNKNOWN_CONTAINER, f'network namespace "{path}" does not exist')
         self.path = path
@@ -110,6 +113,7 @@ def probe(path: str) -> None:
 
 
 def exists(path: str) -> bool:
+    """Whether something exists at `path` (opens nothing)."""
     return bool(path) and "\0" not in path and os.path.exists(path)
 
 

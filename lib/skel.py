@@ -65,12 +65,16 @@ class Request:
 
     @property
     def cni_args(self) -> CniArgs:
+        """CNI_ARGS parsed (K=V;K=V); an invalid pair raises code 4."""
         if self._args is None:
             self._args = parse_cni_args(self.args_text)
         return self._args
 
     @property
     def prev_result(self) -> Result | None:
+        """The config's prevResult parsed (any version), None without
+        one; a malformed one raises CNIError (code 6). On DEL catch that:
+        DEL must not fail on what only ADD needs."""
         from .decode import lookup
         raw = lookup(self.config, "prevResult")
         if not raw:
@@ -105,18 +109,30 @@ class Plugin:
     supported_versions = versions.ALL
 
     def add(self, req: Request) -> Result:
+        """ADD: create and configure; return the Result (skel prints it in
+        the config's version). Raise CNIError to fail; undo what was done
+        first, a failed ADD must leave nothing."""
         raise CNIError(INTERNAL, f"{self.name} does not implement ADD")
 
     def delete(self, req: Request) -> None:
+        """DEL: remove what ADD made. Must succeed when it is already gone
+        (twice, netns gone: catch netns.GONE) and should not fail on config
+        values only ADD needs (decode.lenient)."""
         raise CNIError(INTERNAL, f"{self.name} does not implement DEL")
 
     def check(self, req: Request) -> None:
+        """CHECK (0.4.0 and later): raise CNIError if what ADD made (as
+        prevResult describes it) is not in place; return None if it is."""
         raise CNIError(INTERNAL, f"{self.name} does not implement CHECK")
 
     def gc(self, req: Request) -> None:
+        """GC (1.1.0): release what belongs to no attachment of
+        `req.valid_attachments`. The default does nothing."""
         return None
 
     def status(self, req: Request) -> None:
+        """STATUS (1.1.0): raise CNIError (codes 50/51) when the plugin
+        cannot serve ADD now. The default reports ready."""
         return None
 
 
