@@ -104,8 +104,8 @@ def check_binary(net: Network, entry: PluginEntry, ptr: str, name: str, what: st
                     f"can change ({'; '.join(skipped) or 'not trusted'}): whoever can write "
                     "there decides what runs as root; lint did not run it")
         else:
-            ctx.add(entry.file, ptr, ERROR, f"{what} {name!r} not found on {probe.source} "
-                    f"(looked in {dirs}): ADD fails")
+            ctx.add(entry.file, ptr, ERROR, f"{what} {name!r} not found in {dirs} "
+                    f"({probe.source}): ADD fails")
         return
     supported, why = probe.versions(found)
     version = net.cni_version or spec.DEFAULT

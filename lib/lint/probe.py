@@ -25,7 +25,9 @@ def cni_path(env, override: str | None = None) -> tuple[list[str], str]:
         return [d for d in override.split(":") if d], "--cni-path"
     if env.get("CNI_PATH"):
         return [d for d in env["CNI_PATH"].split(":") if d], "CNI_PATH"
-    return list(DEFAULT_CNI_PATH), "the runtimes' default (CNI_PATH is not set)"
+    return list(DEFAULT_CNI_PATH), ("CNI_PATH is not set: containerd's and CRI-O's default; "
+                                    "podman's cni_plugin_dirs also hold /usr/libexec/cni and "
+                                    "/usr/lib/cni: pass --cni-path")
 
 
 def runtime_lookup(name: str, dirs) -> str | None:
