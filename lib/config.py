@@ -44,6 +44,19 @@ class NetConf:
 
 
 @dataclass
+class CniArgsConf:
+    """`args.cni` of a config (the libcni convention), as the IPAM plugins
+    read it: `ips` the runtime asks for."""
+    ips: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ArgsConf:
+    """A config's `args`, as the IPAM plugins read it."""
+    cni: CniArgsConf | None = None
+
+
+@dataclass
 class Attachment:
     """One entry of GC's cni.dev/valid-attachments."""
     container_id: str = key("containerID", default="")

@@ -16,6 +16,7 @@ subnet's first address is handed out too, as by the reference.
 from pycni.model import dataclass, field
 
 from pycni import version as versions
+from pycni.config import ArgsConf
 from pycni.decode import decode, key
 from pycni.errors import CNIError, INVALID_ENVIRONMENT, INVALID_NETWORK_CONFIG
 
@@ -50,16 +51,6 @@ class IPAMConf:
 class RuntimeConf:
     ip_ranges: list[list[RangeConf]] = key("ipRanges", default_factory=list)
     ips: list[str] = field(default_factory=list)
-
-
-@dataclass
-class CniArgsConf:
-    ips: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ArgsConf:
-    cni: CniArgsConf | None = None
 
 
 @dataclass

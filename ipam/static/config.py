@@ -17,6 +17,7 @@ replacement keeps the codes callers may test for.
 from pycni.model import dataclass, field
 
 from pycni import version as versions
+from pycni.config import ArgsConf, DNSConf
 from pycni.decode import DecodeError, decode
 from pycni.errors import CNIError, INTERNAL
 
@@ -34,14 +35,6 @@ class AddressConf:
 
 
 @dataclass
-class DNSConf:
-    nameservers: list[str] = field(default_factory=list)
-    domain: str = ""
-    search: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
-
-
-@dataclass
 class IPAMConf:
     name: str = ""          # the Go struct has it (untagged): it must be a string
     type: str = ""
@@ -53,16 +46,6 @@ class IPAMConf:
 @dataclass
 class RuntimeConf:
     ips: list[str] = field(default_factory=list)
-
-
-@dataclass
-class CniArgsConf:
-    ips: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ArgsConf:
-    cni: CniArgsConf | None = None
 
 
 @dataclass
