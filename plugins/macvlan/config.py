@@ -8,7 +8,7 @@ the master's MTU) is looked up by plugin.py and then validated here.
 from pycni.model import dataclass, field
 
 from pycni.config import DNSConf, NetConf
-from pycni.decode import decode, key, lookup
+from pycni.decode import decode, key, lenient, lookup
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
 from pycni.result import DNS
 from pycni.result import link_result as build_result  # noqa: F401  (the ADD result)
@@ -127,11 +127,6 @@ def load(config: dict, cni_args=None) -> Settings:
 
 def load_for_delete(config: dict) -> str:
     """DEL needs only the IPAM type: it must work whatever else is wrong
-    (a master that is gone, a mode that no longer validates)."""
-    ipam = lookup(config, "ipam")
-    if isinstance(ipam, dict):
-        kind = lookup(ipam, "type")
-        if isinstance(kind, str):
-            return kind
-    return ""
+    (a master that is gone, a mode that no longer validates): decode.lenient."""
+    return lenient(MacvlanConf, config).ipam.type
 

@@ -15,7 +15,7 @@ capability of its own: both go to IPAM untouched.
 from pycni.model import dataclass, field
 
 from pycni.config import NetConf
-from pycni.decode import decode, lookup
+from pycni.decode import decode, lenient, lookup
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import DNS, Interface, IPConfig, Result, Route
 
@@ -107,14 +107,9 @@ def load_for_delete(raw: dict) -> DeleteSettings:
     """DEL (and GC) read only what they need and validate nothing else: a
     config that ADD would now refuse (a bad backend, an MTU) must still
     release what an earlier ADD made. Values of the wrong JSON type are
-    ignored here, not fatal."""
-    out = DeleteSettings()
-    ipam = lookup(raw, "ipam")
-    if isinstance(ipam, dict) and isinstance(lookup(ipam, "type"), str):
-        out.ipam_type = lookup(ipam, "type")
-    masq = lookup(raw, "ipMasq")
-    out.ip_masq = masq is True
-    return out
+    ignored here, not fatal (decode.lenient)."""
+    conf = lenient(PtpConf, raw)
+    return DeleteSettings(ipam_type=conf.ipam.type, ip_masq=conf.ip_masq)
 
 
 # --- the addresses and routes of an attachment ---------------------------------

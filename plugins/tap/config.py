@@ -8,7 +8,7 @@ the reference would use, and the ADD result.
 from pycni.model import dataclass, field
 
 from pycni.config import NetConf
-from pycni.decode import decode, key, lookup
+from pycni.decode import decode, key, lenient, lookup
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
 from pycni.result import DNS
 from pycni.result import link_result as build_result  # noqa: F401  (the ADD result)
@@ -144,13 +144,9 @@ def load(config: dict, cni_args=None) -> Settings:
 
 
 def load_for_delete(config: dict) -> str:
-    """DEL needs only the IPAM type: it must work whatever else is wrong."""
-    ipam = lookup(config, "ipam")
-    if isinstance(ipam, dict):
-        kind = lookup(ipam, "type")
-        if isinstance(kind, str):
-            return kind
-    return ""
+    """DEL needs only the IPAM type: it must work whatever else is wrong
+    (decode.lenient)."""
+    return lenient(TapConf, config).ipam.type
 
 
 def tun_flags(settings: Settings) -> int:

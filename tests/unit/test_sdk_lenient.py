@@ -77,3 +77,14 @@ def test_missing_required_fields_get_zero_values():
 @pytest.mark.parametrize("raw", [None, [], "text", 3])
 def test_no_object_at_all_gives_the_defaults(raw):
     assert lenient(Conf, raw) == Conf()
+
+
+def test_ptp_delete_reads_its_config_leniently():
+    """ptp's DEL (as the reference's, which reads only what it releases)
+    goes on whatever else in the config ADD would refuse."""
+    from pycni.plugins.ptp import config
+    d = config.load_for_delete({"ipam": {"type": "host-local"}, "IPAM": {"subnet": 1},
+                                "ipMasq": True, "mtu": "x", "ipMasqBackend": 5, "dns": []})
+    assert (d.ipam_type, d.ip_masq) == ("host-local", True)
+    d = config.load_for_delete({"ipam": {"type": 3}, "ipMasq": "true"})
+    assert (d.ipam_type, d.ip_masq) == ("", False)
