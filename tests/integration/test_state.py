@@ -304,3 +304,34 @@ def test_reference_v1_9_chain_state_and_gc(world, tmp_path):
     net = node.state()
     assert net["allocations"] == []
     assert [o["containerID"] for o in net["hostObjects"]] == ["stt-b"]
+
+
+def test_state_of_every_network_each_with_its_data_dir(world, plugin_dir, tmp_path):
+    """Without NETWORK: every network of NETCONFPATH, each store found
+    through its own conflist's dataDir; ptp's host veth (no bridge) too."""
+    node = Node(world, plugin_dir, tmp_path, bridge_portmap(tmp_path / "networks"))
+    ptp_data = tmp_path / "ptp-networks"
+    (node.netconf / "20-ptp.conflist").write_text(json.dumps({
+        "cniVersion": "1.1.0", "name": "sttptp", "plugins": [
+            {"type": "ptp", "ipMasq": True,
+             "ipam": {"type": "host-local", "subnet": "10.67.0.0/24",
+                      "dataDir": str(ptp_data)}}]}))
+    a, p = world.container("stt-a"), world.container("stt-p")
+    node.cnitool("add", NET, a.path, CNI_CONTAINERID="stt-a")
+    node.cnitool("add", "sttptp", p.path, CNI_CONTAINERID="stt-p")
+    doc = json.loads(node.pycni("state", "--json"))
+    nets = {n["name"]: n for n in doc["networks"]}
+    assert sorted(nets) == [NET, "sttptp"]
+    assert nets["sttptp"]["storeDir"] == str(ptp_data / "sttptp")
+    assert nets[NET]["storeDir"] == str(tmp_path / "networks" / NET)
+    assert [(x["ip"], x["owner"]) for x in nets["sttptp"]["allocations"]] == \
+        [("10.67.0.2", "live")]
+    assert objects_of(nets["sttptp"], "stt-p") == {("ipmasq", "iptables nat"),
+                                                   ("veth", "link")}
+    (veth,) = [o for o in nets["sttptp"]["hostObjects"] if o["kind"] == "veth"]
+    assert veth["detail"] == ""         # ptp: no bridge
+    assert objects_of(nets[NET], "stt-p") == set()      # nothing crosses networks
+    text = node.pycni("state")
+    assert text.index(f"network {NET}:") < text.index("network sttptp:")
+    node.cnitool("del", NET, a.path, CNI_CONTAINERID="stt-a")
+    node.cnitool("del", "sttptp", p.path, CNI_CONTAINERID="stt-p")
