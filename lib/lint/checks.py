@@ -107,6 +107,12 @@ def check_binary(net: Network, entry: PluginEntry, ptr: str, name: str, what: st
             ctx.add(entry.file, ptr, ERROR, f"{what} {name!r} not found in {dirs} "
                     f"({probe.source}): ADD fails")
         return
+    if runtime_would is not None and not _same_file(runtime_would, found):
+        ctx.add(entry.file, ptr, ERROR,
+                f"{what} {name!r}: a runtime would run {runtime_would}, which others can "
+                f"change ({'; '.join(skipped) or 'not trusted'}), not {found}: whoever can "
+                "write there decides what runs as root; lint did not run it")
+        return
     supported, why = probe.versions(found)
     version = net.cni_version or spec.DEFAULT
     if supported is None:
@@ -149,6 +155,11 @@ def decode_pointer(config: dict, path: str, base: str) -> str:
             part, node = key, node[key]
         spelled.append(part)
     return join(base, *spelled)
+
+
+def _same_file(a: str, b: str) -> bool:
+    import os
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def check_ours(plugin_type: str, config: dict, file: str, ptr: str, caps: set,

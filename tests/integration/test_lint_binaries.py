@@ -119,6 +119,15 @@ def test_a_plugin_others_can_change_is_reported_and_never_run(tmp_path):
     (f,) = [f for f in doc["findings"] if f["pointer"] == "/plugins/0/type"]
     assert f["severity"] == "error" and "writable by others" in f["message"]
     assert not marker.exists()
+    # a trusted copy later on the path does not hide it: the runtime runs the first
+    trusted = tmp_path / "bin"
+    trusted.mkdir()
+    (trusted / "bridge").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (trusted / "bridge").chmod(0o755)
+    doc = json.loads(pycni_lint("--json", "--cni-path", f"{shared}:{trusted}", str(path)).stdout)
+    (f,) = [f for f in doc["findings"] if f["pointer"] == "/plugins/0/type"]
+    assert str(shared / "bridge") in f["message"] and "did not run it" in f["message"]
+    assert not marker.exists()
 
 
 def test_a_plugin_that_hangs_on_version_is_killed(tmp_path):
