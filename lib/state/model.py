@@ -276,9 +276,21 @@ def removal_json(removal: Removal) -> dict:
                             for o in removal.host_objects]}
 
 
+def shown(text) -> str:
+    """`text` safe for a terminal: what the store, the cache or a firewall
+    comment holds is not ours to print raw (an escape sequence in a
+    container ID could rewrite the screen); non-printable characters are
+    shown as escapes."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     if not rows:
         return []
+    rows = [[shown(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]).rstrip()
             for r in rows]
@@ -295,8 +307,8 @@ def state_text(state: NetworkState) -> str:
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
     count = len(state.allocations)
-    lines = [f"network {state.name}: {count} address{'' if count == 1 else 'es'} ({summary})"
-             + (f" in {state.store_dir}" if state.store_dir else "")]
+    lines = [shown(f"network {state.name}: {count} address{'' if count == 1 else 'es'} "
+                   f"({summary})" + (f" in {state.store_dir}" if state.store_dir else ""))]
     rows = []
     for a in sorted(state.allocations, key=lambda a: _ip_key(a.ip)):
         status, reason = owner_status(state, a.container_id, a.ifname)
@@ -319,7 +331,7 @@ def state_text(state: NetworkState) -> str:
                          obj.ifname or "-", status, obj.detail])
         lines += _table(rows, "    ")
     for problem in state.problems:
-        lines.append(f"  ! {problem}")
+        lines.append(f"  ! {shown(problem)}")
     return "\n".join(lines) + "\n"
 
 
@@ -339,4 +351,4 @@ def removal_text(removal: Removal, verb: str) -> str:
                      f"({_owner_text(o.container_id, o.ifname or None)}{note})")
     if not lines:
         lines.append(f"network {removal.network}: nothing to remove")
-    return "\n".join(lines) + "\n"
+    return "\n".join(shown(line) for line in lines) + "\n"

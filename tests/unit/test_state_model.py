@@ -254,3 +254,14 @@ def test_a_young_uncached_address_makes_its_owner_valid():
         ["10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
     # the age is no part of an allocation's identity (diff compares across reads)
     assert Allocation("10.0.0.2", "x", "eth0", age=1.0) == Allocation("10.0.0.2", "x", "eth0")
+
+
+def test_text_output_escapes_what_the_store_holds():
+    evil = "x\x1b]0;pwned\x07\r\nfake"
+    state = state_with(allocations=[Allocation("10.0.0.2", evil, "eth0")])
+    text = model.state_text(state)
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;pwned\\x07" in text
+    assert text.count("\n") == 2
+    plan = model.plan_gc(state, True)
+    line = model.removal_text(plan, "would remove")
+    assert "\x1b" not in line and line.count("\n") == 1
