@@ -70,6 +70,7 @@ class Loaded:
     findings: list[Finding] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)      # every config file looked at, in order
+    defaults: dict = field(default_factory=dict)        # file -> runtimes taking it by default
 
 
 def go_type(value) -> str:
@@ -444,10 +445,31 @@ def load_dir(directory: str, loaded: Loaded) -> None:
                 loaded.findings.insert(before, Finding(
                     path, "", ERROR, "libcni cannot load this file, and a lookup by name "
                     f"stops at it: no network of a {later} of this directory can be used"))
+    runtime_defaults(directory, loaded)
     loaded.findings.extend(ignored_lookalikes(directory))
     if not conf_files(directory, ALL_EXTS, []):
         loaded.findings.append(Finding(directory, "", WARNING,
                                        "no network configurations (.conflist, .conf, .json)"))
+
+
+def runtime_defaults(directory: str, loaded: Loaded) -> None:
+    """The default network of containerd (go-cni, one network: the first
+    file of .conf/.conflist/.json in lexical order, or none at all when it
+    does not load) and of CRI-O (ocicni: the first file that loads)."""
+    order = conf_files(directory, ALL_EXTS, [])
+    if not order:
+        return
+    nets = {n.file: n for n in loaded.networks}
+    loads = [f for f in order if f in nets and nets[f].loads]
+    if loads and loads[0] == order[0]:
+        loaded.defaults.setdefault(order[0], []).extend(["containerd", "CRI-O"])
+        return
+    if loads:
+        loaded.defaults.setdefault(loads[0], []).append("CRI-O")
+    loaded.findings.append(Finding(
+        order[0], "", ERROR, "the first configuration in lexical order does not load: "
+        "containerd, which takes its default network from this file alone, has no pod "
+        "network" + (f"; CRI-O skips it and takes {loads[0]}" if loads else "")))
 
 
 def load_paths(paths: list[str]) -> Loaded:

@@ -37,23 +37,8 @@ def sort_findings(loaded, findings: list) -> list:
     return sorted(unique, key=lambda f: order.get(f.file, len(order)))
 
 
-def defaults(loaded) -> set[str]:
-    """The file each directory's default network comes from (containerd,
-    CRI-O: the first of .conf, .conflist, .json in lexical order)."""
-    from .load import ALL_EXTS
-    out = set()
-    for directory in loaded.directories:
-        inside = sorted(n.file for n in loaded.networks
-                        if os.path.dirname(n.file) == directory.rstrip("/")
-                        and n.file.endswith(ALL_EXTS))
-        if inside:
-            out.add(inside[0])
-    return out
-
-
 def summary(loaded) -> list[dict]:
     from . import checks
-    first = defaults(loaded)
     out = []
     for net in loaded.networks:
         out.append({
@@ -61,7 +46,7 @@ def summary(loaded) -> list[dict]:
             "cniVersion": net.cni_version, "plugins": [checks._type(p.conf) for p in net.plugins],
             "commands": checks.commands_of(net.cni_version) if net.loads else "",
             "loads": net.loads, "shadowedBy": net.shadowed_by or None,
-            "runtimeDefault": net.file in first,
+            "runtimeDefault": loaded.defaults.get(net.file, []),
         })
     return out
 
@@ -84,7 +69,7 @@ def text_report(doc: dict) -> str:
     for net in doc["networks"]:
         tags = []
         if net["runtimeDefault"]:
-            tags.append("containerd's and CRI-O's default")
+            tags.append(" and ".join(f"{r}'s" for r in net["runtimeDefault"]) + " default")
         if net["shadowedBy"]:
             tags.append(f"unused: {net['shadowedBy']} defines it first")
         if not net["loads"]:

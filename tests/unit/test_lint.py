@@ -302,7 +302,8 @@ def test_malformed_and_odd_files_are_findings(tmp_path):
         "30-nan.conf": '{"type": "bridge", "mtu": NaN}',
         "60-bad-utf8.conf": b'{"type": "bridge", "name": "\xff"}',
     })
-    by_file = {os.path.basename(f.file): f for f in findings if f.severity == ERROR}
+    by_file = {os.path.basename(f.file): f for f in findings if f.severity == ERROR
+               and "containerd" not in f.message and "lookup by name" not in f.message}
     assert "not valid JSON" in by_file["10-broken.conflist"].message
     assert "must be a JSON object" in by_file["20-list.conflist"].message
     assert "not valid JSON" in by_file["30-nan.conf"].message
@@ -329,7 +330,8 @@ def test_duplicate_names(tmp_path):
 
 def test_conflist_in_a_conf_file(tmp_path):
     findings = lint(tmp_path, {"10.conf": conflist(bridge())})
-    (f,) = findings
+    (f, containerd) = findings
+    assert "no pod network" in containerd.message
     assert f.severity == ERROR and ".conflist" in f.message
 
 
@@ -349,7 +351,8 @@ def test_flags_and_plugins_shapes(tmp_path):
         "50.conflist": {"name": "e", "cniVersion": "1.0.0"},
     })
     messages = {os.path.basename(f.file): f.message for f in findings
-                if f.severity == ERROR and "lookup by name" not in f.message}
+                if f.severity == ERROR and "lookup by name" not in f.message
+                and "containerd" not in f.message}
     assert "disableCheck" in messages["10.conflist"]
     assert "no plugins in list" in messages["20.conflist"]
     assert "must be a list" in messages["30.conflist"]
@@ -379,7 +382,16 @@ def test_default_network_of_the_runtimes(tmp_path):
                      "10-a.conf": dict(bridge("10.50.0.0/24", bridge="br50"), name="a",
                                        cniVersion="1.0.0")})
     loaded, _ = main.lint([str(tmp_path)], ENV, FakeProbe())
-    assert [n["name"] for n in main.summary(loaded) if n["runtimeDefault"]] == ["a"]
+    assert [(n["name"], n["runtimeDefault"]) for n in main.summary(loaded)
+            if n["runtimeDefault"]] == [("a", ["containerd", "CRI-O"])]
+
+
+def test_a_first_file_that_does_not_load_leaves_containerd_without_a_network(tmp_path):
+    findings = lint(tmp_path, {"10-a.conf": "{", "20-b.conflist": conflist(bridge(), name="b")})
+    (f,) = [f for f in findings if "containerd" in f.message]
+    assert f.file.endswith("10-a.conf") and "takes " + str(tmp_path / "20-b.conflist") in f.message
+    loaded, _ = main.lint([str(tmp_path)], ENV, FakeProbe())
+    assert main.summary(loaded)[0]["runtimeDefault"] == ["CRI-O"]
 
 
 # --- the command ----------------------------------------------------------------------
