@@ -348,7 +348,7 @@ def exchange_at(dir_fd: int, a: str, b: str) -> bool:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):     # no ctypes in a static bundle
         return False
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
                           ctypes.c_uint]
@@ -733,16 +733,6 @@ def env_flag(env: dict, name: str) -> bool:
     raise InstallError(f"{name}={env[name]!r}: expected true or false")
 
 
-def frozen_source() -> str | None:
-    """The bundle beside a frozen installer (the image's layout)."""
-    if getattr(sys, "frozen", False):
-        candidate = os.path.join(os.path.dirname(os.path.dirname(
-            os.path.abspath(sys.executable))), "cni-bin")
-        if os.path.isdir(candidate):
-            return candidate
-    return None
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pycni install-cni",
@@ -785,7 +775,7 @@ def options_from(argv, env) -> Options:
 
     skip = pick(args.skip_binaries, "PYCNI_SKIP_BINARIES")
     return Options(
-        source=pick(args.source, "PYCNI_SOURCE_DIR") or frozen_source(),
+        source=pick(args.source, "PYCNI_SOURCE_DIR"),
         bin_dir=pick(args.bin_dir, "PYCNI_BIN_DIR"),
         net_dir=pick(args.net_dir, "PYCNI_NET_DIR"),
         conf_name=pick(args.conf_name, "PYCNI_CONF_NAME"),
@@ -845,3 +835,7 @@ def image_main(argv=None) -> int:
     sys.stderr.write(f"pycni image: unknown command {command!r} "
                      "(install-cni, pause, version)\n")
     return 2
+
+
+if __name__ == "__main__":      # the image's entry point: python -m pycni.installcni
+    sys.exit(image_main())

@@ -3,26 +3,29 @@
 #
 #   ./build.sh && scripts/build-image.sh         dist/pycni-image-vX.Y.Z.oci.tar
 #   scripts/build-image.sh --output FILE --tag NAME
-#   PYCNI_BUILD_VENV=DIR   build virtualenv (as build.sh)
-#   PYCNI_IMAGE_STORAGE=DIR scripts/build-image.sh
-#                        keep the image in podman storage DIR (DIR/root,
-#                        DIR/runroot) instead of a temporary one
+#   PYCNI_BUNDLE=DIR        the bundle to ship (default dist/cni-bin)
+#   PYCNI_IMAGE_STORAGE=DIR keep the image in podman storage DIR (DIR/root,
+#                           DIR/runroot) instead of a temporary one
 #
 # Nothing is pulled: the image's root filesystem is laid out here and
 # `podman build` copies it into an image FROM scratch
-# (deploy/image/Containerfile). It holds
-#   /opt/pycni/cni-bin/     the standalone bundle, as ./build.sh left it in
-#                           dist/cni-bin (PYCNI_BUNDLE overrides)
-#   /opt/pycni/installer/   `pycni install-cni` frozen with PyInstaller
-#                           (deploy/image/entry.py): the image's entry point
-#                           (install-cni, pause, version)
+# (deploy/image/Containerfile, whose ENTRYPOINT this script fills in). It
+# holds
+#   /opt/pycni/cni-bin/     the standalone bundle, as ./build.sh left it
 #   /opt/pycni/10-pycni.conflist.template
-#   the C libraries (and the dynamic loader) those executables need that
-#   are not in the bundle, found with ldd, as they are on the build host
-#   (with an ld.so.cache for them); nothing else: no shell, no Python.
+# and the installer, `pycni install-cni` (entry point; commands
+# install-cni, pause, version: pycni.installcni.image_main), which is
+#   * the bundle's own interpreter when the bundle has one
+#     (.pycni/python, static: ./build.sh's portable build):
+#     `.pycni/python -I -S -B -m pycni.installcni`. Nothing else is added:
+#     the image is the bundle and the template;
+#   * otherwise (a PyInstaller bundle, which has no interpreter to run)
+#     the installer frozen with PyInstaller into /opt/pycni/installer
+#     (deploy/image/entry.py; PYCNI_BUILD_VENV: a virtualenv with
+#     pyinstaller, default build/venv), plus the C libraries and loader the
+#     executables need, found with ldd on the build host.
+# Either way: no shell, no package manager.
 #
-# The build virtualenv is build.sh's (PYCNI_BUILD_VENV, default build/venv;
-# same interpreter rules); PyInstaller's work files go to build/image/.
 # podman's storage is a temporary directory (never the machine's default
 # storage), removed at the end unless PYCNI_IMAGE_STORAGE names one; the
 # result is an OCI archive, which
@@ -56,54 +59,68 @@ if [ ! -x "$BUNDLE/loopback" ]; then
     exit 1
 fi
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "build-image.sh: creating build virtualenv $VENV" >&2
-    "$PYTHON" -m venv "$VENV"
+CONTEXT=$WORK/context
+ROOTFS=$CONTEXT/rootfs
+rm -rf "$WORK"
+mkdir -p "$ROOTFS/opt/pycni" "$ROOTFS/tmp"
+chmod 1777 "$ROOTFS/tmp"
+cp -a --no-preserve=ownership "$BUNDLE" "$ROOTFS/opt/pycni/cni-bin"
+install -m 0644 deploy/image/10-pycni.conflist.template "$ROOTFS/opt/pycni/"
+
+# 1. the installer
+BUNDLE_PY=/opt/pycni/cni-bin/.pycni/python
+if [ -x "$ROOTFS$BUNDLE_PY" ] &&
+        env -i "$ROOTFS$BUNDLE_PY" -I -S -B -c 'import pycni.installcni' </dev/null; then
+    ENTRYPOINT="[\"$BUNDLE_PY\", \"-I\", \"-S\", \"-B\", \"-m\", \"pycni.installcni\"]"
+    VERSION=$(env -i "$ROOTFS$BUNDLE_PY" -I -S -B -c \
+        'from pycni.installcni import pycni_version; print(pycni_version())' </dev/null)
+    echo "build-image.sh: the installer runs on the bundle's interpreter" >&2
+else
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "build-image.sh: creating build virtualenv $VENV" >&2
+        "$PYTHON" -m venv "$VENV"
+    fi
+    if [ ! -x "$VENV/bin/pyinstaller" ]; then
+        "$VENV/bin/pip" install -q --disable-pip-version-check "$ROOT[build]" pyinstaller
+    fi
+    # The tree as it is now (PYCNI_IMAGE_REINSTALL=0: the venv's pycni as it is).
+    if [ "${PYCNI_IMAGE_REINSTALL:-1}" != 0 ]; then
+        "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall \
+            "$ROOT" 2> >(grep -v "is ignored: it is neither" >&2)
+    fi
+    VERSION=$("$VENV/bin/python" -c 'from pycni.installcni import pycni_version; print(pycni_version())')
+    # frozen as one directory: no unpacking on every start
+    export PYINSTALLER_CONFIG_DIR=$WORK/config
+    "$VENV/bin/pyinstaller" --noconfirm --log-level WARN --onedir --name install-cni \
+        --contents-directory _internal --copy-metadata pycni \
+        --exclude-module pytest --exclude-module pyroute2 --exclude-module tkinter \
+        --distpath "$WORK/dist" --workpath "$WORK/work" --specpath "$WORK" \
+        deploy/image/entry.py
+    cp -a --no-preserve=ownership "$WORK/dist/install-cni" "$ROOTFS/opt/pycni/installer"
+    ENTRYPOINT='["/opt/pycni/installer/install-cni"]'
+    echo "build-image.sh: the installer is frozen with PyInstaller" >&2
 fi
-if [ ! -x "$VENV/bin/pyinstaller" ]; then
-    "$VENV/bin/pip" install -q --disable-pip-version-check "$ROOT[build]"
-fi
-# The tree as it is now (PYCNI_IMAGE_REINSTALL=0: the venv's pycni as it is).
-if [ "${PYCNI_IMAGE_REINSTALL:-1}" != 0 ]; then
-    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall "$ROOT" \
-        2> >(grep -v "is ignored: it is neither" >&2)
-fi
-VERSION=$("$VENV/bin/python" -c 'from pycni.installcni import pycni_version; print(pycni_version())')
 TAG=${TAG:-localhost/pycni:v$VERSION}
 OUTPUT=${OUTPUT:-$ROOT/dist/pycni-image-v$VERSION.oci.tar}
 
-# 1. the installer, frozen (one directory: no unpacking on every start)
-rm -rf "$WORK"
-mkdir -p "$WORK"
-export PYINSTALLER_CONFIG_DIR=$WORK/config
-"$VENV/bin/pyinstaller" --noconfirm --log-level WARN --onedir --name install-cni \
-    --contents-directory _internal --copy-metadata pycni \
-    --exclude-module pytest --exclude-module pyroute2 --exclude-module tkinter \
-    --distpath "$WORK/dist" --workpath "$WORK/work" --specpath "$WORK" \
-    deploy/image/entry.py
-
-# 2. the root filesystem
-CONTEXT=$WORK/context
-ROOTFS=$CONTEXT/rootfs
-mkdir -p "$ROOTFS/opt/pycni" "$ROOTFS/etc" "$ROOTFS/tmp"
-chmod 1777 "$ROOTFS/tmp"
-cp -a --no-preserve=ownership "$BUNDLE" "$ROOTFS/opt/pycni/cni-bin"
-cp -a --no-preserve=ownership "$WORK/dist/install-cni" "$ROOTFS/opt/pycni/installer"
-install -m 0644 deploy/image/10-pycni.conflist.template "$ROOTFS/opt/pycni/"
-# The libraries the executables load from the system (glibc, libz, the
-# loader): every ELF file's ldd answer, minus what lies inside the image.
+# 2. The libraries the executables load from the system (glibc, libz, the
+#    loader): every ELF file's ldd answer, minus what lies inside the image
+#    (none for a static bundle).
 libs=$(find "$ROOTFS/opt" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
        xargs -0 -r ldd 2>/dev/null |
        awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
-       grep -v "^$ROOTFS/" | sort -u)
-for lib in $libs; do
-    mkdir -p "$ROOTFS$(dirname "$lib")"
-    cp -L --no-preserve=ownership "$lib" "$ROOTFS$lib"
-done
-dirname -- $libs | sort -u > "$ROOTFS/etc/ld.so.conf"
-ldconfig -r "$ROOTFS"
+       grep -v "^$ROOTFS/" | sort -u || true)
+if [ -n "$libs" ]; then
+    mkdir -p "$ROOTFS/etc"
+    for lib in $libs; do
+        mkdir -p "$ROOTFS$(dirname "$lib")"
+        cp -L --no-preserve=ownership "$lib" "$ROOTFS$lib"
+    done
+    dirname -- $libs | sort -u > "$ROOTFS/etc/ld.so.conf"
+    ldconfig -r "$ROOTFS"
+fi
 chmod -R go-w "$ROOTFS"
-cp deploy/image/Containerfile "$CONTEXT/Containerfile"
+sed "s|^ENTRYPOINT .*|ENTRYPOINT $ENTRYPOINT|" deploy/image/Containerfile > "$CONTEXT/Containerfile"
 
 # 3. the image, with podman storage of its own. podman also creates a few
 # paths outside it (its lock file, its blob-info cache); those it created
