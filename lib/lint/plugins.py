@@ -9,11 +9,9 @@ cannot drift from what the plugin decodes.
 
 import difflib
 import importlib
-import os
 from contextlib import contextmanager
 
 from pycni import decode, model
-from pycni.errors import CNIError
 
 from . import refdata
 
@@ -41,12 +39,15 @@ IPAM_MODELS = {
 RAW_KEYS = {
     "bandwidth": ("ingressRate", "ingressBurst", "egressRate", "egressBurst"),
 }
-# Subtrees written by the runtime, or free-form: their keys are not checked.
+# Subtrees written by the runtime, or free-form: their keys are not checked
+# (ipam: against the IPAM plugin's model instead).
 UNCHECKED = ("runtimeConfig", "args", "prevResult", "capabilities", "ipam")
-# The sysfs tree host-device's loader asks about devices named at run time.
 
 
 class _NoDevices:
+    """The sysfs tree host-device's loader asks about devices the runtime
+    names at run time (deviceID): lint has none to look at."""
+
     def device_id_kind(self, device_id):
         return "pci"
 
@@ -252,7 +253,3 @@ def data_dirs(plugin_type: str, config: dict) -> list[tuple[tuple, str]]:
         if isinstance(value, str) and value:
             out.append((("dataDir",), value))
     return out
-
-
-def env_for_lint():
-    return os.environ
