@@ -28,7 +28,8 @@ What install writes into --dir, and how it knows a file is its own:
     install wrote (a changed or replaced one is kept and named), then the
     manifest; never the directory, never anything the manifest does not
     name;
-  * installs and uninstalls of one directory are serialised (flock on it).
+  * installs and uninstalls of one directory are serialised (flock on it);
+    both remove the temporary files a killed install left behind.
 
 An installed plugin is a tiny launcher script (see launcher.py) that a
 container runtime runs as root. `install` therefore refuses, before writing
@@ -466,6 +467,29 @@ def read_manifest(dir_fd: int, owners) -> tuple[dict[str, str] | None, str | Non
         return None, f"is malformed ({err})"
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether `name` is one of write_entry's temporary files
+    (`.NAME.pycni-tmpPID-HEX`), left behind by an install that was killed."""
+    base, sep, tail = name.removeprefix(".").rpartition(".pycni-tmp")
+    pid, dash, tag = tail.partition("-")
+    return (name.startswith(".") and bool(sep) and (valid_name(base) or base == MANIFEST)
+            and pid.isdigit() and bool(dash) and len(tag) == 8
+            and all(c in "0123456789abcdef" for c in tag))
+
+
+def remove_stale_temps(dir_fd: int, directory: str, owners, report: list) -> None:
+    """Remove temporary files a killed install left (regular files of a
+    trusted owner only). Called with the directory locked: no install is
+    writing one now."""
+    for name in sorted(os.listdir(dir_fd)):
+        if not is_temp_name(name):
+            continue
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode) and st.st_uid in owners:
+            os.unlink(name, dir_fd=dir_fd)
+            report.append(("removed", os.path.join(directory, name)))
+
+
 def open_checked_dir(real: str, owners) -> int:
     """A descriptor of the checked directory `real`, locked against other
     installs and uninstalls (flock: released when closed)."""
@@ -511,6 +535,7 @@ def install(directory: str, names=None, python: str | None = None, force: bool =
     report = [] if report is None else report
     dir_fd = open_checked_dir(real, owners)
     try:
+        remove_stale_temps(dir_fd, directory, owners, report)
         recorded, problem = read_manifest(dir_fd, owners)
         if problem:
             sys.stderr.write(f"pycni install: warning: ignoring {directory}/{MANIFEST}: it "
@@ -577,6 +602,7 @@ def install(directory: str, names=None, python: str | None = None, force: bool =
             write_entry(dir_fd, MANIFEST, text, 0o644)
         report.append(("unchanged" if action == "skip" else "written",
                        os.path.join(directory, MANIFEST)))
+        os.fsync(dir_fd)      # the renames, on disk before we say done
         return [os.path.join(directory, name) for name in launchers]
     finally:
         os.close(dir_fd)
@@ -605,6 +631,7 @@ def uninstall(directory: str, report: list | None = None) -> list[str]:
             raise InstallRefused([f"{os.path.join(directory, MANIFEST)} {problem}"])
         if recorded is None:
             return kept
+        remove_stale_temps(dir_fd, directory, owners, report)
         for name, dig in sorted(recorded.items()):
             path = os.path.join(directory, name)
             entry = read_entry(dir_fd, name)
@@ -619,6 +646,7 @@ def uninstall(directory: str, report: list | None = None) -> list[str]:
                 kept.append(f"{path} is now a {entry.kind}: kept")
         os.unlink(MANIFEST, dir_fd=dir_fd)
         report.append(("removed", os.path.join(directory, MANIFEST)))
+        os.fsync(dir_fd)
         return kept
     finally:
         os.close(dir_fd)

@@ -449,3 +449,47 @@ def test_main_uninstall(bin_dir, capsys):
     (bin_dir / ".pycni-manifest").write_text("garbage\n")
     assert cli.main(["uninstall", "--dir", str(bin_dir)]) == 1
     assert "refusing to remove anything" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ a killed install's leftovers
+
+@pytest.mark.parametrize("name, temp", [
+    (".bridge.pycni-tmp1234-0a1b2c3d", True),
+    (".host-local.pycni-tmp1-ffffffff", True),
+    (".pycni-manifest.pycni-tmp99-00000000", True),
+    (".pycni-bundle.pycni-tmp99-00000000", True),
+    ("bridge.pycni-tmp1234-0a1b2c3d", False),        # no leading dot
+    (".bridge.pycni-tmp1234-0a1b2c3", False),        # short tag
+    (".bridge.pycni-tmp1234-0A1B2C3D", False),       # not lower hex
+    (".bridge.pycni-tmpx-0a1b2c3d", False),          # no pid
+    (".bridge.pycni-tmp1234", False),
+    (".br idge.pycni-tmp1234-0a1b2c3d", False),
+    ("..pycni-tmp1234-0a1b2c3d", False),
+    ("bridge", False),
+])
+def test_temp_names(name, temp):
+    assert cli.is_temp_name(name) is temp
+
+
+def test_install_and_uninstall_remove_a_killed_installs_temp_files(bin_dir, tmp_path):
+    (bin_dir / ".loopback.pycni-tmp4242-deadbeef").write_text("half a launcher")
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    os.symlink(victim, bin_dir / ".ptp.pycni-tmp4242-deadbeef")      # not a regular file
+    done = []
+    cli.install(str(bin_dir), ["loopback"], report=done)
+    assert done[0] == ("removed", f"{bin_dir}/.loopback.pycni-tmp4242-deadbeef")
+    assert os.path.islink(bin_dir / ".ptp.pycni-tmp4242-deadbeef")
+    (bin_dir / ".bridge.pycni-tmp7-01234567").write_text("half")
+    cli.uninstall(str(bin_dir))
+    assert sorted(os.listdir(bin_dir)) == [".ptp.pycni-tmp4242-deadbeef"]
+    assert victim.read_text() == "keep\n"
+
+
+@needs_root
+def test_a_temp_looking_file_of_another_user_stays(bin_dir):
+    other = bin_dir / ".loopback.pycni-tmp1-00000000"
+    other.write_text("not ours")
+    os.chown(other, nobody(), -1)
+    cli.install(str(bin_dir), ["loopback"])
+    assert other.exists()
