@@ -115,6 +115,18 @@ class NetworkState:
     attachments: list[CachedAttachment] = field(default_factory=list)
     host_objects: list[HostObject] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)    # what could not be read
+    _index: tuple | None = field(default=None, repr=False, compare=False)
+
+    def owners(self) -> tuple[dict, dict]:
+        """({(ID, ifname): attachment}, {ID: first attachment}), built once
+        (a node's store can hold tens of thousands of addresses)."""
+        if self._index is None or self._index[0] != len(self.attachments):
+            pairs, ids = {}, {}
+            for att in self.attachments:
+                pairs.setdefault(att.key, att)
+                ids.setdefault(att.container_id, att)
+            self._index = (len(self.attachments), pairs, ids)
+        return self._index[1], self._index[2]
 
 
 @dataclass
@@ -137,10 +149,8 @@ class Removal:
 
 def owner(state: NetworkState, container_id: str, ifname: str | None) -> CachedAttachment | None:
     """The cached attachment that owns an allocation or object."""
-    for att in state.attachments:
-        if att.container_id == container_id and (not ifname or att.ifname == ifname):
-            return att
-    return None
+    pairs, ids = state.owners()
+    return pairs.get((container_id, ifname)) if ifname else ids.get(container_id)
 
 
 def owner_status(state: NetworkState, container_id: str, ifname: str | None) -> tuple[str, str]:
@@ -157,11 +167,13 @@ def valid_attachments(state: NetworkState, min_age: float = 0) -> list[tuple[str
     `min_age` seconds ago: an ADD in flight has its address before the
     runtime caches its result, and must not lose it."""
     valid = [att.key for att in state.attachments if att.status in (LIVE, UNKNOWN)]
+    seen = set(valid)
     for a in sorted(state.allocations, key=lambda a: _ip_key(a.ip)):
         if a.ifname and a.age is not None and a.age < min_age \
                 and owner(state, a.container_id, a.ifname) is None \
-                and (a.container_id, a.ifname) not in valid:
+                and (a.container_id, a.ifname) not in seen:
             valid.append((a.container_id, a.ifname))
+            seen.add((a.container_id, a.ifname))
     return valid
 
 
@@ -195,11 +207,12 @@ def plan_gc(state: NetworkState, plugins_gc: bool, min_age: float = 0) -> Remova
     # attachment shares the ID: host-local's DEL then finds the (ID,
     # interface) file first and leaves the legacy one)
     allocations = list(by_del)
+    deleted = set(by_del)
     by_gc = set()
     if plugins_gc:
         doomed = set(stale_allocations({a.ip: a.content for a in state.allocations}, valid))
         for a in state.allocations:
-            if a.ip in doomed and a not in by_del:
+            if a.ip in doomed and a not in deleted:
                 allocations.append(a)
                 by_gc.add(a)
 
@@ -234,12 +247,14 @@ def diff(before: NetworkState, after: NetworkState) -> Removal:
 # --- output -------------------------------------------------------------------
 
 def _ip_key(ip: str):
-    import ipaddress
-    try:
-        addr = ipaddress.ip_address(ip)
-        return (0, addr.version, int(addr), ip)
-    except ValueError:
-        return (1, 0, 0, ip)
+    """Addresses in numeric order (IPv4 first), anything else after."""
+    import _socket
+    for rank, family in ((0, _socket.AF_INET), (1, _socket.AF_INET6)):
+        try:
+            return (rank, _socket.inet_pton(family, ip), ip)
+        except (OSError, ValueError):
+            continue
+    return (2, b"", ip)
 
 
 def state_json(state: NetworkState) -> dict:

@@ -173,7 +173,8 @@ def cmd_gc(args, env, out, err) -> int:
         return 0
     # taken again right before the plugins run: what was ADDed meanwhile is valid too
     latest = read.snapshot([args.network], data_dir, cache_dir, host_objects=False)[0]
-    valid += [v for v in model.valid_attachments(latest, args.min_age) if v not in valid]
+    known = set(valid)
+    valid += [v for v in model.valid_attachments(latest, args.min_age) if v not in known]
     errors = _run_gc(netlist, valid, cache_dir, env)
     doc["valid"] = [{"containerID": c, "ifname": i} for c, i in valid]
     after = read.snapshot([args.network], data_dir, cache_dir,
