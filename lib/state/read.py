@@ -166,6 +166,10 @@ def _cache_problems(cache_dir: str) -> list[str]:
         return [f"cache {path} is not a directory (a symbolic link?): not read"]
     if st.st_uid != os.geteuid():
         return [f"cache {path} is owned by uid {st.st_uid}: not read"]
+    if st.st_mode & 0o022:
+        # cnitool's reader would take those bits away: a reader changes nothing
+        return [f"cache {path} is writable by group or others "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}): not read"]
     return []
 
 
@@ -175,8 +179,8 @@ def snapshot(networks: list[str] | None, data_dir: str, cache_dir: str,
     """The state of `networks` (None: every network with a store in
     data_dir or an entry in the cache). `data_dirs`: a data dir per network
     (from its config) instead of `data_dir`."""
-    cached = read_cache(cache_dir)
     problems = _cache_problems(cache_dir)
+    cached = {} if problems else read_cache(cache_dir)
     if networks is None:
         names = set(cached)
         try:

@@ -348,3 +348,13 @@ def test_a_symlinked_results_dir_is_reported_and_gc_refuses(tmp_path, plugin_dir
     assert code == 1 and out == "" and "refusing to collect" in err
     assert node.tree() == snapshot
     assert os.path.exists(node.data / NET / live)
+
+
+def test_a_results_dir_others_can_write_is_reported_not_fixed(tmp_path, plugin_dir):
+    node = Node(tmp_path, plugin_dir)
+    node.add("live", own_netns())
+    os.chmod(node.cache / "results", 0o777)
+    (state,) = read.snapshot([NET], str(node.data), str(node.cache), host_objects=False)
+    assert state.attachments == []
+    assert "writable by group or others (mode 0777): not read" in state.problems[0]
+    assert os.stat(node.cache / "results").st_mode & 0o777 == 0o777     # left as it was
