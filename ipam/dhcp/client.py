@@ -56,6 +56,7 @@ def open_socket(netns_path: str, ifname: str, bring_up: bool = True):
                 raise DHCPError(f'error looking up "{ifname}": Link not found')
             if bring_up and not link.is_up:
                 netlink.set_link_up(nl, link.index)
+                _wait_carrier(nl, ifname)
             addresses = [a.address for a in netlink.list_addresses(nl, link.index,
                                                                     socket.AF_INET)]
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
@@ -68,6 +69,21 @@ def open_socket(netns_path: str, ifname: str, bring_up: bool = True):
             sock.close()
             raise
     return sock, link.mac, addresses
+
+
+CARRIER_WAIT = 2.0
+
+
+def _wait_carrier(nl, ifname: str) -> None:
+    """After bringing a link up, wait (at most CARRIER_WAIT) for its
+    carrier: a DISCOVER sent before it is lost, and the first resend
+    comes only after -timeout plus 2 s."""
+    end = time.monotonic() + CARRIER_WAIT
+    while time.monotonic() < end:
+        link = netlink.get_link(nl, ifname)
+        if link is None or link.flags & netlink.IFF_RUNNING:
+            return
+        time.sleep(0.01)
 
 
 def link_alive(netns_path: str, netns_id, ifname: str, mac: str) -> bool:

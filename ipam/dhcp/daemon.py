@@ -128,6 +128,7 @@ class Task:
         self.lease = lease
         self.stop = threading.Event()
         self.poke = threading.Event()
+        self.lock = threading.Lock()    # stop vs. a renewal being written down
         self.thread: threading.Thread | None = None
 
 
@@ -167,9 +168,11 @@ class Daemon:
         files.write_atomic_at(self.state_fd, self.file_name(lease.client_id),
                               json.dumps(lease.to_dict()).encode(), 0o600)
 
-    def forget(self, client_id: str) -> None:
+    def forget(self, task: Task) -> None:
+        client_id = task.lease.client_id
         with self.lock:
-            self.tasks.pop(client_id, None)
+            if self.tasks.get(client_id) is task:
+                del self.tasks[client_id]
         files.unlink_at(self.state_fd, self.file_name(client_id))
 
     def restore(self) -> None:
@@ -228,7 +231,7 @@ class Daemon:
             if not client.link_alive(path, lease.netns_id, lease.ifname, lease.mac):
                 log(f"{lease.client_id}: interface {lease.ifname} no longer exists, "
                     "terminating lease maintenance")
-                self.forget(lease.client_id)
+                self.forget(task)
                 return
             if step == "expire" and restored:
                 step = "rebind"             # once: the daemon was down past the expiry
@@ -239,7 +242,7 @@ class Daemon:
                     client.set_link_down(path, lease.ifname)
                 except Exception as exc:     # the namespace went away meanwhile
                     log(f"{lease.client_id}: failed to bring {lease.ifname} DOWN: {exc}")
-                self.forget(lease.client_id)
+                self.forget(task)
                 return
             stage_end = lease.bound_at + (lease.t2 if step == "renew" else lease.lease_time)
             span = max(1.0, min(stage_end - now, self.params.resend_timeout))
@@ -258,14 +261,14 @@ class Daemon:
                     client.set_link_down(path, lease.ifname)
                 except Exception:
                     pass
-                self.forget(lease.client_id)
+                self.forget(task)
                 return
             except (client.DHCPError, OSError, CNIError) as exc:
                 log(f"{lease.client_id}: {exc}")
                 pause = max(1.0, min(60.0, (stage_end - time.time()) / 2))
                 task.stop.wait(pause)
                 continue
-            with self.id_lock(lease.client_id):
+            with task.lock:
                 if task.stop.is_set():
                     return
                 lease.commit(raw, time.time())
@@ -273,7 +276,8 @@ class Daemon:
             log(f"{lease.client_id}: lease renewed, expiration is {time.ctime(lease.expires_at)}")
 
     def stop_task(self, task: Task, release: bool = True) -> None:
-        task.stop.set()
+        with task.lock:
+            task.stop.set()
         task.poke.set()
         if task.thread is not None and task.thread is not threading.current_thread():
             task.thread.join(self.max_wait)
@@ -289,7 +293,7 @@ class Daemon:
         elif release:
             log(f"{lease.client_id}: interface {lease.ifname} is gone, no DHCPRELEASE sent; "
                 "the lease runs out on the server")
-        self.forget(lease.client_id)
+        self.forget(task)
 
     # ------------------------------------------------------------- requests
     def netns_of(self, path) -> tuple[str, list]:

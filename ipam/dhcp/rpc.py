@@ -33,7 +33,8 @@ MAX_WAIT = 900.0            # the plugin never waits longer than this for an ans
 
 class Unreachable(CNIError):
     def __init__(self, path: str, why: str):
-        super().__init__(PLUGIN_NOT_AVAILABLE, f"error dialing DHCP daemon: dial unix {path}: {why}")
+        super().__init__(PLUGIN_NOT_AVAILABLE,
+                         f"error dialing DHCP daemon: dial unix {path}: {why}")
 
 
 def read_line(sock, deadline_s: float, limit: int = MAX_MESSAGE) -> bytes:
