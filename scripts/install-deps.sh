@@ -14,9 +14,12 @@ APT_PACKAGES=(
   iproute2 iptables nftables         # namespaces, links, firewall backends
   containernetworking-plugins        # the reference Go plugins (/usr/lib/cni), compared against
   golang-go golang-github-appc-cni-dev  # a Go libcni client that checks our results
-  binutils                           # objdump, used by pyinstaller
+  binutils                           # objdump, used by pyinstaller; readelf/objdump checks of the bundle
+  musl-tools linux-libc-dev make patch  # build.sh: the static CPython of the portable bundle
+  debootstrap strace                 # tests/integration/test_portable.py, test_binaries.py
   podman runc conmon catatonit       # a real runtime for the end-to-end tests (tests/e2e)
   busybox-static                     # the e2e tests' container image, built locally
+  dnsmasq-base                       # a DHCP server for the dhcp tests (udhcpd is busybox's)
   containerd                         # two nodes driven over the CRI (tests/e2e/test_two_nodes.py)
 )
 
