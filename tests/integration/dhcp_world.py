@@ -95,7 +95,7 @@ class Dnsmasq(Proc):
                                f"--dhcp-range={POOL[0]},{POOL[1]},255.255.255.0,{lease}",
                                f"--dhcp-leasefile={self.leasefile}",
                                f"--pid-file={os.path.join(tmp, 'dnsmasq.pid')}",
-                               "--dhcp-authoritative", *extra],
+                               "--dhcp-authoritative", "--no-ping", *extra],
                          os.path.join(tmp, "dnsmasq.log"))
         time.sleep(0.3)
 
@@ -122,7 +122,8 @@ class Udhcpd(Proc):
                     f"pidfile {os.path.join(tmp, 'udhcpd.pid')}\n"
                     f"min_lease 1\nopt subnet 255.255.255.0\nopt router {SERVER_IP}\n"
                     f"opt lease {lease}\n")
-        super().__init__(lan, ["busybox", "udhcpd", "-f", conf], os.path.join(tmp, "udhcpd.log"))
+        super().__init__(lan, ["busybox", "udhcpd", "-f", "-a", "200", conf],
+                         os.path.join(tmp, "udhcpd.log"))
         time.sleep(0.3)
 
     def saw(self, what: str) -> bool:

@@ -26,7 +26,7 @@ import dhcp_world as dw
 
 pytestmark = pytest.mark.netns
 
-FLAGS = ("-timeout", "1s", "-resendtimeout", "6s")
+FLAGS = ("-timeout", "1s", "-resendtimeout", "20s")
 
 
 def in_pool(addr: str) -> bool:
@@ -273,7 +273,8 @@ def test_del_with_netns_gone(world, plugin_dir, tmp_path, procs, daemon_factory)
     d = daemon_factory()
     ctr = world.container("dhc1")
     conf = dw.net_conf("bridge", d.socket_path)
-    assert run(world, plugin_dir, conf, "ADD", ctr).ok
+    add = run(world, plugin_dir, conf, "ADD", ctr)
+    assert add.ok, add.stdout + d.text()
     path = ctr.path
     world.namespaces.remove(ctr)
     assert delete_namespace(ctr.name) is None
@@ -388,3 +389,22 @@ def test_result_beside_the_reference(world, plugin_dir, tmp_path, procs, daemon_
         r["interfaces"][0]["mac"] = "M"
         r["interfaces"][0]["sandbox"] = "S"
     assert results["ours"] == results["ref"]
+
+
+def test_socket_activation(world, plugin_dir, tmp_path, procs):
+    """systemd's socket activation (LISTEN_FDS): the daemon serves the
+    socket it is given, as with deploy/dhcp/cni-dhcp.socket."""
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        missing_prerequisite("systemd-socket-activate not installed")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    sock = str(run_dir / "dhcp.sock")
+    p = dw.Proc(world.host, [activate, "-l", sock, os.path.join(plugin_dir, "dhcp"), "daemon",
+                             "-statedir", str(tmp_path / "state")], str(tmp_path / "act.log"))
+    procs.append(p)
+    assert dw.wait_for(lambda: os.path.exists(sock), 10), p.text()
+    conf = dict(dw.net_conf("macvlan", sock, "1.1.0"), type="dhcp")
+    st = run(world, plugin_dir, conf, "STATUS", None)
+    assert st.ok, st.stdout + p.text()
+    assert "restored" not in p.text() and p.proc.poll() is None

@@ -45,7 +45,8 @@ def test_ack_fields_and_lease_times():
     raw = reply(dhcp4.ACK, 9, "10.1.2.3", [(54, dhcp4.ip_bytes("10.1.2.1")),
                                            (51, (600).to_bytes(4, "big")),
                                            (1, bytes((255, 255, 255, 0))),
-                                           (3, dhcp4.ip_bytes("10.1.2.1") + dhcp4.ip_bytes("10.1.2.2"))])
+                                           (3, dhcp4.ip_bytes("10.1.2.1")
+                                            + dhcp4.ip_bytes("10.1.2.2"))])
     msg = dhcp4.parse(raw)
     assert msg.type == dhcp4.ACK and msg.yiaddr == "10.1.2.3" and msg.server_id == "10.1.2.1"
     assert msg.ip_list(dhcp4.OPT_ROUTER) == ["10.1.2.1", "10.1.2.2"]
