@@ -62,6 +62,7 @@ class Request:
         self.cni_version = versions.DEFAULT
         self.network_name = ""
         self._args = None
+        self._prev = None       # (cni_version, parsed prevResult or its CNIError)
 
     @property
     def cni_args(self) -> CniArgs:
@@ -72,14 +73,31 @@ class Request:
 
     @property
     def prev_result(self) -> Result | None:
-        """The config's prevResult parsed (any version), None without
-        one; a malformed one raises CNIError (code 6). On DEL catch that:
+        """The config's prevResult parsed (any version, once per request),
+        None without one; a malformed one raises CNIError (code 6), every
+        time it is asked for. On DEL catch that (or use prev_addresses):
         DEL must not fail on what only ADD needs."""
-        from .decode import lookup
-        raw = lookup(self.config, "prevResult")
-        if not raw:
-            return None
-        return parse_result(raw, self.cni_version)
+        if self._prev is None or self._prev[0] != self.cni_version:
+            from .decode import lookup
+            raw = lookup(self.config, "prevResult")
+            try:
+                parsed = parse_result(raw, self.cni_version) if raw else None
+            except CNIError as err:
+                parsed = err
+            self._prev = (self.cni_version, parsed)
+        parsed = self._prev[1]
+        if isinstance(parsed, CNIError):
+            raise parsed
+        return parsed
+
+    def prev_addresses(self) -> list[str]:
+        """The CIDRs of prevResult's ips; [] without a prevResult or when
+        it does not parse (DEL's fallback, which must not fail on it)."""
+        try:
+            prev = self.prev_result
+        except CNIError:
+            return []
+        return [ip.address for ip in prev.ips] if prev else []
 
     @property
     def valid_attachments(self) -> list:

@@ -187,14 +187,6 @@ def _delete_quietly(nl: netlink.RtNetlink, index: int) -> None:
 
 # --- the plugin ---------------------------------------------------------------------
 
-def _prev_ips(req: skel.Request) -> list[str]:
-    try:
-        prev = req.prev_result
-    except CNIError:
-        return []
-    return [ip.address for ip in prev.ips] if prev else []
-
-
 class BridgePlugin(skel.Plugin):
     name = "bridge"
 
@@ -327,7 +319,7 @@ class BridgePlugin(skel.Plugin):
                 # The chain is found by name, so this also works when the
                 # interface (and its addresses) vanished with the netns;
                 # the addresses only say which families to look at.
-                ips = [a.cidr for a in removed] if removed else _prev_ips(req)
+                ips = [a.cidr for a in removed] if removed else req.prev_addresses()
                 ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
 
     def check(self, req: skel.Request) -> None:

@@ -121,14 +121,6 @@ def _teardown_masq_quietly(req: skel.Request, ips: list[str]) -> None:
         _warn(f"removing IP masquerading failed: {err}")
 
 
-def _prev_ips(req: skel.Request) -> list[str]:
-    try:
-        prev = req.prev_result
-    except CNIError:
-        return []
-    return [ip.address for ip in prev.ips] if prev else []
-
-
 # --- the plugin ------------------------------------------------------------------------
 
 class PtpPlugin(skel.Plugin):
@@ -202,7 +194,7 @@ class PtpPlugin(skel.Plugin):
             except CNIError as err:
                 ipam_error = err
         if settings.ip_masq:
-            ips = [a.cidr for a in removed] if removed else _prev_ips(req)
+            ips = [a.cidr for a in removed] if removed else req.prev_addresses()
             ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
         if ipam_error is not None:
             raise ipam_error

@@ -678,3 +678,17 @@ def test_version_helpers():
 def test_node_conf_path_is_nodeconf_s():
     from pycni import nodeconf
     assert skel.NODE_CONF == nodeconf.CONF_FILE
+
+
+def test_prev_result_is_parsed_once_and_a_bad_one_raises_every_time():
+    prev = {"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.5/24"}]}
+    req = skel.Request("DEL", {}, config={"prevResult": prev})
+    req.cni_version = "1.0.0"
+    assert req.prev_result is req.prev_result
+    assert req.prev_addresses() == ["10.1.0.5/24"]
+    bad = skel.Request("DEL", {}, config={"prevResult": {"ips": "nope"}})
+    for _ in range(2):
+        with pytest.raises(errors.CNIError):
+            bad.prev_result
+    assert bad.prev_addresses() == []
+    assert skel.Request("DEL", {}, config={}).prev_addresses() == []
