@@ -135,11 +135,12 @@ class Exchange:
         self.stop = stop            # a threading.Event: set -> Stopped
 
     def _opts(self, *head) -> list:
-        """The request's options: the ones of this message, the client ID,
-        then the configured ones (a configured code replaces ours)."""
-        merged: dict = {}
-        for code, value in list(head) + [(dhcp4.OPT_CLIENT_ID,
-                                          dhcp4.client_id_option(self.client_id))] + self.options:
+        """The request's options: the client ID, then the configured ones
+        (a configured code replaces the client ID, as in the reference),
+        then the ones of this message (requested address, server ID),
+        which nothing configured replaces."""
+        merged: dict = {dhcp4.OPT_CLIENT_ID: dhcp4.client_id_option(self.client_id)}
+        for code, value in self.options + list(head):
             merged[code] = value
         return list(merged.items())
 

@@ -19,6 +19,10 @@ from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 DEFAULT_SOCKET_PATH = "/run/cni/dhcp.sock"
 SUN_PATH_MAX = 107          # sockaddr_un.sun_path less its terminating NUL
 _OPT_ROUTER, _OPT_SUBNET_MASK, _OPT_PARAMETER_LIST = 3, 1, 55
+# Options a `provide` entry may not set: they would break every message
+# (pad, end) or turn it into another one (the message type).
+_NOT_PROVIDED = {0: "it is the pad option", 255: "it is the end option",
+                 53: "the daemon sets the message type"}
 
 
 @dataclass
@@ -110,6 +114,10 @@ def prepare_options(conf: NetConf, args_text: str) -> list[tuple[int, bytes]]:
     cni_args = _cni_args_map(args_text)
     for opt in conf.ipam.provide:
         code = parse_option(opt.option)
+        if code in _NOT_PROVIDED:
+            raise CNIError(INVALID_NETWORK_CONFIG,
+                           f"option {_go_quote(opt.option)} cannot be provided: "
+                           f"{_NOT_PROVIDED[code]}")
         if opt.value:
             if len(opt.value.encode()) > 255:
                 raise refusal(f"value too long for option {_go_quote(opt.option)}: "

@@ -87,6 +87,13 @@ def test_bad_option_refused_with_the_reference_text():
     assert "value out of range" in exc.value.msg
 
 
+@pytest.mark.parametrize("option", ["0", "255", "53"])
+def test_options_that_would_break_messages_are_not_provided(option):
+    with pytest.raises(CNIError) as exc:
+        opts(provide=[{"option": option, "value": "x"}])
+    assert exc.value.code == 7 and "cannot be provided" in exc.value.msg
+
+
 def test_value_too_long_refused():
     with pytest.raises(CNIError) as exc:
         opts(provide=[{"option": "host-name", "value": "é" * 128}])      # 256 bytes

@@ -120,3 +120,14 @@ def test_client_id():
     assert dhcp4.generate_client_id("abc", "net", "eth0") == "abc/net/eth0"
     long = dhcp4.generate_client_id("a" * 255, "net", "eth0")
     assert len(long) == 254 and long == "a" * 254
+
+
+def test_configured_options_cannot_replace_the_message_s_own():
+    from pycni.ipam.dhcp.client import Exchange, Params
+    ex = Exchange(None, MAC, "c/n/eth0", [(61, b"\x01mine"), (50, b"\x01\x01\x01\x01"),
+                                          (12, b"h")], Params())
+    merged = dict(ex._opts((50, dhcp4.ip_bytes("10.0.0.7")), (54, dhcp4.ip_bytes("10.0.0.1"))))
+    assert merged[61] == b"\x01mine"                    # the client ID may be replaced
+    assert merged[50] == dhcp4.ip_bytes("10.0.0.7")     # the requested address may not
+    assert merged[12] == b"h" and merged[54] == dhcp4.ip_bytes("10.0.0.1")
+    assert dict(ex._opts())[61] == b"\x01mine"
