@@ -1,4 +1,4 @@
-"""Applying the firewall rules: the iptables and nftables backends.
+"""Applying the firewall rules: the iptables, nftables and firewalld backends.
 
 Each backend computes its change with the pure functions of
 rules_iptables / rules_nftables from a fresh read of the current state
@@ -14,18 +14,28 @@ Interface (both backends):
   check(ips, target)     CHECK; returns the problems found
   gc(network, valid)     GC; `valid` = [(containerID, ifname)]
 where `target` is the Attachment being worked on.
+
+The firewalld backend makes no rules of its own: it puts each container
+address into the zone (`firewalldZone`) over D-Bus (pycni.dbus), as the
+reference does; an isolating ingressPolicy adds the iptables isolation
+rules beside it (the reference does the same whatever the backend).
 """
 
 from pycni import jsontext
 from pycni.model import dataclass
 
-from pycni.errors import CNIError
+from pycni.errors import CNIError, INTERNAL
 from pycni.fwtools import (ToolError, default_backend, find_tool, iptables_restore,
                            iptables_save, iptables_usable, retrying, run_tool)
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
-from .config import IPTABLES, NFTABLES, ContainerIP
+from .config import FIREWALLD, IPTABLES, NFTABLES, ContainerIP
+
+FIREWALLD_NAME = "org.fedoraproject.FirewallD1"
+FIREWALLD_PATH = "/org/fedoraproject/FirewallD1"
+ZONE_INTERFACE = FIREWALLD_NAME + ".zone"
+ZONE_ALREADY_SET = "ZONE_ALREADY_SET"
 
 
 
@@ -40,9 +50,26 @@ class Attachment:
 
 
 def detect() -> str:
-    """iptables when its tools are installed, else nftables when nft is
-    (the reference would pick firewalld when it runs, else iptables)."""
+    """firewalld when it runs on the system bus (as the reference),
+    else iptables when its tools are installed, else nftables when nft is."""
+    if firewalld_running():
+        return FIREWALLD
     return default_backend()
+
+
+def firewalld_running() -> bool:
+    """The reference's test: the system bus answers and someone owns
+    org.fedoraproject.FirewallD1. Without a bus socket nothing is tried
+    (a stat); a bus that is not root's or does not answer in time counts
+    as no firewalld."""
+    from pycni import dbus
+    if not dbus.may_be_listening():
+        return False
+    try:
+        with dbus.system_bus() as bus:
+            return dbus.name_has_owner(bus, FIREWALLD_NAME)
+    except dbus.BusUnavailable:
+        return False
 
 
 def _families(ips: list[ContainerIP]) -> list[int]:
@@ -150,5 +177,120 @@ class NftablesBackend:
         self._remove(lambda listing: nft.gc_rules(network, valid, listing))
 
 
+def isolation_plan(p: ipt.Plan) -> ipt.Plan:
+    """Only the bridge isolation part of an iptables plan (what the
+    reference adds beside firewalld for same-bridge / isolated)."""
+    keep = (ipt.STAGE1, ipt.STAGE2)
+    return ipt.Plan(p.family, [c for c in p.chains if c in keep],
+                    [op for op in p.ops if op.chain in keep or
+                     (op.chain == ipt.FORWARD and op.rule[-1] == ipt.STAGE1)])
+
+
+class IsolationOnly(IptablesBackend):
+    """The iptables isolation rules of an isolating ingressPolicy, without
+    per-address rules (those are firewalld's zone)."""
+
+    def _plan(self, family: int, ips: list[ContainerIP], a: Attachment) -> ipt.Plan:
+        return isolation_plan(super()._plan(family, ips, a))
+
+    def _remove(self, family: int, ips: list[ContainerIP]) -> None:
+        """The isolation rules are shared by the bridge: never removed."""
+        return None
+
+
+class FirewalldBackend:
+    """Container addresses as sources of a firewalld zone."""
+    name = FIREWALLD
+
+    def __init__(self, zone: str):
+        self.zone = zone
+
+    @staticmethod
+    def _bus():
+        from pycni import dbus
+        try:
+            return dbus.system_bus()
+        except dbus.BusUnavailable as err:
+            raise CNIError(INTERNAL, f"failed to connect to the system bus (firewalld): {err}")
+
+    def _call(self, bus, method: str, cip: ContainerIP) -> list:
+        return bus.call(FIREWALLD_NAME, FIREWALLD_PATH, ZONE_INTERFACE, method, "ss",
+                        [self.zone, cip.host_cidr])
+
+    def setup(self, ips: list[ContainerIP], a: Attachment) -> None:
+        from pycni import dbus
+        if not ips and not a.bridge:
+            return
+        added: list[ContainerIP] = []
+        with self._bus() as bus:
+            try:
+                for cip in ips:
+                    try:
+                        self._call(bus, "addSource", cip)
+                    except dbus.DBusError as err:
+                        if ZONE_ALREADY_SET in str(err):
+                            continue     # a repeated ADD: it is there
+                        raise CNIError(INTERNAL, f"failed to add the address {cip.host_cidr} "
+                                                 f"to {self.zone} zone: {err}")
+                    except dbus.BusUnavailable as err:
+                        raise CNIError(INTERNAL, f"failed to add the address {cip.host_cidr} "
+                                                 f"to {self.zone} zone: {err}")
+                    added.append(cip)
+                if a.bridge:
+                    IsolationOnly().setup(ips, a)
+            except CNIError:
+                # leave nothing: take back the sources this call added
+                self._remove(bus, added)
+                raise
+
+    def _remove(self, bus, ips: list[ContainerIP]) -> None:
+        """removeSource for each; every failure ignored, as the reference
+        does (not in the zone, in another zone, firewalld gone)."""
+        from pycni import dbus
+        for cip in ips:
+            try:
+                self._call(bus, "removeSource", cip)
+            except dbus.DBusError:
+                pass
+            except dbus.BusUnavailable:
+                return
+
+    def teardown(self, ips: list[ContainerIP], a: Attachment) -> None:
+        """Without a bus there is no firewalld and no runtime zone source
+        left to remove: DEL succeeds. The isolation rules stay (shared)."""
+        from pycni import dbus
+        if not ips:
+            return
+        try:
+            bus = dbus.system_bus()
+        except dbus.BusUnavailable:
+            return
+        with bus:
+            self._remove(bus, ips)
+
+    def check(self, ips: list[ContainerIP], a: Attachment) -> list[str]:
+        from pycni import dbus
+        problems = []
+        with self._bus() as bus:
+            for cip in ips:
+                try:
+                    found = self._call(bus, "querySource", cip)
+                except (dbus.DBusError, dbus.BusUnavailable) as err:
+                    problems.append(f"failed to find the address {cip.host_cidr} in "
+                                    f"{self.zone} zone: {err}")
+                    continue
+                if found != [True]:
+                    problems.append(f"failed to find the address {cip.host_cidr} in "
+                                    f"{self.zone} zone")
+        if a.bridge:
+            problems += IsolationOnly().check(ips, a)
+        return problems
+
+    def gc(self, network: str, valid: list[tuple[str, str]]) -> None:
+        """A zone's sources carry no owner: nothing can be attributed."""
+        return None
+
+
 def backend(name: str):
+    """The iptables or nftables backend (FirewalldBackend takes its zone)."""
     return IptablesBackend() if name == IPTABLES else NftablesBackend()

@@ -2,28 +2,33 @@
 
 Keys are those of the reference plugin: `backend`, `iptablesAdminChainName`
 (default CNI-ADMIN), `ingressPolicy` (`open`, `same-bridge`, `isolated`)
-and `firewalldZone` (accepted for compatibility, used by no backend here).
-`backend` is `iptables` or `nftables`; the reference's `firewalld` backend
-is not provided and is refused with code 2 instead of silently falling
-back to another backend. Any other value is accepted with a warning and
-the backend chosen as for none, as the reference (v1.9: iptables or
-firewalld) treats a backend it does not know, `nftables` included.
+and `firewalldZone` (default `trusted`, used by the firewalld backend).
+`backend` is `iptables`, `firewalld` or `nftables`. Without one, the
+backend is detected: firewalld when it runs on the system bus (as the
+reference), else iptables (nftables when only nft is installed). Any
+other value is accepted with a warning and the backend chosen as for
+none, as the reference (v1.9: iptables or firewalld) treats a backend it
+does not know, `nftables` included.
 
 Unlike the reference, which only notices an unknown ingress policy after
 it has installed the per-container rules (it refuses it on DEL too),
 every value is checked before anything is touched, the ingress policy
-first.
+first. A `firewalldZone` is checked (firewalld's own rules for a zone
+name) only when the firewalld backend is chosen: before it reaches D-Bus.
 """
 
 from pycni.model import dataclass
 
 from pycni.config import NetConf
 from pycni.decode import decode
-from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
+from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
 
 IPTABLES = "iptables"
 NFTABLES = "nftables"
-BACKENDS = (IPTABLES, NFTABLES)
+FIREWALLD = "firewalld"
+BACKENDS = (IPTABLES, NFTABLES, FIREWALLD)
+DEFAULT_ZONE = "trusted"
+ZONE_NAME_MAX = 17      # firewalld: 28 (a netfilter chain name) - 11 (its "POST_<zone>_allow")
 DEFAULT_ADMIN_CHAIN = "CNI-ADMIN"
 OPEN, SAME_BRIDGE, ISOLATED = "open", "same-bridge", "isolated"
 INGRESS_POLICIES = (OPEN, SAME_BRIDGE, ISOLATED)
@@ -44,6 +49,10 @@ class FirewallConf(NetConf):
         return self.iptables_admin_chain_name or DEFAULT_ADMIN_CHAIN
 
     @property
+    def zone(self) -> str:
+        return self.firewalld_zone or DEFAULT_ZONE
+
+    @property
     def policy(self) -> str:
         return self.ingress_policy or OPEN
 
@@ -56,27 +65,51 @@ def _invalid(msg: str, details: str = "") -> CNIError:
     return CNIError(INVALID_NETWORK_CONFIG, msg, details)
 
 
-def parse_config(raw: dict, detect_backend=None) -> FirewallConf:
+def parse_config(raw: dict, detect_backend=None, check_zone: bool = True) -> FirewallConf:
     """Decode and validate; `detect_backend()` picks the backend when the
-    config names none (only called then: it looks for tools)."""
+    config names none (only called then: it looks for tools and asks the
+    system bus). `check_zone=False` (DEL) leaves an invalid firewalldZone
+    to the caller: no source can have been added to it."""
     conf = decode(FirewallConf, raw)
     if conf.ingress_policy and conf.ingress_policy not in INGRESS_POLICIES:
         raise _invalid(f"unknown ingress policy: {_go_quote(conf.ingress_policy)}",
                        "use open, same-bridge or isolated")
-    if conf.backend == "firewalld":
-        raise CNIError(UNSUPPORTED_FIELD, 'unsupported value "firewalld" for key "backend"',
-                       'use "iptables" or "nftables"')
     if conf.iptables_admin_chain_name:
         validate_chain_name(conf.iptables_admin_chain_name)
     if conf.backend and conf.backend not in BACKENDS:
         # the reference falls back to its default for a backend it does not know
         from pycni import log
         log.warning(f"firewall: unknown backend {_go_quote(conf.backend)}, choosing one as "
-                    'for none (use "iptables" or "nftables")')
+                    'for none (use "iptables", "firewalld" or "nftables")')
         conf.backend = None
     if not conf.backend:
         conf.backend = detect_backend() if detect_backend else IPTABLES
+    if conf.backend == FIREWALLD and check_zone:
+        problem = zone_problem(conf.zone)
+        if problem:
+            raise _invalid(f"invalid firewalldZone {_go_quote(conf.zone)}: {problem}")
     return conf
+
+
+def zone_problem(name: str) -> str:
+    """Why firewalld would refuse `name` as a zone name ("" if it would
+    not): letters, digits, "_", "-" and at most one "/" that neither
+    starts nor ends it; at most 17 characters before the "/"
+    (firewalld's Zone.check_name). Nothing else reaches D-Bus: no NUL,
+    control character or whitespace."""
+    if not name:
+        return "empty"
+    bad = [c for c in name if not (c.isalnum() or c in "_-/")]
+    if bad:
+        return f"{_go_quote(bad[0])} is not allowed (letters, digits, _, - and /)"
+    if name.startswith("/") or name.endswith("/"):
+        return 'starts or ends with "/"'
+    if name.count("/") > 1:
+        return 'has more than one "/"'
+    base = name.split("/", 1)[0]
+    if len(base) > ZONE_NAME_MAX:
+        return f"{len(base)} characters, firewalld allows at most {ZONE_NAME_MAX}"
+    return ""
 
 
 def validate_chain_name(name: str) -> None:

@@ -3,7 +3,7 @@ filtering (chained after an interface plugin, usually bridge).
 
 ADD takes the container addresses from prevResult and installs the
 per-container accept rules (iptables or nftables backend, see backend.py)
-plus, for ingressPolicy same-bridge / isolated, the isolation rules of
+or adds them to a firewalld zone (firewalld backend) plus, for ingressPolicy same-bridge / isolated, the isolation rules of
 the bridge named first in prevResult. The result is prevResult, passed
 through.
 
@@ -12,22 +12,32 @@ reference's, identified only by the container's addresses, so DEL needs
 prevResult for them (without it there is nothing attributable, and DEL
 succeeds having removed nothing, as the reference does). The nftables
 rules carry the network, interface and container ID and are found
-without prevResult. CHECK verifies the rules, GC removes this network's
-nftables rules of attachments not in cni.dev/valid-attachments.
+without prevResult. The firewalld backend removes the addresses of
+prevResult from the zone. CHECK verifies the rules (or asks firewalld),
+GC removes this network's nftables rules of attachments not in
+cni.dev/valid-attachments.
 """
 
 from pycni import skel
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import Result
 
-from .config import FirewallConf, bridge_name, container_ips, parse_config
+from .config import (FIREWALLD, FirewallConf, bridge_name, container_ips, parse_config,
+                     zone_problem)
 
 SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
 
 
-def _conf(req: skel.Request) -> FirewallConf:
+def _conf(req: skel.Request, check_zone: bool = True) -> FirewallConf:
     from . import backend
-    return parse_config(req.config, backend.detect)
+    return parse_config(req.config, backend.detect, check_zone)
+
+
+def _backend(conf: FirewallConf):
+    from . import backend
+    if conf.backend == FIREWALLD:
+        return backend.FirewalldBackend(conf.zone)
+    return backend.backend(conf.backend)
 
 
 def _attachment(req: skel.Request, conf: FirewallConf, bridge: str = ""):
@@ -54,28 +64,26 @@ class FirewallPlugin(skel.Plugin):
 
     def add(self, req: skel.Request) -> Result:
         conf, prev, ips, target = _chained(req)
-        from . import backend
-        backend.backend(conf.backend).setup(ips, target)
+        _backend(conf).setup(ips, target)
         return prev
 
     def delete(self, req: skel.Request) -> None:
-        conf = _conf(req)
+        conf = _conf(req, check_zone=False)
         ips = container_ips(req.prev_result)
-        from . import backend
-        backend.backend(conf.backend).teardown(ips, _attachment(req, conf))
+        if conf.backend == FIREWALLD and zone_problem(conf.zone):
+            return       # no source can have gone into a zone firewalld refuses
+        _backend(conf).teardown(ips, _attachment(req, conf))
 
     def check(self, req: skel.Request) -> None:
         conf, _prev, ips, target = _chained(req)
-        from . import backend
-        problems = backend.backend(conf.backend).check(ips, target)
+        problems = _backend(conf).check(ips, target)
         if problems:
             raise CNIError(INTERNAL, problems[0], "; ".join(problems[1:]))
 
     def gc(self, req: skel.Request) -> None:
-        conf = _conf(req)
+        conf = _conf(req, check_zone=False)
         valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
-        from . import backend
-        backend.backend(conf.backend).gc(req.network_name, valid)
+        _backend(conf).gc(req.network_name, valid)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
+from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
 from pycni.result import parse_result
 from pycni.plugins.firewall.config import (ContainerIP, bridge_name, container_ips,
                                            parse_config)
@@ -30,11 +30,10 @@ def test_ingress_policies(policy):
     assert parse_config(conf(backend="iptables", ingressPolicy=policy)).policy == (policy or "open")
 
 
-def test_firewalld_is_refused_with_code_2():
-    with pytest.raises(CNIError) as e:
-        parse_config(conf(backend="firewalld"))
-    assert e.value.code == UNSUPPORTED_FIELD
-    assert "firewalld" in e.value.msg and "backend" in e.value.msg
+def test_firewalld_is_a_backend_with_zone_trusted_by_default():
+    c = parse_config(conf(backend="firewalld"))
+    assert (c.backend, c.zone) == ("firewalld", "trusted")
+    assert parse_config(conf(backend="firewalld", firewalldZone="public")).zone == "public"
 
 
 @pytest.mark.parametrize("keys, text", [

@@ -129,10 +129,11 @@ def test_add_with_no_addresses_needs_no_bridge(fake):
     assert code == 0 and fake.calls[0][1] == []
 
 
-@pytest.mark.parametrize("command", ["ADD", "DEL", "CHECK"])
-def test_firewalld_is_refused_before_anything_happens(fake, command):
-    code, out = run(conf(backend="firewalld"), command)
-    assert code == 1 and out["code"] == 2 and fake.calls == []
+@pytest.mark.parametrize("command", ["ADD", "CHECK"])
+def test_a_bad_firewalld_zone_is_refused_before_anything_happens(fake, command):
+    code, out = run(conf(backend="firewalld", firewalldZone="a b"), command)
+    assert code == 1 and out["code"] == 7 and "firewalldZone" in out["msg"]
+    assert fake.calls == []
 
 
 def test_bad_policy_is_refused_before_anything_happens(fake):
