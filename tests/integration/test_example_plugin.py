@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+from test_golibcni import golibcni  # noqa: F401  (the Go libcni client binary fixture)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "examples", "extra-routes")
 # What a fresh clone holds; build outputs and caches of this tree are left out.
@@ -170,6 +172,45 @@ def test_chained_after_bridge_through_cnitool(world, venv, bin_dir, tmp_path, ve
         _cnitool(world, venv, bin_dir, netconf, cache, "del", "xrnet", ctr.path)
     assert ctr.link("eth0") is None
     assert not list((tmp_path / "ipam" / "xrnet").glob("10.78.*"))
+
+
+def _conflist(tmp_path, version: str) -> dict:
+    return {"cniVersion": version, "name": "xrnet",
+            "plugins": [
+                {"type": "bridge", "bridge": "xr0", "isGateway": True,
+                 "ipam": {"type": "host-local", "subnet": "10.78.0.0/24",
+                          "dataDir": str(tmp_path / "ipam")}},
+                {"type": "extra-routes", "routes": [{"dst": "10.99.0.0/16"}]},
+            ]}
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("version", ["0.4.0", "1.0.0"])
+def test_chained_after_bridge_through_go_libcni(world, golibcni, bin_dir,  # noqa: F811
+                                                tmp_path, version):
+    """The reference runtime library drives the chain: AddNetworkList,
+    CheckNetworkList, DelNetworkList (twice) with the third-party launcher."""
+    path = tmp_path / "net.conflist"
+    path.write_text(json.dumps(_conflist(tmp_path, version)))
+    ctr = world.container("xrgo")
+
+    def run(*ops):
+        proc = world.host.run(golibcni, "-conflist", str(path), "-netns", ctr.path,
+                              "-cni-path", str(bin_dir), "-cache-dir", str(tmp_path / "cache"),
+                              "-container-id", "xrgo", "-ifname", "eth0", *ops, check=False)
+        reports = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+        assert [r["op"] for r in reports] == list(ops), proc.stderr.decode()
+        for r in reports:
+            assert r["ok"], r
+        return reports
+
+    (add,) = run("add")
+    assert add["version"] == version
+    assert {"dst": "10.99.0.0/16", "gw": "10.78.0.1"} in add["result"]["routes"]
+    assert ("10.99.0.0/16", "10.78.0.1") in _routes(ctr)
+    run("check", "del")
+    assert ctr.link("eth0") is None
+    run("del")
 
 
 def test_the_example_own_tests(tmp_path):
