@@ -108,3 +108,13 @@ def test_cli_install_refuses_an_unknown_name(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli.main(["install", "--dir", "/nonexistent/sdk", "no-such-plugin"])
     assert "unknown plugin(s): no-such-plugin" in capsys.readouterr().err
+
+
+def test_installing_everything_skips_a_plugin_that_cannot_be_found(monkeypatch, capsys):
+    entry_points(monkeypatch, ("fake-missing", "sdk_no_such_module.plugin"))
+    assert cli._third_party(None) == {}
+    assert "third-party plugin fake-missing skipped" in capsys.readouterr().err
+    # named, it is kept, and install's trust check refuses it
+    named = cli._third_party(["fake-missing"])
+    problems = extplugins.installation_problems(named.values(), cli.trusted_owners())
+    assert problems and "not installed" in problems[0]
