@@ -323,3 +323,24 @@ def test_pycni_cli_hands_install_cni_its_arguments(dirs, capsys):
                      "--no-config", "--no-check"])
     assert code == 0
     assert f"installed {dirs['bin']}/bridge" in capsys.readouterr().out
+
+
+def test_without_renameat2_a_copied_bundle_directory_is_still_replaced(dirs, monkeypatch):
+    """A static bundle's interpreter has no ctypes: the swap falls back to
+    two renames (a moment without .pycni), with the same result."""
+    import shutil
+    monkeypatch.setattr(ic, "exchange_at", lambda *a: False)
+    shutil.copytree(dirs["src"], dirs["bin"], symlinks=True)
+    code, out = run(dirs, "--no-config")
+    assert code == 0, out
+    assert ic.SUPPORT_NAME.fullmatch(os.readlink(os.path.join(dirs["bin"], ".pycni")))
+    assert len([n for n in os.listdir(dirs["bin"]) if ic.SUPPORT_NAME.fullmatch(n)]) == 2
+
+
+def test_python_dash_m_runs_the_image_entry_point():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "pycni.installcni", "version"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"pycni {ic.pycni_version()}\n"
