@@ -48,6 +48,6 @@ fi
 # The two-node test's CRI client: gRPC, and protoc for its cri_api.proto
 .venv/bin/python -m pip install -q grpcio grpcio-tools protobuf 2> >(grep -v "is ignored: it is neither" >&2)
 # The DaemonSet manifest's offline validation (tests/unit/test_manifest.py):
-# kubernetes-validate ships Kubernetes' JSON schemas (scripts/build-image.sh
-# needs podman, above, and pyinstaller from the build extra)
+# kubernetes-validate ships Kubernetes' JSON schemas. (scripts/build-image.sh
+# and tests/integration/test_image.py need podman, runc and conmon, above.)
 .venv/bin/python -m pip install -q kubernetes-validate 2> >(grep -v "is ignored: it is neither" >&2)
