@@ -321,7 +321,8 @@ def message_length(prefix: bytes) -> int:
 
 def decode_message(data: bytes) -> tuple[int, dict, list]:
     """(type, {field code: value}, body values) of one whole message."""
-    message_length(data[:16])
+    if len(data) < 16 or len(data) != message_length(data[:16]):
+        raise ProtocolError("truncated message")
     r = _Reader(data, data[0] == 0x6C, 12)
     fields = dict(r.read("a(yv)"))
     r.align(8)

@@ -213,14 +213,18 @@ def test_versions(node, plugin_dir, tmp_path, version):
                     container_id="fw1"))
 
 
-def test_firewalld_backend_is_refused(node, plugin_dir, tmp_path):
+def test_firewalld_backend_without_a_bus_fails_and_leaves_nothing(node, plugin_dir, tmp_path):
+    """(With firewalld: tests/integration/test_firewalld.py.) The bus is a
+    path that does not exist, never the machine's."""
     w = node
     ns = w.container("fw1")
     run = w.run_plugin(plugin_dir, "firewall", "ADD",
                        fw_conf(prev={"cniVersion": "1.0.0", "ips": [
                            {"address": "10.97.0.9/24"}]}, backend="firewalld"), ns,
-                       container_id="fw1")
-    assert run.returncode == 1 and run.json["code"] == 2
+                       container_id="fw1",
+                       extra={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/pycni-bus"})
+    assert run.returncode == 1 and run.json["code"] == 999
+    assert run.json["msg"].startswith("failed to connect to the system bus (firewalld)")
     assert filter_rules(w) == [] and nft_table(w) == ""
 
 
