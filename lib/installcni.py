@@ -35,7 +35,7 @@ through), nothing is written outside the two directories, and an
 executable that pycni did not install (not recorded in the directory's
 `.pycni-install-cni.json` with its digest) is replaced only with --force,
 else the run stops before changing anything. Two installers on one node
-take turns (flock on the plugin directory).
+take turns (flock on each of the two directories).
 """
 
 import argparse
@@ -199,7 +199,9 @@ def lstat_at(dir_fd: int, name: str):
 
 
 def tmp_name(name: str) -> str:
-    return f"{TMP_MARK}{os.urandom(6).hex()}-{name}"
+    """A temporary name beside `name`: never ending in .conf/.conflist/.json
+    (libcni loads every such file of a config directory, hidden ones too)."""
+    return f"{TMP_MARK}{os.urandom(6).hex()}-{name}.tmp"
 
 
 def write_file_at(dir_fd: int, name: str, data: bytes, mode: int) -> None:
@@ -234,15 +236,24 @@ def unlink_quietly(dir_fd: int, name: str) -> None:
 def read_regular_at(dir_fd: int, name: str, limit: int) -> bytes | None:
     """Content of regular file `name` (never followed, never blocks), or
     None when it is anything else or missing or longer than `limit`."""
+    # Opened O_PATH first (opens nothing: a device planted there has no
+    # effect, a FIFO cannot block), reopened for reading only when it is a
+    # regular file.
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=dir_fd)
+        pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
+        st = os.fstat(pfd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
+        fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY
+                     | os.O_CLOEXEC)
+    except OSError:
+        return None
+    finally:
+        os.close(pfd)
+    try:
         chunks, size = [], 0
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -694,6 +705,11 @@ def install_cni(opts: Options, out=None) -> int:
         return 0
     net_fd = open_dir_nofollow(opts.net_dir)
     try:
+        import fcntl
+        fcntl.flock(net_fd, fcntl.LOCK_EX)
+        for entry in os.listdir(net_fd):    # left by a run that was killed
+            if entry.startswith(TMP_MARK) and entry.endswith(f"-{opts.conf_name}.tmp"):
+                unlink_quietly(net_fd, entry)
         target = f"{opts.net_dir}/{opts.conf_name}"
         existing = lstat_at(net_fd, opts.conf_name)
         if existing is not None and opts.skip_existing_config:
@@ -710,7 +726,7 @@ def install_cni(opts: Options, out=None) -> int:
         if missing:
             say(f"warning: the conflist runs {', '.join(missing)}, not in {opts.bin_dir}")
         first = sorted(n for n in os.listdir(net_fd)
-                       if n.endswith((".conf", ".conflist", ".json")) and not n.startswith("."))
+                       if n.endswith((".conf", ".conflist", ".json")))
         if first and first[0] != opts.conf_name:
             say(f"warning: {opts.net_dir}/{first[0]} sorts before {opts.conf_name}: "
                 "a runtime uses the first config it finds")

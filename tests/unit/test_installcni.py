@@ -344,3 +344,33 @@ def test_python_dash_m_runs_the_image_entry_point():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"pycni {ic.pycni_version()}\n"
+
+
+def test_temporary_names_are_never_config_names_and_stale_ones_go(dirs):
+    """libcni loads every *.conf/*.conflist/*.json of net.d, hidden files
+    too: a half-written temporary (or one a killed run left) must not be
+    one, and the next run removes what a killed run left."""
+    name = ic.tmp_name("10-pycni.conflist")
+    assert name.startswith(ic.TMP_MARK) and not name.endswith((".conf", ".conflist", ".json"))
+    os.makedirs(dirs["net"])
+    stale = os.path.join(dirs["net"], ic.tmp_name("10-pycni.conflist"))
+    open(stale, "w").close()
+    other = os.path.join(dirs["net"], ic.tmp_name("99-other.conflist"))
+    open(other, "w").close()
+    code, out = run(dirs, "--pod-cidr", "10.244.1.0/24", "--node-name", "n")
+    assert code == 0, out
+    assert not os.path.exists(stale) and os.path.exists(other)
+
+
+def test_a_fifo_or_device_at_a_name_is_replaced_without_opening_it(dirs):
+    os.makedirs(dirs["net"])
+    fifo = os.path.join(dirs["net"], "10-pycni.conflist")
+    os.mkfifo(fifo)
+    code, out = run(dirs, "--pod-cidr", "10.244.1.0/24", "--node-name", "n")
+    assert code == 0, out
+    assert stat.S_ISREG(os.lstat(fifo).st_mode)
+    dev = os.open("/dev", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert ic.read_regular_at(dev, "null", 10) is None
+    finally:
+        os.close(dev)
