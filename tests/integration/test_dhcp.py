@@ -307,6 +307,30 @@ def test_socket_is_root_only(world, plugin_dir, tmp_path, daemon_factory):
     assert out.stdout.startswith("refused"), out.stdout + out.stderr
 
 
+def test_daemon_closes_connections_from_other_users(world, plugin_dir, procs):
+    """Even when the socket's modes let a user in (a careless socket unit,
+    say), the daemon answers root only (SO_PEERCRED)."""
+    import tempfile
+    top = tempfile.mkdtemp(prefix="dh-peercred-")       # a path nobody may traverse
+    try:
+        os.chmod(top, 0o711)
+        d = dw.Daemon(world, os.path.join(plugin_dir, "dhcp"), top, FLAGS)
+        procs.append(d)
+        os.chmod(os.path.dirname(d.socket_path), 0o711)
+        os.chmod(d.socket_path, 0o666)
+        probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(5)\n"
+                 "s.connect(sys.argv[1])\nprint(repr(s.recv(100)))\n")
+        out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                              sys.executable, "-c", probe, d.socket_path],
+                             capture_output=True, text=True)
+        assert out.stdout.strip() == "b''", out.stdout + out.stderr   # connected, then closed
+        assert "connection from uid 65534 refused" in d.text()
+    finally:
+        for p in procs:
+            p.stop()
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def test_daemon_refuses_the_host_namespace(world, plugin_dir, tmp_path, daemon_factory):
     dw.make_lan(world, "macvlan")
     d = daemon_factory()
