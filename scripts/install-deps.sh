@@ -21,7 +21,13 @@ APT_PACKAGES=(
   busybox-static                     # the e2e tests' container image, built locally
   dnsmasq-base                       # a DHCP server for the dhcp tests (udhcpd is busybox's)
   containerd                         # two nodes driven over the CRI (tests/e2e/test_two_nodes.py)
+  firewalld dbus-daemon              # the firewall's firewalld backend, on a private bus (tests/integration/test_firewalld.py)
 )
+# firewalld's package enables and starts its service: on a machine where
+# apt starts services it would take over the machine's firewall. It is
+# masked before it is installed (the tests run their own inside a test
+# namespace); `systemctl unmask firewalld` undoes that.
+KEEP_STOPPED=(firewalld)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -31,6 +37,11 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  if [[ -d /run/systemd/system ]]; then
+    for unit in "${KEEP_STOPPED[@]}"; do
+      if [[ " ${missing[*]} " == *" $unit "* ]]; then systemctl mask "$unit.service" >/dev/null; fi
+    done
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

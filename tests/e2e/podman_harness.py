@@ -160,6 +160,9 @@ class Podman:
             "CONTAINERS_CONF": conf,
             "CONTAINERS_STORAGE_CONF": storage,
             "CONTAINERS_REGISTRIES_CONF": registries,
+            # never the machine's bus: an empty firewall backend asks it for
+            # firewalld (test_podman_firewalld.py sets a private one)
+            "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/pycni-e2e-no-bus",
         }
         self.before = snapshot_host_paths()
 
