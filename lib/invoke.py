@@ -185,25 +185,36 @@ def delegate_status(req, plugin_type: str) -> None:
     delegate(req, plugin_type, "STATUS")
 
 
+def ipam_add(req, plugin_type: str, stack) -> Result:
+    """ADD of IPAM delegate `plugin_type` (as delegate_add), its release
+    (DEL) pushed on `stack` (an undo.Stack): kept if the command commits,
+    released if it fails. A failed ADD pushes nothing."""
+    result = delegate_add(req, plugin_type)
+    stack.push(delegate_del, req, plugin_type, what="releasing the IPAM allocation")
+    return result
+
+
 class ipam_allocation:
     """ADD an IPAM allocation and release it if the rest of ADD fails.
 
         with invoke.ipam_allocation(req, conf.ipam.type) as result:
             ...configure the interface with result...
+
+    Leaving the block normally keeps the allocation. A plugin with more
+    to undo than the allocation uses ipam_add with its undo.Stack.
     """
 
     def __init__(self, req, plugin_type: str):
         self.req = req
         self.plugin_type = plugin_type
+        self._stack = None
 
     def __enter__(self) -> Result:
-        return delegate_add(self.req, self.plugin_type)
+        from .undo import Stack
+        self._stack = Stack("pycni")
+        return ipam_add(self.req, self.plugin_type, self._stack)
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            try:
-                delegate_del(self.req, self.plugin_type)
-            except CNIError as err:
-                import sys
-                sys.stderr.write(f"pycni: releasing IPAM allocation failed: {err}\n")
-        return False
+        if exc_type is None:
+            self._stack.commit()
+        return self._stack.__exit__(exc_type, exc, tb)
