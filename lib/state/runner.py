@@ -9,12 +9,19 @@ the network's conflist, CNI_PATH for its plugins, CNI_CACHE_DIR (default
 config that does not load, a plugin's GC that failed), 2 on usage errors.
 """
 
-import json
 import os
 import sys
 
 DEFAULT_NET_DIR = "/etc/cni/net.d"
 DEFAULT_MIN_AGE = 60.0
+
+
+def _json_text(doc, indent=None) -> str:
+    # json loads only when --json asks for it: `pycni install` builds this
+    # parser too, and must not import what a planted PYTHONPATH could shadow
+    # (tests/integration/test_security_install.py)
+    import json
+    return json.dumps(doc, indent=indent)
 
 
 def add_parsers(sub) -> None:
@@ -110,7 +117,7 @@ def cmd_state(args, env, out, err) -> int:
     states = read.snapshot(networks, data_dir, cache_dir,
                            host_objects=not args.no_host_objects, data_dirs=per_network)
     if args.json:
-        out.write(json.dumps({"cacheDir": cache_dir,
+        out.write(_json_text({"cacheDir": cache_dir,
                               "networks": [model.state_json(s) for s in states]},
                              indent=2) + "\n")
         return 0
@@ -165,7 +172,7 @@ def cmd_gc(args, env, out, err) -> int:
     if args.dry_run or netlist.disable_gc:
         if args.json:
             doc["wouldRemove"] = model.removal_json(plan)
-            out.write(json.dumps(doc, indent=2) + "\n")
+            out.write(_json_text(doc, indent=2) + "\n")
         elif netlist.disable_gc:
             out.write(f"network {args.network}: disableGC is set, nothing is collected\n")
         else:
@@ -183,7 +190,7 @@ def cmd_gc(args, env, out, err) -> int:
     if args.json:
         doc["removed"] = model.removal_json(removed)
         doc["errors"] = errors
-        out.write(json.dumps(doc, indent=2) + "\n")
+        out.write(_json_text(doc, indent=2) + "\n")
     else:
         out.write(model.removal_text(removed, "removed"))
     for line in errors:

@@ -83,8 +83,13 @@ def test_record_classes_without_dataclasses():
     """Record classes come from pycni.model: no `dataclasses`, `inspect`,
     `copy` or `re` behind them, and they still get a docstring."""
     body = ("import pycni.result as r\n"
-            "assert r.Route.__doc__ == 'Route(dst, gw, mtu, advmss, priority, table, scope)'"
-            ", r.Route.__doc__\n"
+            "from pycni.model import dataclass\n"
+            "@dataclass\n"
+            "class Plain:\n"
+            "    a: int = 0\n"
+            "    b: str = ''\n"
+            "assert Plain.__doc__ == 'Plain(a, b)', Plain.__doc__\n"
+            "assert r.Route.__doc__.startswith('One entry'), r.Route.__doc__\n"
             "for name in ('dataclasses', 'inspect', 'copy', 're'):\n"
             "    assert name not in sys.modules, name\n")
     loaded_modules(body)
