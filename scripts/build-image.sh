@@ -69,11 +69,16 @@ install -m 0644 deploy/image/10-pycni.conflist.template "$ROOTFS/opt/pycni/"
 
 # 1. the installer
 BUNDLE_PY=/opt/pycni/cni-bin/.pycni/python
-if [ -x "$ROOTFS$BUNDLE_PY" ] &&
-        env -i "$ROOTFS$BUNDLE_PY" -I -S -B -c 'import pycni.installcni' </dev/null; then
+# (the entry point's own answer decides: a bundle built before the
+# installer could run this way does not print its version)
+answer=
+if [ -x "$ROOTFS$BUNDLE_PY" ]; then
+    answer=$(env -i "$ROOTFS$BUNDLE_PY" -I -S -B -m pycni.installcni version </dev/null \
+             2>/dev/null) || answer=
+fi
+if [ "${answer#pycni }" != "$answer" ]; then
     ENTRYPOINT="[\"$BUNDLE_PY\", \"-I\", \"-S\", \"-B\", \"-m\", \"pycni.installcni\"]"
-    VERSION=$(env -i "$ROOTFS$BUNDLE_PY" -I -S -B -c \
-        'from pycni.installcni import pycni_version; print(pycni_version())' </dev/null)
+    VERSION=${answer#pycni }
     echo "build-image.sh: the installer runs on the bundle's interpreter" >&2
 else
     if [ ! -x "$VENV/bin/python" ]; then

@@ -35,7 +35,21 @@ import podman_harness as ph  # noqa: E402
 
 # PYCNI_BUNDLE: another bundle than ./build.sh's (the build script reads it too)
 BUNDLE = os.environ.get("PYCNI_BUNDLE") or os.path.join(ROOT, "dist", "cni-bin")
-SELF_HOSTED = os.path.isfile(os.path.join(BUNDLE, ".pycni", "python"))
+
+
+def self_hosted() -> bool:
+    """Whether the bundle's own interpreter runs the installer (as
+    build-image.sh decides it)."""
+    python = os.path.join(BUNDLE, ".pycni", "python")
+    if not os.path.isfile(python):
+        return False
+    proc = subprocess.run([python, "-I", "-S", "-B", "-m", "pycni.installcni", "version"],
+                          env={}, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    return proc.stdout.startswith("pycni ")
+
+
+SELF_HOSTED = self_hosted()
 BUNDLE_ENTRYPOINT = ["/opt/pycni/cni-bin/.pycni/python", "-I", "-S", "-B", "-m",
                      "pycni.installcni"]
 BUILD = os.path.join(ROOT, "scripts", "build-image.sh")
