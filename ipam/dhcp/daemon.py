@@ -265,8 +265,11 @@ class Daemon:
                 return
             except (client.DHCPError, OSError, CNIError) as exc:
                 log(f"{lease.client_id}: {exc}")
-                pause = max(1.0, min(60.0, (stage_end - time.time()) / 2))
-                task.stop.wait(pause)
+                # RFC 2131 4.4.5: half the time left in this stage (at most
+                # 60 s, at least 0.5 s), never past the stage's end
+                left = stage_end - time.time()
+                if left > 0:
+                    task.stop.wait(min(left, 60.0, max(0.5, left / 2)))
                 continue
             with task.lock:
                 if task.stop.is_set():

@@ -159,6 +159,40 @@ def test_renewal_with_a_short_lease(world, plugin_dir, tmp_path, procs, daemon_f
     assert d.leases() == []
 
 
+def test_lease_runs_out_without_a_server(world, plugin_dir, tmp_path, procs, daemon_factory):
+    """The server goes away: renewing and rebinding fail, and when the
+    lease ends the interface is set down and the lease dropped (as the
+    reference does)."""
+    lan = dw.make_lan(world, "macvlan")
+    srv = dw.start_server("udhcpd", lan, str(tmp_path), lease=4)
+    procs.append(srv)
+    d = daemon_factory(("-timeout", "1s", "-resendtimeout", "2s"))
+    ctr = world.container("dhc1")
+    conf = dw.net_conf("macvlan", d.socket_path)
+    assert run(world, plugin_dir, conf, "ADD", ctr).ok
+    srv.stop()
+    assert dw.wait_for(lambda: "bringing interface DOWN" in d.text(), 15), d.text()
+    assert "rebinding lease" in d.text()
+    assert "UP" not in ctr.link("eth0")["flags"] and d.leases() == []
+    chk = run(world, plugin_dir, dict(conf, type="dhcp"), "CHECK", ctr)
+    assert not chk.ok and "no DHCP lease" in chk.json["msg"]
+    assert run(world, plugin_dir, conf, "DEL", ctr).ok
+
+
+def test_container_gone_without_del_ends_renewals(world, plugin_dir, tmp_path, procs,
+                                                  daemon_factory):
+    lan = dw.make_lan(world, "macvlan")
+    procs.append(dw.start_server("udhcpd", lan, str(tmp_path), lease=4))
+    d = daemon_factory()
+    ctr = world.container("dhc1")
+    conf = dw.net_conf("macvlan", d.socket_path)
+    assert run(world, plugin_dir, conf, "ADD", ctr).ok
+    world.namespaces.remove(ctr)
+    assert delete_namespace(ctr.name) is None
+    assert dw.wait_for(lambda: "terminating lease maintenance" in d.text(), 8), d.text()
+    assert d.leases() == []
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_daemon_restart_keeps_leases(world, plugin_dir, tmp_path, procs, daemon_factory, how):
     lan = dw.make_lan(world, "macvlan")
