@@ -14,7 +14,6 @@ Zone membership is read back with firewall-cmd on the same bus; the
 reference v1.9 firewall plugin runs on the same daemon for interop.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -432,24 +431,28 @@ def test_del_with_the_daemon_gone(own_daemons, plugin_dir, ref_v19):
     assert r.json["msg"].startswith("failed to connect to the system bus (firewalld)")
 
 
-def test_a_bus_not_served_by_root_is_not_used(own_daemons, plugin_dir):
+@pytest.mark.parametrize("kind", ["path", "abstract"])
+def test_a_bus_not_served_by_root_is_not_used(own_daemons, plugin_dir, kind):
     """A local user's socket named as the bus (in /tmp, or an abstract
     name any user may bind): never authenticated to, no firewalld found,
     iptables chosen; with backend firewalld, a clear error."""
     w, d = own_daemons
     code = ("import socket,sys,time\n"
-            "s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)\n"
+            "name=sys.argv[1]\n"
+            "name='\\0'+name[1:] if name.startswith('@') else name\n"
+            "s=socket.socket(socket.AF_UNIX); s.bind(name); s.listen(8)\n"
             "print('ready', flush=True)\n"
             "c,_=s.accept(); data=c.recv(100); print('GOT', data, flush=True)\n")
     top = tempfile.mkdtemp(prefix="fwd-user-")      # a directory the user may write
     os.chmod(top, 0o777)
-    sock = os.path.join(top, "fake.sock")
+    sock = os.path.join(top, "fake.sock") if kind == "path" else f"@pycni-fwd-{os.getpid()}"
     fake = subprocess.Popen(["ip", "netns", "exec", w.host.name, "setpriv", "--reuid=nobody",
                              "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c",
                              code, sock], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         assert fake.stdout.readline().strip() == b"ready"
-        env = {"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={sock}"}
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={sock}" if kind == "path"
+               else f"unix:abstract={sock[1:]}"}
         prev = prev_result()
         r = run(w, plugin_dir, "ADD", fw_conf(prev, backend="firewalld"), None, extra=env)
         assert r.returncode == 1 and "not root" in r.json["msg"], r.stdout
