@@ -36,7 +36,11 @@ def _call(req: skel.Request, method: str) -> dict:
     conf = cfg.load(req.config)
     path = cfg.socket_path(conf)
     if method in ("Allocate", "Check"):
-        cfg.prepare_options(conf, req.args_text)       # refuse bad options before asking
+        try:                        # bad options refused before asking, as the daemon words it
+            cfg.prepare_options(conf, req.args_text)
+        except CNIError as exc:
+            raise CNIError(exc.code, f"error calling DHCP.Allocate: {exc.msg}",
+                           exc.details) from None
     try:
         return rpc.call(path, _request(req, method))
     except rpc.Unreachable as exc:

@@ -448,6 +448,16 @@ def test_result_beside_the_reference(world, plugin_dir, tmp_path, procs, daemon_
         r["interfaces"][0]["sandbox"] = "S"
     assert results["ours"] == results["ref"]
 
+    errors = {}
+    for label, path, sock in (("ours", [plugin_dir], ours.socket_path),
+                              ("ref", [str(refbin)], ref.socket_path)):
+        bad = dict(dw.net_conf("macvlan", sock, "1.0.0",
+                               request=[{"option": "nonsense"}]), type="dhcp")
+        add = world.run_plugin(path, "dhcp", "ADD", bad, world.container(f"dhbad{label}"))
+        assert not add.ok
+        errors[label] = (add.json["code"], add.json["msg"])
+    assert errors["ours"] == errors["ref"]
+
 
 def test_socket_activation(world, plugin_dir, tmp_path, procs):
     """systemd's socket activation (LISTEN_FDS): the daemon serves the
