@@ -2,8 +2,9 @@
 
     pycni install-cni [--source DIR] [--bin-dir DIR] [--net-dir DIR] ...
 
-What a Kubernetes DaemonSet's init container runs (it is the default
-command of pycni's image, deploy/image/): the standalone bundle (what
+What a Kubernetes DaemonSet's init container runs (the default command of
+pycni's image, scripts/build-image.sh, where the bundle's own interpreter
+runs `python -m pycni.installcni`; see image_main): the standalone bundle (what
 ./build.sh leaves in dist/cni-bin: one executable per plugin plus a hidden
 support directory, `.pycni`) is copied into the node's plugin directory,
 mounted at /host/opt/cni/bin, every plugin is run once with
@@ -666,6 +667,9 @@ def install_cni(opts: Options, out=None) -> int:
         write, same, skipped = plan_binaries(bin_fd, bundle, opts, manifest)
         for name, why in skipped:
             say(f"skipped {opts.bin_dir}/{name} ({why})")
+        unknown = sorted(opts.skip_binaries - set(bundle.plugins))
+        if unknown:
+            say(f"warning: --skip-binaries names {', '.join(unknown)}, not in the bundle")
         if write:
             for tree, entries in sorted(bundle.trees.items()):
                 install_tree(bin_fd, tree, entries, say, opts.bin_dir)

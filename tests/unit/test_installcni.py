@@ -208,8 +208,9 @@ def test_a_foreign_executable_stops_the_run_before_anything_changes(dirs):
     assert "bridge in " in out and "is not pycni's" in out and "--force" in out
     assert tree(dirs["bin"]) == before
     assert not os.path.exists(dirs["net"])
-    code, out = run(dirs, "--no-config", "--skip-binaries", "bridge")
+    code, out = run(dirs, "--no-config", "--skip-binaries", "bridge,brigde")
     assert code == 0, out
+    assert "warning: --skip-binaries names brigde, not in the bundle" in out
     assert open(reference).read() == "#!/bin/sh\necho reference bridge\n"
     assert f"skipped {reference} (--skip-binaries)" in out
     code, out = run(dirs, "--no-config", "--force")
