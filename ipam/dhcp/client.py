@@ -158,8 +158,9 @@ class Exchange:
             left = until - time.monotonic()
             if left <= 0:
                 return None
-            ready, _, _ = select.select([self.sock], [], [], min(left, 0.2))
-            if not ready:
+            poller = select.poll()          # not select(): a busy daemon has fds past 1024
+            poller.register(self.sock, select.POLLIN)
+            if not poller.poll(int(min(left, 0.2) * 1000) + 1):
                 continue
             try:
                 data = self.sock.recv(4096)
