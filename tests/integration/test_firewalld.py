@@ -14,9 +14,11 @@ Zone membership is read back with firewall-cmd on the same bus; the
 reference v1.9 firewall plugin runs on the same daemon for interop.
 """
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -479,3 +481,43 @@ def test_transports_that_run_programs_or_leave_the_host_are_not_used(world, plug
     assert not marker.exists()
     ok(run(world, plugin_dir, "DEL", fw_conf(prev, backend="firewalld"), None,
            extra={"DBUS_SYSTEM_BUS_ADDRESS": address}))
+
+
+# ------------------------------------------------------------ a chain
+
+def test_bridge_chain_through_cnitool_detects_firewalld(fwd_node, plugin_dir, tmp_path):
+    """bridge + host-local, then firewall without a backend (podman's
+    shape), run by pycni's cnitool with the bus in its environment: the
+    container's address joins the zone, CHECK passes, DEL takes it out."""
+    w, d = fwd_node
+    netconf = tmp_path / "net.d"
+    netconf.mkdir()
+    (netconf / "10-fwd.conflist").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": "fwdchain",
+        "plugins": [
+            {"type": "bridge", "bridge": "fwdbr1", "isGateway": True,
+             "ipam": {"type": "host-local", "subnet": "10.87.0.0/24",
+                      "dataDir": str(tmp_path / "ipam")}},
+            {"type": "firewall"},
+        ]}))
+    ctr = w.container("fwdchain")
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "PYCNI_STATE_DIRS": os.environ["PYCNI_STATE_DIRS"], "NETCONFPATH": str(netconf),
+           "CNI_PATH": plugin_dir, "CNI_CACHE_DIR": str(tmp_path / "cache"),
+           "CNI_CONTAINERID": "fwdchain1", **d.env}
+    cnitool = os.path.join(os.path.dirname(sys.executable), "cnitool")
+
+    def tool(*args):
+        proc = w.host.run(cnitool, *args, "fwdchain", ctr.path, check=False, env=env)
+        assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    result = tool("add")
+    ip = result["ips"][0]["address"].split("/")[0]
+    assert f"{ip}/32" in d.sources()
+    assert not any(ip in r for r in iptables_rules(w))
+    assert ctr.pings("10.87.0.1")
+    tool("check")
+    tool("del")
+    assert f"{ip}/32" not in d.sources()
+    tool("del")
