@@ -117,6 +117,28 @@ def test_add_check_del_del(world, plugin_dir, tmp_path, procs, daemon_factory, s
             assert srv.saw("DHCPRELEASE")
 
 
+def test_parallel_adds_and_dels(world, plugin_dir, tmp_path, procs, daemon_factory):
+    from concurrent.futures import ThreadPoolExecutor
+    lan = dw.make_lan(world, "macvlan")
+    srv = dw.start_server("dnsmasq", lan, str(tmp_path))
+    procs.append(srv)
+    d = daemon_factory()
+    ctrs = [world.container(f"dhp{i}") for i in range(4)]
+    conf = dw.net_conf("macvlan", d.socket_path)
+    with ThreadPoolExecutor(4) as pool:
+        adds = list(pool.map(lambda i: run(world, plugin_dir, conf, "ADD", ctrs[i],
+                                           container_id=f"p{i}"), range(4)))
+    assert all(a.ok for a in adds), [a.stdout for a in adds]
+    got = {a.json["ips"][0]["address"] for a in adds}
+    assert len(got) == 4 and len(d.leases()) == 4
+    assert sorted(srv.leased()) == sorted(a.split("/")[0] for a in got)
+    with ThreadPoolExecutor(4) as pool:
+        dels = list(pool.map(lambda i: run(world, plugin_dir, conf, "DEL", ctrs[i],
+                                           container_id=f"p{i}"), range(4)))
+    assert all(r.ok for r in dels), [r.stdout for r in dels]
+    assert d.leases() == [] and dw.wait_for(lambda: srv.leased() == [], 3)
+
+
 @pytest.mark.parametrize("version", ["0.2.0", "0.3.1", "0.4.0", "1.1.0"])
 def test_result_versions(world, plugin_dir, tmp_path, procs, daemon_factory, version):
     lan = dw.make_lan(world, "macvlan")
