@@ -55,6 +55,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # (drop pip's warnings about local index mirrors that some machines configure)
+# The test extra: pytest, and the oracles the tests check our codec and
+# host-local against (pyroute2, netaddr, hypothesis); plugins never load them.
 .venv/bin/python -m pip install -q '.[test,build]' 2> >(grep -v "is ignored: it is neither" >&2)
 # The two-node test's CRI client: gRPC, and protoc for its cri_api.proto
 .venv/bin/python -m pip install -q grpcio grpcio-tools protobuf 2> >(grep -v "is ignored: it is neither" >&2)
