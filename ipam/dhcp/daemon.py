@@ -353,6 +353,7 @@ class Daemon:
                 raise CNIError(INTERNAL, f"no DHCP lease for {client_id}")
             log(f"{client_id}: acquiring lease")
             lease = leases.Lease(client_id, path, ident, ifname, "", opts)
+            lease.container_id, lease.network = cid, conf.name
             try:
                 raw = self.exchange(lease, lambda ex: ex.acquire())
             except client.Nak as exc:
@@ -386,6 +387,27 @@ class Daemon:
                 self.stop_task(task)
         return {}, None
 
+    def gc(self, req: dict):
+        """Release the leases of this network whose attachment is not
+        among the valid ones (spec 1.1.0 GC)."""
+        text = req.get("config")
+        if not isinstance(text, str):
+            raise CNIError(INTERNAL, "error parsing netconf: no config")
+        conf = cfg.load(decode.loads(text.encode()))
+        valid = req.get("valid")
+        if not isinstance(valid, list):
+            raise CNIError(INTERNAL, "valid attachments must be a list")
+        keep = {(str(a.get("containerID", "")), str(a.get("ifname", "")))
+                for a in valid if isinstance(a, dict)}
+        with self.lock:
+            tasks = [t for t in self.tasks.values() if t.lease.network == conf.name
+                     and (t.lease.container_id, t.lease.ifname) not in keep]
+        for task in tasks:
+            with self.id_lock(task.lease.client_id):
+                log(f"{task.lease.client_id}: not a valid attachment (GC)")
+                self.stop_task(task)
+        return {}, None
+
     def handle(self, conn: socket.socket) -> None:
         created = None
         try:
@@ -410,6 +432,8 @@ class Daemon:
                     result, _ = self.release(req)
                 elif method == "Status":
                     result = {}
+                elif method == "GC":
+                    result, _ = self.gc(req)
                 else:
                     raise CNIError(INTERNAL, f"rpc: can't find method DHCP.{method}")
                 answer = {"result": result}

@@ -15,7 +15,8 @@ from pycni.result import IPConfig, Result, Route
 
 SCOPE_LINK = 253
 FIELDS = ("client_id", "netns", "netns_id", "ifname", "mac", "options", "ack",
-          "server_id", "address", "bound_at", "lease_time", "t1", "t2")
+          "server_id", "address", "bound_at", "lease_time", "t1", "t2",
+          "container_id", "network")
 
 
 class Lease:
@@ -37,6 +38,8 @@ class Lease:
         self.lease_time = 0
         self.t1 = 0
         self.t2 = 0
+        self.container_id = ""      # the attachment, for GC
+        self.network = ""
 
     def commit(self, ack_raw: bytes, now: float) -> None:
         """Take a DHCPACK: address, server and times (defaults as the reference)."""
@@ -69,6 +72,8 @@ class Lease:
         lease.lease_time = int(data["lease_time"])
         lease.t1 = int(data["t1"])
         lease.t2 = int(data["t2"])
+        lease.container_id = str(data.get("container_id", ""))
+        lease.network = str(data.get("network", ""))
         dhcp4.parse(lease.ack)      # refuse a record whose ACK does not parse
         return lease
 

@@ -8,7 +8,8 @@ ADD     the daemon acquires (or, for an attachment it already holds,
 CHECK   the daemon must hold the attachment's lease (it is checked at once)
 DEL     the daemon releases the lease (success when it holds none)
 STATUS  code 50 when no daemon answers on the socket
-GC      nothing (as the reference)
+GC      the daemon releases this network's leases of attachments not listed
+        as valid (the reference has no GC)
 
 The config is validated here before the daemon is asked (and again by
 the daemon). The plugin path loads _socket, pycni.jsontext and the config
@@ -22,16 +23,16 @@ from pycni.result import Result
 from . import config as cfg
 
 
-def _request(req: skel.Request, method: str) -> dict:
+def _request(req: skel.Request, method: str, **extra) -> dict:
     from pycni import posixos as os
     from pycni.jsontext import dumps
     return {"method": method, "containerID": req.container_id,
             "netns": os.path.abspath(req.netns) if req.netns else "",
             "ifName": req.ifname, "args": req.args_text,
-            "config": dumps(req.config)}
+            "config": dumps(req.config), **extra}
 
 
-def _call(req: skel.Request, method: str) -> dict:
+def _call(req: skel.Request, method: str, **extra) -> dict:
     from . import rpc
     conf = cfg.load(req.config)
     path = cfg.socket_path(conf)
@@ -42,7 +43,7 @@ def _call(req: skel.Request, method: str) -> dict:
             raise CNIError(exc.code, f"error calling DHCP.Allocate: {exc.msg}",
                            exc.details) from None
     try:
-        return rpc.call(path, _request(req, method))
+        return rpc.call(path, _request(req, method, **extra))
     except rpc.Unreachable as exc:
         if method == "Status":
             raise
@@ -71,6 +72,11 @@ class DHCPPlugin(skel.Plugin):
 
     def status(self, req: skel.Request) -> None:
         _call(req, "Status")
+
+    def gc(self, req: skel.Request) -> None:
+        valid = [{"containerID": a.container_id, "ifname": a.ifname}
+                 for a in req.valid_attachments]
+        _call(req, "GC", valid=valid)
 
 
 def main() -> None:

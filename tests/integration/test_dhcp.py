@@ -498,3 +498,30 @@ def test_socket_activation(world, plugin_dir, tmp_path, procs):
     st = run(world, plugin_dir, conf, "STATUS", None)
     assert st.ok, st.stdout + p.text()
     assert "restored" not in p.text() and p.proc.poll() is None
+
+
+def test_gc_releases_leases_of_attachments_not_valid(world, plugin_dir, tmp_path, procs,
+                                                     daemon_factory):
+    lan = dw.make_lan(world, "macvlan")
+    srv = dw.start_server("dnsmasq", lan, str(tmp_path))
+    procs.append(srv)
+    d = daemon_factory()
+    conf = dw.net_conf("macvlan", d.socket_path, "1.1.0")
+    ctrs = [world.container(f"dhg{i}") for i in range(2)]
+    for i, ctr in enumerate(ctrs):
+        assert run(world, plugin_dir, conf, "ADD", ctr, container_id=f"g{i}").ok
+    other = dw.net_conf("macvlan", d.socket_path, "1.1.0", name="othernet")
+    ctr3 = world.container("dhg2")
+    assert run(world, plugin_dir, other, "ADD", ctr3, container_id="g2").ok
+    assert len(d.leases()) == 3
+    gc = dict(conf, type="dhcp", **{"cni.dev/valid-attachments": [
+        {"containerID": "g0", "ifname": "eth0"}]})
+    res = world.run_plugin([plugin_dir], "dhcp", "GC", gc, None)
+    assert res.ok, res.stdout
+    # g1 of this network is released; g0 and the other network's g2 are kept
+    assert sorted(le["client_id"] for le in d.leases()) == ["g0/dhnet/eth0",
+                                                            "g2/othernet/eth0"]
+    assert dw.wait_for(lambda: len(srv.leased()) == 2, 3)
+    for i, (c, ctr) in enumerate(((conf, ctrs[0]), (conf, ctrs[1]), (other, ctr3))):
+        assert run(world, plugin_dir, c, "DEL", ctr, container_id=f"g{i}").ok
+    assert d.leases() == []
