@@ -60,7 +60,8 @@ def call(binary: str, command: str, cid: str, conf: bytes) -> float:
     proc = subprocess.run([binary], input=conf, env=env, capture_output=True)
     elapsed = (time.perf_counter() - start) * 1000
     if proc.returncode != 0:
-        raise SystemExit(f"{binary} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
+        raise SystemExit(f"{binary} {command} failed: "
+                         f"{proc.stdout.decode()} {proc.stderr.decode()}")
     return elapsed
 
 

@@ -11,8 +11,8 @@ to the name. `decode` applies every matching key in order as Go does (a
 later null keeps a non-pointer field, a later object merges into the
 struct or map an earlier one filled). One difference remains: of a key
 repeated with the *exact* same spelling only the last value is kept, so
-two objects under one spelling do not merge. Configs are decoded here once, at the edge, so plugin logic
-sees typed fields only.
+two objects under one spelling do not merge. Configs are decoded here
+once, at the edge, so plugin logic sees typed fields only.
 
 `loads` is the one JSON parser for configs: Go's limits and choices
 (nesting up to 10,000 levels, no NaN/Infinity, numbers in float64 range,

@@ -2,11 +2,12 @@
 
 A VERSION call is answered from the registry's table of supported versions
 before the plugin's module (and the netlink, firewall and store code it
-imports, and the launcher's pycni.bundle of compiled modules) is loaded: a runtime asks every plugin of every network for its
-versions (CRI-O and libcni's ValidateNetworkList do, on each config load),
-and the answer needs none of that code (issue #12). Every other call, and a
-VERSION answer that cannot be written (stdout gone: the full path reports
-it as skel does), goes to the plugin module's `main()`.
+imports, and the launcher's pycni.bundle of compiled modules) is loaded:
+a runtime asks every plugin of every network for its versions (CRI-O and
+libcni's ValidateNetworkList do, on each config load), and the answer
+needs none of that code (issue #12). Every other call, and a VERSION
+answer that cannot be written (stdout gone: the full path reports it as
+skel does), goes to the plugin module's `main()`.
 
 tests/unit/test_entry.py checks that the registry's versions are the
 plugin classes' own and that both paths print the same VERSION answer.

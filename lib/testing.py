@@ -32,8 +32,9 @@ from . import skel
 from .errors import CNIError
 from .result import Result, parse_result
 
-__all__ = ["Outcome", "run", "call", "plugin_instance", "World", "Namespace",
-           "missing_prerequisite"]
+# World, Namespace, missing_prerequisite: served by __getattr__ below (F822).
+__all__ = ["Outcome", "run", "call", "plugin_instance", "World", "Namespace",  # noqa: F822
+           "missing_prerequisite"]  # noqa: F822
 
 
 class Outcome:
@@ -131,7 +132,8 @@ def run(plugin, command: str, config=None, *, container_id: str = "sdk-test",
         cni_path = [cni_path] if cni_path else []
     full = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns,
             "CNI_IFNAME": ifname, "CNI_PATH": ":".join(str(p) for p in cni_path) or "/nonexistent",
-            "CNI_ARGS": args, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+            "CNI_ARGS": args,
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     for name, value in (env or {}).items():
         if value is None:
             full.pop(name, None)

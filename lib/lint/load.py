@@ -227,8 +227,8 @@ def parse_conflist(file: str, data: bytes, findings: list) -> Network | None:
     if doc is None:
         return None
     if not isinstance(doc, dict):
-        findings.append(Finding(file, "", ERROR,
-                                f"a configuration list must be a JSON object, not {_describe(doc)}"))
+        findings.append(Finding(
+            file, "", ERROR, f"a configuration list must be a JSON object, not {_describe(doc)}"))
         return None
     net = Network(file=file, kind="conflist", name="", cni_version="", doc=doc)
     if "name" not in doc:

@@ -129,7 +129,8 @@ def nft_masq_objects(listing: dict | None, networks=None) -> list[HostObject]:
     return out
 
 
-def veth_objects(network: str, container_id: str, ifname: str, links: list[dict]) -> list[HostObject]:
+def veth_objects(network: str, container_id: str, ifname: str,
+                 links: list[dict]) -> list[HostObject]:
     """`links`: the host-side interfaces of a cached result as found on the
     host ({"name", "kind", "master"}); veths only (a bridge is shared)."""
     out = []

@@ -350,7 +350,8 @@ def test_same_kernel_state_as_the_reference(world, cni_path, data_dir, ref_dir):
     ok(a.run("CHECK", bw_conf(theirs, "0.4.0", **LIMITS)))
     ok(a.run("DEL", conf))
     assert not ifb_exists(world)
-    drop_mac = lambda r: [{k: v for k, v in i.items() if k != "mac"} for i in r["interfaces"]]
+    def drop_mac(r):
+        return [{k: v for k, v in i.items() if k != "mac"} for i in r["interfaces"]]
     assert drop_mac(ours) == drop_mac(theirs)
     a.detach()
 

@@ -679,7 +679,8 @@ def test_enabledad(world, cni_path, data_dir):
     ipam = {"type": "host-local", "dataDir": data_dir,
             "ranges": [[{"subnet": SUBNET}], [{"subnet": "fd99::/64"}]]}
     r = add(world, cni_path, conf(data_dir, ipam=ipam, isDefaultGateway=True, enabledad=True), c1)
-    sysctl = lambda key: c1.run("cat", f"/proc/sys/net/ipv6/conf/eth0/{key}").stdout.strip()
+    def sysctl(key):
+        return c1.run("cat", f"/proc/sys/net/ipv6/conf/eth0/{key}").stdout.strip()
     assert sysctl("accept_dad") == b"1" and sysctl("enhanced_dad") == b"1"
     assert "fd99::2/64" in c1.addresses("eth0")
     assert {"dst": "::/0", "gw": "fd99::1"} in r["routes"]

@@ -168,7 +168,7 @@ def test_dual_stack_traffic_both_ways(world, cni_path, data_dir):
     c1, c2 = world.container("ptp1"), world.container("ptp2")
     cfg = conf(data_dir, dual=True)
     r1 = add(world, cni_path, cfg, c1, "a")
-    r2 = add(world, cni_path, cfg, c2, "b")
+    add(world, cni_path, cfg, c2, "b")
     assert [ip["address"] for ip in r1["ips"]] == ["10.96.0.2/24", "fd96::2/64"]
     assert [ip["gateway"] for ip in r1["ips"]] == [GW, GW6]
     assert routes(c1, "-6") == [

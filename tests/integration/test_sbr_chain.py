@@ -134,7 +134,7 @@ def run_libcni(world, binary, conflist, netns, cni_path, cache, *ops) -> list[di
 
 
 @pytest.mark.parametrize("version", ["0.4.0", "1.0.0"])
-def test_through_libcni(world, lan, impl, golibcni, tmp_path, version):
+def test_through_libcni(world, lan, impl, golibcni, tmp_path, version):  # noqa: F811
     label, path = impl
     conflist = tmp_path / "sbr.conflist"
     conflist.write_text(json.dumps({"cniVersion": version, "name": NET,

@@ -155,7 +155,6 @@ def test_portmap_external_set_mark_chain_cannot_inject(world, plugin_dir, chain)
 ])
 def test_portmap_harmless_conditions_are_just_matches(world, plugin_dir, backend, conds, expect):
     ctr, host = world.container(), world.host
-    before = snapshot(host)
     conf = portmap_conf(ctr, backend, conditionsV4=conds)
     run = world.run_plugin(plugin_dir, "portmap", "ADD", conf, ctr)
     assert run.ok, run.stdout

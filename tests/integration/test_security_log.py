@@ -14,10 +14,8 @@ test world (and the reference Go plugins, /usr/lib/cni, side by side).
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
-import sys
 import tempfile
 
 import pytest

@@ -14,7 +14,6 @@ a network namespace.
   reference fails such a DEL (NSPathNotNSErr), forever.
 """
 
-import json
 import os
 import subprocess
 import time

@@ -127,6 +127,7 @@ def test_plugin_children_get_only_0_1_2_and_the_cni_env(world, plugin_dir, tmp_p
             "isGateway": True, "ipMasq": True, "ipMasqBackend": backend,
             "ipam": {"type": "recipam"}}
     leaked = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)   # a runtime's leak
+    result = None                   # ADD's, for DEL's prevResult
     try:
         for command in ("ADD", "DEL"):
             env = world.plugin_env(command, str(cni), ctr, extra={"PATH": str(tools)})

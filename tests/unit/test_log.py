@@ -10,7 +10,6 @@ import stat
 
 import pytest
 
-from pycni import log as oplog_module
 from pycni import nodeconf
 from pycni import skel
 from pycni.errors import CNIError
