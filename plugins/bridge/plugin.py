@@ -5,15 +5,15 @@ ADD: ensure bridge -> veth (container end in the container, host end on
 the bridge) -> MAC spoof check -> IPAM ADD -> container sysctls and
 addresses -> gateway address on the bridge, forwarding -> masquerading ->
 wait for the port to come up. Any failure after the veth exists undoes
-all of it (veth, spoof check, IPAM allocation, masquerading), so a failed
-ADD leaves nothing behind. See README.md for the keys and the differences
+all of it (one undo.Stack: veth, spoof check, IPAM allocation,
+masquerading), so a failed ADD leaves nothing behind. See README.md for the keys and the differences
 from the reference plugin.
 """
 
 from pycni import posixos as os
 import time
 
-from pycni import invoke, netlink, netns, skel
+from pycni import invoke, netlink, netns, skel, undo
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
 from pycni.result import DNS, Interface, Result
@@ -162,14 +162,6 @@ def dns_override(conf: config.BridgeConf) -> DNS | None:
     return None
 
 
-def _teardown_masq_quietly(req, ips: list[str]) -> None:
-    try:
-        ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
-    except CNIError as err:
-        import sys
-        sys.stderr.write(f"bridge: removing IP masquerading failed: {err}\n")
-
-
 def _teardown_spoofcheck_quietly(ref: str) -> None:
     try:
         spoofcheck.teardown(ref)
@@ -178,11 +170,41 @@ def _teardown_spoofcheck_quietly(ref: str) -> None:
         sys.stderr.write(f"bridge: removing the MAC spoof check failed: {err}\n")
 
 
-def _delete_quietly(nl: netlink.RtNetlink, index: int) -> None:
+def attach_port(nl: netlink.RtNetlink, br: netlink.Link, port: "veth.VethEnd",
+                conf: config.BridgeConf) -> None:
+    """Make host veth `port` a port of `br`, with hairpin mode and port
+    isolation as configured."""
     try:
-        netlink.delete_link(nl, index)
-    except OSError:
-        pass
+        netlink.set_master(nl, port.index, br.index)
+    except netlink.NetlinkError as exc:
+        raise CNIError(INTERNAL, f'failed to connect "{port.name}" to bridge '
+                       f"{br.name}: {exc.strerror}") from None
+    try:
+        netlink.set_bridge_port(nl, port.index, hairpin=conf.hairpin_mode,
+                                isolated=conf.port_isolation or None)
+    except netlink.NetlinkError as exc:
+        raise CNIError(INTERNAL, f"failed to setup hairpin mode / isolation for "
+                       f"{port.name}: {exc.strerror}") from None
+
+
+def configure_l3(req: skel.Request, settings: config.Settings, nl: netlink.RtNetlink,
+                 br: netlink.Link, result: Result) -> None:
+    """`result` carries IPAM's addresses: fill in the gateways and default
+    routes, configure the container end, and make the bridge the gateway
+    (its addresses, forwarding) if it is one."""
+    conf = settings.conf
+    gws = gateway.calc_gateways(result, conf.is_gateway, conf.is_default_gateway)
+    from pycni.ipconfig import configure_iface
+    with netns.entered(req.netns):
+        container_sysctls(req.ifname, conf.enabledad)
+        configure_iface(req.ifname, result)
+    if settings.is_gateway:
+        for family in (4, 6):
+            cidrs = gws.of(family)
+            for cidr in cidrs:
+                ensure_addr(nl, br, cidr, conf.force_address)
+            if cidrs:
+                enable_forwarding(family)
 
 
 # --- the plugin ---------------------------------------------------------------------
@@ -195,108 +217,62 @@ class BridgePlugin(skel.Plugin):
         config.validate_add(settings)
         conf = settings.conf
         os.close(netns.open_netns(req.netns))   # fail before touching the host
-        with netlink.RtNetlink() as nl:
+        with netlink.RtNetlink() as nl, undo.Stack("bridge") as stack:
+            # The bridge stays on failure: other attachments may share it.
             br = ensure_bridge(nl, conf)
             pair = veth.setup_veth(req.netns, req.ifname, conf.mtu, settings.mac)
-            try:
-                return self._add_attached(req, settings, nl, br, pair)
-            except BaseException:
-                _delete_quietly(nl, pair.host.index)
-                raise
-
-    def _add_attached(self, req, settings, nl, br, pair) -> Result:
-        conf = settings.conf
-        try:
-            netlink.set_master(nl, pair.host.index, br.index)
-        except netlink.NetlinkError as exc:
-            raise CNIError(INTERNAL, f'failed to connect "{pair.host.name}" to bridge '
-                           f"{br.name}: {exc.strerror}") from None
-        try:
-            netlink.set_bridge_port(nl, pair.host.index, hairpin=conf.hairpin_mode,
-                                    isolated=conf.port_isolation or None)
-        except netlink.NetlinkError as exc:
-            raise CNIError(INTERNAL, f"failed to setup hairpin mode / isolation for "
-                           f"{pair.host.name}: {exc.strerror}") from None
-        result = Result(cni_version=req.cni_version, interfaces=[
-            Interface(name=br.name, mac=br.mac),
-            Interface(name=pair.host.name, mac=pair.host.mac),
-            Interface(name=pair.container.name, mac=pair.container.mac, sandbox=req.netns),
-        ])
-        spoof_ref = ""
-        if conf.macspoofchk:
-            spoof_ref = spoofcheck.ref_id(req.container_id, req.ifname)
-            spoofcheck.setup(pair.host.name, pair.container.mac, spoof_ref)
-        try:
-            self._add_addressing(req, settings, nl, br, pair, result)
+            # deleting the host end takes the container end with it
+            stack.push(netlink.delete_link, nl, pair.host.index,
+                       what=f"deleting {pair.host.name}")
+            attach_port(nl, br, pair.host, conf)
+            if conf.macspoofchk:
+                spoof_ref = spoofcheck.ref_id(req.container_id, req.ifname)
+                spoofcheck.setup(pair.host.name, pair.container.mac, spoof_ref)
+                stack.push(spoofcheck.teardown, spoof_ref, what="removing the MAC spoof check")
+            result = Result(cni_version=req.cni_version, interfaces=[
+                Interface(name=br.name, mac=br.mac),
+                Interface(name=pair.host.name, mac=pair.host.mac),
+                Interface(name=pair.container.name, mac=pair.container.mac, sandbox=req.netns),
+            ])
+            if settings.layer3:
+                ipam_result = invoke.ipam_add(req, conf.ipam.type, stack)
+                if not ipam_result.ips:
+                    raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
+                result.ips = ipam_result.ips
+                result.routes = ipam_result.routes
+                result.dns = ipam_result.dns
+                configure_l3(req, settings, nl, br, result)
+                masq_ips = [ip.address for ip in result.ips] if conf.ip_masq else []
+                if masq_ips:
+                    ipmasq.setup(conf.ip_masq_backend, masq_ips, req.network_name,
+                                 req.ifname, req.container_id)
+                    stack.push(ipmasq.teardown, masq_ips, req.network_name, req.ifname,
+                               req.container_id, what="removing IP masquerading")
+            elif not conf.disable_container_interface:
+                set_container_up(req.netns, req.ifname)
+            # Wait for the port, then report the MACs as they are now: the
+            # host end's and the bridge's may have changed meanwhile.
+            if not conf.disable_container_interface:
+                host = wait_port_up(nl, pair.host.index)
+            else:
+                host = netlink.get_link_by_index(nl, pair.host.index)
+            if host is not None:
+                result.interfaces[1].mac = host.mac
+            result.interfaces[0].mac = bridge_by_name(nl, conf.bridge).mac
             # A layer-2 result has no IP for a 0.1.0/0.2.0 result: fail now,
             # while everything can still be undone, not when printing.
             result.to_dict(req.cni_version)
-        except BaseException:
-            if spoof_ref:
-                _teardown_spoofcheck_quietly(spoof_ref)
-            raise
-        override = dns_override(conf)
-        if override is not None:
-            result.dns = override
-        prev = req.prev_result
-        if prev is not None:
-            # Not first in a chain: keep what earlier plugins reported (the
-            # reference drops it).
-            from pycni.result import merge
-            result = merge(prev, result)
+            override = dns_override(conf)
+            if override is not None:
+                result.dns = override
+            prev = req.prev_result
+            if prev is not None:
+                # Not first in a chain: keep what earlier plugins reported
+                # (the reference drops it).
+                from pycni.result import merge
+                result = merge(prev, result)
+            stack.commit()
         return result
-
-    def _add_addressing(self, req, settings, nl, br, pair, result: Result) -> None:
-        conf = settings.conf
-        if settings.layer3:
-            with invoke.ipam_allocation(req, conf.ipam.type) as ipam_result:
-                self._configure_l3(req, settings, nl, br, ipam_result, result)
-                masq_ips = [ip.address for ip in result.ips] if conf.ip_masq else []
-                try:
-                    if masq_ips:
-                        ipmasq.setup(conf.ip_masq_backend, masq_ips, req.network_name,
-                                     req.ifname, req.container_id)
-                    self._finish(settings, nl, pair, result)
-                except BaseException:
-                    if masq_ips:
-                        _teardown_masq_quietly(req, masq_ips)
-                    raise
-        else:
-            if not conf.disable_container_interface:
-                set_container_up(req.netns, req.ifname)
-            self._finish(settings, nl, pair, result)
-
-    def _configure_l3(self, req, settings, nl, br, ipam_result: Result, result: Result):
-        conf = settings.conf
-        if not ipam_result.ips:
-            raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
-        result.ips = ipam_result.ips
-        result.routes = ipam_result.routes
-        result.dns = ipam_result.dns
-        gws = gateway.calc_gateways(result, conf.is_gateway, conf.is_default_gateway)
-        from pycni.ipconfig import configure_iface
-        with netns.entered(req.netns):
-            container_sysctls(req.ifname, conf.enabledad)
-            configure_iface(req.ifname, result)
-        if settings.is_gateway:
-            for family in (4, 6):
-                cidrs = gws.of(family)
-                for cidr in cidrs:
-                    ensure_addr(nl, br, cidr, conf.force_address)
-                if cidrs:
-                    enable_forwarding(family)
-
-    def _finish(self, settings, nl, pair, result: Result) -> None:
-        """Wait for the port, then refresh the MACs that may have changed."""
-        host = None
-        if not settings.conf.disable_container_interface:
-            host = wait_port_up(nl, pair.host.index)
-        else:
-            host = netlink.get_link_by_index(nl, pair.host.index)
-        if host is not None:
-            result.interfaces[1].mac = host.mac
-        br = bridge_by_name(nl, settings.conf.bridge)
-        result.interfaces[0].mac = br.mac
 
     def delete(self, req: skel.Request) -> None:
         settings = _settings(req)
