@@ -16,7 +16,7 @@ which the interface plugin deletes next); it needs neither the netns nor
 prevResult. CHECK verifies the qdiscs, their parameters and the redirect.
 """
 
-from pycni import netlink, netns, skel
+from pycni import netlink, netns, skel, undo
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import Interface, Result
 from pycni.version import ALL, at_least
@@ -56,20 +56,20 @@ def _failed(what: str, exc: OSError) -> CNIError:
 
 
 class Shaper:
-    """Applies one attachment's limits in the current (host) namespace and
-    undoes them if a later step fails."""
+    """Applies one attachment's limits in the current (host) namespace;
+    what it makes is undone by `stack` if a later step fails."""
 
-    def __init__(self, nl: netlink.RtNetlink, host: netlink.Link, clock: Clock):
-        self.nl, self.host, self.clock = nl, host, clock
-        self._undo = []
+    def __init__(self, nl: netlink.RtNetlink, host: netlink.Link, clock: Clock,
+                 stack: undo.Stack):
+        self.nl, self.host, self.clock, self.stack = nl, host, clock, stack
 
     def ingress(self, rate: int, burst: int) -> None:
         try:
             tc.add_tbf(self.nl, self.host.index, tbf_params(rate, burst, self.clock))
         except OSError as exc:
             raise _failed(f"create qdisc on {self.host.name}", exc) from None
-        self._undo.append(lambda: tc.delete_qdisc(self.nl, self.host.index, tc.TC_H_ROOT,
-                                                  tc.TBF_HANDLE))
+        self.stack.push(tc.delete_qdisc, self.nl, self.host.index, tc.TC_H_ROOT,
+                        tc.TBF_HANDLE, what=f"deleting the qdisc on {self.host.name}")
 
     def egress(self, rate: int, burst: int, ifb: str) -> netlink.Link:
         try:
@@ -80,13 +80,14 @@ class Shaper:
         device = netlink.get_link(self.nl, ifb)
         if device is None:
             raise CNIError(INTERNAL, f"ifb device {ifb} vanished")
-        self._undo.append(lambda: netlink.delete_link(self.nl, device.index))
+        self.stack.push(netlink.delete_link, self.nl, device.index, what=f"deleting {ifb}")
         try:
             tc.add_ingress(self.nl, self.host.index)
         except OSError as exc:
             raise _failed(f"create ingress qdisc on {self.host.name}", exc) from None
-        self._undo.append(lambda: tc.delete_qdisc(self.nl, self.host.index, tc.TC_H_INGRESS,
-                                                  tc.INGRESS_HANDLE))
+        self.stack.push(tc.delete_qdisc, self.nl, self.host.index, tc.TC_H_INGRESS,
+                        tc.INGRESS_HANDLE,
+                        what=f"deleting the ingress qdisc on {self.host.name}")
         try:
             tc.add_redirect(self.nl, self.host.index, device.index)
         except OSError as exc:
@@ -97,29 +98,18 @@ class Shaper:
             raise _failed(f"create ifb qdisc on {ifb}", exc) from None
         return device
 
-    def rollback(self) -> None:
-        for undo in reversed(self._undo):
-            try:
-                undo()
-            except OSError:
-                pass
-        self._undo.clear()
-
 
 def apply(conf: BandwidthConf, bw: BandwidthEntry, prev: Result, req: skel.Request) -> Result:
-    with netlink.RtNetlink() as nl:
+    with netlink.RtNetlink() as nl, undo.Stack("bandwidth") as stack:
         host = find_host_interface(prev.interfaces, req.ifname, req.netns, nl)
-        shaper = Shaper(nl, host, Clock.read())
-        try:
-            if bw.shapes_ingress:
-                shaper.ingress(bw.ingress_rate, bw.ingress_burst)
-            if bw.shapes_egress:
-                device = shaper.egress(bw.egress_rate, bw.egress_burst,
-                                       ifb_name(conf.name, req.container_id))
-                prev.interfaces.append(Interface(name=device.name, mac=device.mac))
-        except BaseException:
-            shaper.rollback()
-            raise
+        shaper = Shaper(nl, host, Clock.read(), stack)
+        if bw.shapes_ingress:
+            shaper.ingress(bw.ingress_rate, bw.ingress_burst)
+        if bw.shapes_egress:
+            device = shaper.egress(bw.egress_rate, bw.egress_burst,
+                                   ifb_name(conf.name, req.container_id))
+            prev.interfaces.append(Interface(name=device.name, mac=device.mac))
+        stack.commit()
     return prev
 
 

@@ -24,7 +24,7 @@ netdev: nothing moves and the result names the interface only.
 from pycni import posixos as os
 import sys
 
-from pycni import invoke, netlink, netns, skel
+from pycni import invoke, netlink, netns, skel, undo
 from pycni import netlink_hostdev as hostdev
 from pycni.decode import decode
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, IO_FAILURE
@@ -197,6 +197,16 @@ def _restore_host_side(host: netlink.RtNetlink, name: str, alias: str, up: bool)
         _quietly(netlink.set_link_up, host, info.index)
 
 
+def _move_home(container: netlink.RtNetlink, host: netlink.RtNetlink, host_fd: int,
+               container_fd: int, index: int, info: hostdev.LinkInfo) -> None:
+    """Undo move_in: the container link `index` (if it is still there)
+    back to the host as it was in `info`."""
+    current = hostdev.get_link_info(container, index=index)
+    if current is not None:
+        move_back(container, host, host_fd, container_fd, current, info.name,
+                  info.link.mtu, info.alias, info.link.is_up)
+
+
 def _quietly(fn, *args) -> None:
     try:
         fn(*args)
@@ -255,10 +265,12 @@ class HostDevicePlugin(skel.Plugin):
         if not settings.ipam_type:
             return config.build_result(req.ifname, "", req.netns, None, settings.dns,
                                        req.cni_version)
-        with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
+        with undo.Stack("host-device") as stack:
+            ipam_result = invoke.ipam_add(req, settings.ipam_type, stack)
             result = config.build_result(req.ifname, "", req.netns, ipam_result,
                                          settings.dns, req.cni_version)
             result.to_dict(req.cni_version)       # converts, or fails while we can undo
+            stack.commit()
         return result
 
     def _add_link(self, req: skel.Request, settings: config.Settings,
@@ -268,46 +280,35 @@ class HostDevicePlugin(skel.Plugin):
         container_fd = netns.open_netns(req.netns)
         host_fd = _own_netns()
         try:
-            with _socket_in(req.netns) as container:
+            with _socket_in(req.netns) as container, undo.Stack("host-device") as stack:
                 moved = move_in(host, container, container_fd, host_fd, info, req.ifname)
+                # undone in reverse: the link goes home, then its record goes
+                stack.push(store.remove, req.container_id, req.ifname,
+                           what=f"removing the state of {req.container_id}/{req.ifname}")
+                stack.push(_move_home, container, host, host_fd, container_fd, moved.index,
+                           info, what=f"moving {req.ifname} back to the host as {info.name}")
+                rec.index = moved.index
                 try:
-                    rec.index = moved.index
-                    result = self._configure(req, settings, container, moved, store, rec)
-                except BaseException:
-                    current = hostdev.get_link_info(container, index=moved.index)
-                    if current is not None:
-                        try:
-                            move_back(container, host, host_fd, container_fd, current,
-                                      info.name, info.link.mtu, info.alias, info.link.is_up)
-                        except CNIError as err:
-                            warn(f"undoing ADD: {err}")
-                    _quietly_remove(store, req)
-                    raise
+                    store.save(rec)
+                except OSError as err:
+                    raise CNIError(IO_FAILURE, f"failed to save host-device state in "
+                                   f"{settings.data_dir}", err.strerror or str(err)) from None
+                netlink.set_link_up(container, moved.index)
+                ipam_result = None
+                if settings.ipam_type:
+                    ipam_result = invoke.ipam_add(req, settings.ipam_type, stack)
+                result = config.build_result(req.ifname, moved.link.mac, req.netns,
+                                             ipam_result, settings.dns, req.cni_version)
+                if ipam_result is not None:
+                    result.to_dict(req.cni_version)
+                    from pycni import ipconfig
+                    with netns.entered(req.netns):
+                        ipconfig.configure_iface(req.ifname, result)
+                stack.commit()
                 return result
         finally:
             os.close(container_fd)
             os.close(host_fd)
-
-    def _configure(self, req: skel.Request, settings: config.Settings,
-                   container: netlink.RtNetlink, moved: hostdev.LinkInfo,
-                   store: state.Store, rec: state.Record) -> Result:
-        try:
-            store.save(rec)
-        except OSError as err:
-            raise CNIError(IO_FAILURE, f"failed to save host-device state in "
-                           f"{settings.data_dir}", err.strerror or str(err)) from None
-        netlink.set_link_up(container, moved.index)
-        if not settings.ipam_type:
-            return config.build_result(req.ifname, moved.link.mac, req.netns, None,
-                                       settings.dns, req.cni_version)
-        with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
-            result = config.build_result(req.ifname, moved.link.mac, req.netns, ipam_result,
-                                         settings.dns, req.cni_version)
-            result.to_dict(req.cni_version)
-            from pycni import ipconfig
-            with netns.entered(req.netns):
-                ipconfig.configure_iface(req.ifname, result)
-        return result
 
     # --- DEL -------------------------------------------------------------------
 

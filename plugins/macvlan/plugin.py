@@ -13,7 +13,7 @@ is success. See README.md for the differences from the reference plugin.
 
 from pycni import posixos as os
 
-from pycni import invoke, netlink, netns, skel
+from pycni import invoke, netlink, netns, skel, undo
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
                           PLUGIN_NOT_AVAILABLE)
@@ -60,10 +60,11 @@ def find_master(nl: netlink.RtNetlink, settings: config.Settings) -> netlink.Lin
 
 def create_link(settings: config.Settings, master: netlink.Link, ifname: str,
                 container: netlink.RtNetlink, host: netlink.RtNetlink | None,
-                container_fd: int) -> netlink.Link:
+                container_fd: int, stack: undo.Stack) -> netlink.Link:
     """Create the macvlan in the container under a temporary name and
-    rename it to `ifname`; returns the renamed link. `host` is the socket
-    of the master's namespace, None when the master is in the container."""
+    rename it to `ifname`; returns the renamed link, whose deletion is on
+    `stack` from the moment it exists. `host` is the socket of the
+    master's namespace, None when the master is in the container."""
     for attempt in range(TEMP_NAME_TRIES):
         tmp = temp_name()
         try:
@@ -83,10 +84,10 @@ def create_link(settings: config.Settings, master: netlink.Link, ifname: str,
     link = netlink.get_link(container, tmp)
     if link is None:
         raise CNIError(INTERNAL, f"failed to refetch macvlan {config.go_quote(tmp)}")
+    stack.push(netlink.delete_link, container, link.index, what=f"deleting {tmp}")
     try:
         netlink.rename_link(container, link.index, ifname)
     except netlink.NetlinkError as exc:
-        _delete_quietly(container, link.index)
         details = exc.strerror
         if exc.errno == EEXIST:
             details = f"an interface named {ifname} already exists in the container"
@@ -96,13 +97,6 @@ def create_link(settings: config.Settings, master: netlink.Link, ifname: str,
     if renamed is None:
         raise CNIError(INTERNAL, f"failed to refetch macvlan {config.go_quote(ifname)}")
     return renamed
-
-
-def _delete_quietly(nl: netlink.RtNetlink, index: int) -> None:
-    try:
-        netlink.delete_link(nl, index)
-    except OSError:
-        pass
 
 
 def announce_and_configure(ifname: str, result: Result) -> None:
@@ -126,35 +120,29 @@ class MacvlanPlugin(skel.Plugin):
         container_fd = netns.open_netns(req.netns)
         host = None
         try:
-            with _socket_in(req.netns) as container:
+            with _socket_in(req.netns) as container, undo.Stack("macvlan") as stack:
                 if not settings.link_in_container:
                     host = netlink.RtNetlink()
                 master = find_master(host or container, settings)
                 config.check_mtu(settings.mtu, master.mtu)
                 link = create_link(settings, master, req.ifname, container, host,
-                                   container_fd)
-                try:
-                    return self._configure(req, settings, container, link)
-                except BaseException:
-                    _delete_quietly(container, link.index)
-                    raise
+                                   container_fd, stack)
+                if not settings.ipam_type:
+                    netlink.set_link_up(container, link.index)
+                    result = config.build_result(req.ifname, link.mac, req.netns, None,
+                                                 settings.dns, req.cni_version)
+                else:
+                    ipam_result = invoke.ipam_add(req, settings.ipam_type, stack)
+                    result = config.build_result(req.ifname, link.mac, req.netns,
+                                                 ipam_result, settings.dns, req.cni_version)
+                    with netns.entered(req.netns):
+                        announce_and_configure(req.ifname, result)
+                stack.commit()
+                return result
         finally:
             os.close(container_fd)
             if host is not None:
                 host.close()
-
-    def _configure(self, req: skel.Request, settings: config.Settings,
-                   container: netlink.RtNetlink, link: netlink.Link) -> Result:
-        if not settings.ipam_type:
-            netlink.set_link_up(container, link.index)
-            return config.build_result(req.ifname, link.mac, req.netns, None,
-                                       settings.dns, req.cni_version)
-        with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
-            result = config.build_result(req.ifname, link.mac, req.netns, ipam_result,
-                                         settings.dns, req.cni_version)
-            with netns.entered(req.netns):
-                announce_and_configure(req.ifname, result)
-        return result
 
     def delete(self, req: skel.Request) -> None:
         ipam_type = config.load_for_delete(req.config)

@@ -3,15 +3,14 @@
 ADD: IPAM ADD -> forwarding -> veth pair (container end in the
 container, host end here) -> the container's addresses and routes
 (everything via the gateway) -> the gateway's /32 (/128) on the host end
-with a host route to each container address -> masquerading. Any failure after
-IPAM undoes all of it (veth, masquerading, IPAM allocation), so a failed
-ADD leaves nothing. See config.plan for the layout and README.md for the
-keys and the differences from the reference plugin.
+with a host route to each container address -> masquerading. Any failure
+after IPAM undoes all of it (one undo.Stack: veth, masquerading, IPAM
+allocation), so a failed ADD leaves nothing. See config.plan for the
+layout and README.md for the keys and the differences from the reference
+plugin.
 """
 
-import sys
-
-from pycni import invoke, netlink, netns, skel
+from pycni import invoke, netlink, netns, skel, undo
 from pycni.errors import CNIError, INTERNAL, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
 from pycni.result import Interface, Result
@@ -26,10 +25,6 @@ kernel = lazy("pycni.plugins.ptp.kernel")
 checks = lazy("pycni.plugins.ptp.check")
 
 EEXIST, ESRCH, ENOENT, ENODEV = 17, 3, 2, 19
-
-
-def _warn(text: str) -> None:
-    sys.stderr.write(f"ptp: {text}\n")
 
 
 def _load(req: skel.Request, masq_setup: bool = False) -> config.Settings:
@@ -106,21 +101,6 @@ def enable_forwarding(families: list[int]) -> None:
             raise CNIError(INTERNAL, f"Could not enable IP forwarding: {exc}") from None
 
 
-def _delete_quietly(index: int) -> None:
-    try:
-        with netlink.RtNetlink() as nl:
-            netlink.delete_link(nl, index)
-    except OSError:
-        pass
-
-
-def _teardown_masq_quietly(req: skel.Request, ips: list[str]) -> None:
-    try:
-        ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
-    except CNIError as err:
-        _warn(f"removing IP masquerading failed: {err}")
-
-
 # --- the plugin ------------------------------------------------------------------------
 
 class PtpPlugin(skel.Plugin):
@@ -130,7 +110,8 @@ class PtpPlugin(skel.Plugin):
     def add(self, req: skel.Request) -> Result:
         settings = _load(req, masq_setup=True)
         netns.probe(req.netns)      # fail before IPAM allocates anything
-        with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
+        with netlink.RtNetlink() as nl, undo.Stack("ptp") as stack:
+            ipam_result = invoke.ipam_add(req, settings.ipam_type, stack)
             if not ipam_result.ips:
                 raise CNIError(INTERNAL, "IPAM plugin returned missing IP config")
             layout = config.plan(ipam_result.ips)    # refuses before any link exists
@@ -138,30 +119,26 @@ class PtpPlugin(skel.Plugin):
             # comes up as an IPv6 router (its subnet-router anycast address)
             enable_forwarding(layout.families)
             pair = veth.setup_veth(req.netns, req.ifname, settings.mtu)
-            try:
-                return self._attach(req, settings, ipam_result, layout, pair)
-            except BaseException:
-                _delete_quietly(pair.host.index)     # its peer and routes go with it
-                raise
-
-    def _attach(self, req, settings, ipam_result, layout, pair) -> Result:
-        result = config.build_result(
-            req.cni_version, ipam_result,
-            Interface(name=pair.host.name, mac=pair.host.mac),
-            Interface(name=pair.container.name, mac=pair.container.mac, sandbox=req.netns),
-            settings.dns)
-        with netns.entered(req.netns):
-            configure_container(req.ifname, result, layout)
-        with netlink.RtNetlink() as nl:
+            # its peer and routes go with it
+            stack.push(netlink.delete_link, nl, pair.host.index,
+                       what=f"deleting {pair.host.name}")
+            result = config.build_result(
+                req.cni_version, ipam_result,
+                Interface(name=pair.host.name, mac=pair.host.mac),
+                Interface(name=pair.container.name, mac=pair.container.mac, sandbox=req.netns),
+                settings.dns)
+            with netns.entered(req.netns):
+                configure_container(req.ifname, result, layout)
             configure_host(nl, pair.host, layout)
             host = netlink.get_link_by_index(nl, pair.host.index)
-        if host is not None:
-            result.interfaces[0].mac = host.mac
-        masq_ips = [ip.address for ip in result.ips] if settings.conf.ip_masq else []
-        if masq_ips:
-            ipmasq.setup(settings.conf.ip_masq_backend, masq_ips, req.network_name,
-                         req.ifname, req.container_id)
-        try:
+            if host is not None:
+                result.interfaces[0].mac = host.mac
+            masq_ips = [ip.address for ip in result.ips] if settings.conf.ip_masq else []
+            if masq_ips:
+                ipmasq.setup(settings.conf.ip_masq_backend, masq_ips, req.network_name,
+                             req.ifname, req.container_id)
+                stack.push(ipmasq.teardown, masq_ips, req.network_name, req.ifname,
+                           req.container_id, what="removing IP masquerading")
             prev = req.prev_result
             if prev is not None:
                 # Not first in a chain: keep what earlier plugins reported
@@ -170,10 +147,7 @@ class PtpPlugin(skel.Plugin):
                 result = merge(prev, result)
             # fail now, while everything can be undone, not when printing
             result.to_dict(req.cni_version)
-        except BaseException:
-            if masq_ips:
-                _teardown_masq_quietly(req, masq_ips)
-            raise
+            stack.commit()
         return result
 
     def delete(self, req: skel.Request) -> None:

@@ -25,7 +25,7 @@ container's namespace and dies with it.
 
 import sys
 
-from pycni import fwtools, ipaddr, netlink, netlink_rule, netns, skel
+from pycni import fwtools, ipaddr, netlink, netlink_rule, netns, skel, undo
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Result
 
@@ -45,7 +45,10 @@ def go_error(exc: OSError) -> str:
 
 
 class _Undo:
-    """What ADD changed, to put back in reverse order if a later step fails."""
+    """What ADD changed, to put back if a later step fails: one action on
+    ADD's undo.Stack, since the kernel wants a fixed order (the rules in
+    reverse, then the tables emptied, then the main table's routes back,
+    device routes before the gateway routes that need them)."""
 
     def __init__(self, nl: netlink.RtNetlink):
         self.nl = nl
@@ -82,7 +85,7 @@ class _Undo:
             _log(f"rollback: cannot {what}: {exc}")
 
 
-def add_rules(nl: netlink.RtNetlink, ips, table: int, undo: _Undo) -> None:
+def add_rules(nl: netlink.RtNetlink, ips, table: int, changes: _Undo) -> None:
     """`table` given: the rules only (the reference's lower-case message)."""
     for ip in ips:
         source = config.host_address(ip)
@@ -90,7 +93,7 @@ def add_rules(nl: netlink.RtNetlink, ips, table: int, undo: _Undo) -> None:
             netlink_rule.add_rule(nl, source, table)
         except OSError as exc:
             raise CNIError(INTERNAL, f"failed to add rule: {go_error(exc)}") from None
-        undo.rules.append((source, table))
+        changes.rules.append((source, table))
 
 
 def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[netlink_rule.RouteMsg]]:
@@ -107,7 +110,7 @@ def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[netlink_rule.Rout
     return {r.table for r in rules} | {r.table for r in routes}, routes
 
 
-def move_routes(nl: netlink.RtNetlink, ips, ifname: str, undo: _Undo) -> None:
+def move_routes(nl: netlink.RtNetlink, ips, ifname: str, changes: _Undo) -> None:
     """No `table`: a table per address, its rule and routes, then the
     interface's routes leave the main table. No address of the interface:
     nothing to route by source, so nothing changes (the reference would
@@ -127,8 +130,8 @@ def move_routes(nl: netlink.RtNetlink, ips, ifname: str, undo: _Undo) -> None:
             netlink_rule.add_rule(nl, plan.source, plan.table)
         except OSError as exc:
             raise CNIError(INTERNAL, f"Failed to add rule: {go_error(exc)}") from None
-        undo.rules.append((plan.source, plan.table))
-        undo.tables.append(plan.table)
+        changes.rules.append((plan.source, plan.table))
+        changes.tables.append(plan.table)
         if plan.gateway:
             try:
                 netlink_rule.add_route(nl, netlink_rule.default_route(
@@ -150,7 +153,7 @@ def move_routes(nl: netlink.RtNetlink, ips, ifname: str, undo: _Undo) -> None:
         except OSError as exc:
             raise CNIError(INTERNAL, f"Failed to delete route: {go_error(exc)}",
                            f"{route.dst} from the main table") from None
-        undo.removed.append(route)
+        changes.removed.append(route)
 
 
 def tidy_rules(nl: netlink.RtNetlink, ifname: str, table: int | None) -> None:
@@ -230,16 +233,15 @@ class SbrPlugin(skel.Plugin):
         table = config.load(req.config)
         prev = config.require_prev_result(req.prev_result)
         ips = config.interface_ips(prev, req.ifname)
-        with netns.entered(req.netns), fwtools.NetnsMutex(), netlink.RtNetlink() as nl:
-            undo = _Undo(nl)
-            try:
-                if table is not None:
-                    add_rules(nl, ips, table, undo)
-                else:
-                    move_routes(nl, ips, req.ifname, undo)
-            except BaseException:
-                undo.run()
-                raise
+        with netns.entered(req.netns), fwtools.NetnsMutex(), netlink.RtNetlink() as nl, \
+                undo.Stack("sbr") as stack:
+            changes = _Undo(nl)
+            stack.push(changes.run, what="restoring the rules and routes")
+            if table is not None:
+                add_rules(nl, ips, table, changes)
+            else:
+                move_routes(nl, ips, req.ifname, changes)
+            stack.commit()
         return prev
 
     def delete(self, req: skel.Request) -> None:

@@ -18,7 +18,7 @@ README.md for the differences from the reference plugin.
 
 import posix
 
-from pycni import invoke, netlink, netns, skel, tuntap
+from pycni import invoke, netlink, netns, skel, tuntap, undo
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
                           PLUGIN_NOT_AVAILABLE)
@@ -121,23 +121,24 @@ class TapPlugin(skel.Plugin):
         settings = config.load(req.config, req.cni_args)
         nl, fd = open_in(req.netns)
         try:
-            if settings.bridge:     # refuse before anything exists
-                find_bridge(nl, settings.bridge)
-            link = create_tap(fd, nl, req.ifname, settings)
-            if not settings.ipam_type:
-                result = config.build_result(req.ifname, link.mac, req.netns, None,
-                                             settings.dns, req.cni_version)
-                self._persist(fd, req.ifname, result, req.cni_version)
-                return result
-            with invoke.ipam_allocation(req, settings.ipam_type) as ipam_result:
+            with undo.Stack("tap") as stack:
+                if settings.bridge:     # refuse before anything exists
+                    find_bridge(nl, settings.bridge)
+                link = create_tap(fd, nl, req.ifname, settings)
+                ipam_result = None
+                if settings.ipam_type:
+                    ipam_result = invoke.ipam_add(req, settings.ipam_type, stack)
                 result = config.build_result(req.ifname, link.mac, req.netns, ipam_result,
                                              settings.dns, req.cni_version)
-                with netns.entered(req.netns):
-                    configure(req.ifname, result)
+                if ipam_result is not None:
+                    with netns.entered(req.netns):
+                        configure(req.ifname, result)
                 self._persist(fd, req.ifname, result, req.cni_version)
+                stack.commit()
             return result
         finally:
-            # Not yet persistent (any failure above): this removes the tap.
+            # Not yet persistent (any failure above): this removes the tap,
+            # after the stack released the IPAM allocation.
             posix.close(fd)
             nl.close()
 

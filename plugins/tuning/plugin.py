@@ -21,7 +21,7 @@ CHECK re-reads every configured sysctl and link attribute.
 from pycni import posixos as os
 import sys
 
-from pycni import netlink, netns, nodeconf, skel
+from pycni import netlink, netns, nodeconf, skel, undo
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import Result
 
@@ -154,8 +154,8 @@ def write_sysctl(path: str, value: str) -> None:
         os.close(fd)
 
 
-def apply_sysctls(settings: config.Settings, undo: list) -> None:
-    """Write every sysctl; `undo` collects (path, old value) to roll back."""
+def apply_sysctls(settings: config.Settings, stack: undo.Stack) -> None:
+    """Write every sysctl; each old value goes back from `stack` if ADD fails."""
     for key, path, value in settings.sysctls:
         try:
             old = read_sysctl(path)
@@ -167,15 +167,7 @@ def apply_sysctls(settings: config.Settings, undo: list) -> None:
             raise _os_error(f"failed to set sysctl {key} to {value!r}",
                             OSError(exc.errno, f"write {path}: {exc.strerror}")) from None
         if old is not None:
-            undo.append((path, old))
-
-
-def rollback_sysctls(undo: list) -> None:
-    for path, old in reversed(undo):
-        try:
-            write_sysctl(path, old.strip())
-        except OSError as exc:
-            _log(f"cannot restore {path}: {exc}")
+            stack.push(write_sysctl, path, old.strip(), what=f"restoring {path}")
 
 
 # --- the plugin ------------------------------------------------------------------
@@ -214,47 +206,38 @@ def restore_in_namespace(ifname: str, state: backup.LinkState) -> list[str] | No
         return restore_link(nl, current[0].index, state)
 
 
+def _restore_logged(nl: netlink.RtNetlink, index: int, state: backup.LinkState) -> None:
+    for problem in restore_link(nl, index, state):
+        _log(problem)
+
+
 def apply_in_namespace(settings: config.Settings, ifname: str, backup_path: str) -> None:
     """ADD inside the container namespace: check, then change; if a step
     fails, undo what was already changed and drop the backup."""
     check_sysctls_exist(settings)
     if not settings.touches_link:
-        _apply_sysctls_or_undo(settings)
+        with undo.Stack("tuning") as stack:
+            apply_sysctls(settings, stack)
+            stack.commit()
         return
-    with netlink.RtNetlink() as nl:
+    with netlink.RtNetlink() as nl, undo.Stack("tuning") as stack:
         current = read_state(nl, ifname)
         if current is None:
             raise _no_link(ifname)
         link, txqlen = current
         saved = original_state(link, txqlen, settings)
-        undo = _apply_sysctls_or_undo(settings)
+        apply_sysctls(settings, stack)
         try:
-            try:
-                backup.save(backup_path, saved)
-            except OSError as exc:
-                raise CNIError(INTERNAL, f"failed to save link state to {backup_path}",
-                               str(exc)) from None
-            try:
-                apply_link(nl, link.index, settings)
-            except BaseException:
-                for problem in restore_link(nl, link.index, saved):
-                    _log(problem)
-                backup.remove(backup_path)
-                raise
-        except BaseException:
-            rollback_sysctls(undo)
-            raise
-
-
-def _apply_sysctls_or_undo(settings: config.Settings) -> list:
-    """Write the sysctls, all or none; returns what undoes them."""
-    undo: list = []
-    try:
-        apply_sysctls(settings, undo)
-    except BaseException:
-        rollback_sysctls(undo)
-        raise
-    return undo
+            backup.save(backup_path, saved)
+        except OSError as exc:
+            raise CNIError(INTERNAL, f"failed to save link state to {backup_path}",
+                           str(exc)) from None
+        stack.push(backup.remove, backup_path, what=f"removing {backup_path}")
+        # a step of apply_link may fail after others changed the link: put
+        # back everything that was saved
+        stack.push(_restore_logged, nl, link.index, saved, what="restoring the link")
+        apply_link(nl, link.index, settings)
+        stack.commit()
 
 
 class TuningPlugin(skel.Plugin):
