@@ -176,6 +176,10 @@ class World:
             "CNI_PATH": str(cni_path),
             # test stores live in temporary directories (pycni.nodeconf)
             "PYCNI_STATE_DIRS": os.environ.get("PYCNI_STATE_DIRS", "/tmp"),
+            # the machine's D-Bus is not the world's: a firewall plugin with
+            # an empty backend must never reach a firewalld running on the
+            # machine (tests of the firewalld backend pass their own bus)
+            "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/pycni-test-world-no-bus",
         }
         env.update(extra or {})
         return {k: v for k, v in env.items() if v is not None}
