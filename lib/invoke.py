@@ -205,16 +205,15 @@ class ipam_allocation:
     """
 
     def __init__(self, req, plugin_type: str):
+        from .undo import Stack
         self.req = req
         self.plugin_type = plugin_type
-        self._stack = None
+        self._stack = Stack("pycni")
 
     def __enter__(self) -> Result:
-        from .undo import Stack
-        self._stack = Stack("pycni")
         return ipam_add(self.req, self.plugin_type, self._stack)
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self._stack.commit()
-        return self._stack.__exit__(exc_type, exc, tb)
+        self._stack.__exit__(exc_type, exc, tb)

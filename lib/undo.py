@@ -95,7 +95,6 @@ class Stack:
         except Exception:
             pass    # stderr closed: the original error still matters more
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if not self._committed:
             self.rollback()
-        return False

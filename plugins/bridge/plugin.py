@@ -170,7 +170,7 @@ def _teardown_spoofcheck_quietly(ref: str) -> None:
         sys.stderr.write(f"bridge: removing the MAC spoof check failed: {err}\n")
 
 
-def attach_port(nl: netlink.RtNetlink, br: netlink.Link, port: "veth.VethEnd",
+def attach_port(nl: netlink.RtNetlink, br: netlink.Link, port,
                 conf: config.BridgeConf) -> None:
     """Make host veth `port` a port of `br`, with hairpin mode and port
     isolation as configured."""
@@ -252,6 +252,7 @@ class BridgePlugin(skel.Plugin):
                 set_container_up(req.netns, req.ifname)
             # Wait for the port, then report the MACs as they are now: the
             # host end's and the bridge's may have changed meanwhile.
+            host: netlink.Link | None
             if not conf.disable_container_interface:
                 host = wait_port_up(nl, pair.host.index)
             else:
