@@ -1,0 +1,483 @@
+"""Real plugin ADDs, with the kernel state read by pyroute2 (the oracle).
+
+Each test runs our plugins as a runtime does (exec'ed in the world's
+"host" namespace), then reads links, addresses, routes, qdiscs and
+filters with pyroute2's IPRoute inside the world's namespaces and checks
+them against two things: what the plugin's result says, and what our own
+netlink codec (pycni.netlink, netlink_ecmp, bandwidth's tc) reads from
+the same namespace. A plugin could agree with its own codec and still be
+wrong; pyroute2 is written by others.
+
+After DEL pyroute2 must see nothing the ADD made. Namespaces are the
+world's (torn down by the fixture, also on failure); container labels
+start with "orc".
+"""
+
+import contextlib
+import os
+import socket
+
+import pytest
+
+pyroute2 = pytest.importorskip("pyroute2")
+from pyroute2 import IPRoute   # noqa: E402
+
+from pycni import netlink, netlink_ecmp, netns   # noqa: E402
+from pycni.plugins.bandwidth import tc           # noqa: E402
+
+pytestmark = pytest.mark.netns
+
+NET = "orcnet"
+SUBNET, GW = "10.97.0.0/24", "10.97.0.1"
+SUBNET6 = "fd97::/64"
+BRIDGE = "orcbr0"
+MASTER = "orcm0"
+
+
+@pytest.fixture
+def cni_path(plugin_dir):
+    return [plugin_dir]
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return str(tmp_path / "ipam")
+
+
+def ipam(data_dir, dual=False, **extra) -> dict:
+    ranges = [[{"subnet": SUBNET}]] + ([[{"subnet": SUBNET6}]] if dual else [])
+    return {"type": "host-local", "ranges": ranges, "dataDir": data_dir, **extra}
+
+
+def ok(run) -> dict:
+    assert run.returncode == 0, f"plugin failed: {run.stdout} {run.stderr}"
+    return run.json
+
+
+def add(world, path, plugin, conf, ctr, **kw) -> dict:
+    return ok(world.run_plugin(path, plugin, "ADD", conf, ctr, **kw))
+
+
+def delete(world, path, plugin, conf, ctr, **kw) -> None:
+    ok(world.run_plugin(path, plugin, "DEL", conf, ctr, **kw))
+
+
+def check(world, path, plugin, conf, result, ctr, **kw) -> None:
+    ok(world.run_plugin(path, plugin, "CHECK", {**conf, "prevResult": result}, ctr, **kw))
+
+
+# --- the two readers --------------------------------------------------------------
+
+@contextlib.contextmanager
+def oracle(ns):
+    """pyroute2's IPRoute in namespace `ns`."""
+    with IPRoute(netns=ns.name) as ipr:
+        yield ipr
+
+
+@contextlib.contextmanager
+def ours(ns):
+    """Our codec's socket, opened in namespace `ns` (a socket stays bound to
+    the namespace it was created in)."""
+    with netns.entered(ns.path):
+        sock = netlink.RtNetlink()
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def oracle_links(ipr) -> dict[int, tuple]:
+    out = {}
+    for m in ipr.get_links():
+        info = m.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+        out[m["index"]] = (m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_MTU") or 0,
+                           m.get_attr("IFLA_ADDRESS") or "", kind or "",
+                           m.get_attr("IFLA_MASTER") or 0, m.get_attr("IFLA_LINK") or 0,
+                           m["flags"] & netlink.IFF_UP)
+    return out
+
+
+def our_links(nl) -> dict[int, tuple]:
+    return {l.index: (l.name, l.mtu, l.mac, l.kind, l.master, l.link, l.flags & netlink.IFF_UP)
+            for l in netlink.list_links(nl)}
+
+
+def oracle_addresses(ipr) -> list[tuple]:
+    out = []
+    for m in ipr.get_addr():
+        address = m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
+        out.append((m["family"], address, m["prefixlen"], m["scope"], m["index"]))
+    return sorted(out)
+
+
+def our_addresses(nl) -> list[tuple]:
+    return sorted((a.family, a.address, a.prefixlen, a.scope, a.index)
+                  for a in netlink.list_addresses(nl))
+
+
+def oracle_routes(ipr) -> list[tuple]:
+    """Unicast routes of the main table, one entry per next hop."""
+    out = []
+    for m in ipr.get_routes():
+        table = m.get_attr("RTA_TABLE") or m["table"]
+        if table != netlink.RT_TABLE_MAIN or m["type"] != netlink.RTN_UNICAST:
+            continue
+        family = m["family"]
+        zero = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        dst = f"{m.get_attr('RTA_DST') or zero}/{m['dst_len']}"
+        hops = m.get_attr("RTA_MULTIPATH")
+        if hops:
+            pairs = [(h.get_attr("RTA_GATEWAY") or "", h["oif"]) for h in hops]
+        else:
+            pairs = [(m.get_attr("RTA_GATEWAY") or "", m.get_attr("RTA_OIF") or 0)]
+        for gw, oif in pairs:
+            out.append((family, dst, gw, oif, m.get_attr("RTA_PRIORITY") or 0, m["scope"],
+                        m.get_attr("RTA_PREFSRC") or ""))
+    return sorted(out)
+
+
+def our_routes(nl) -> list[tuple]:
+    return sorted((r.family, r.dst, r.gw, r.oif, r.priority, r.scope, r.src)
+                  for r in netlink_ecmp.list_routes(nl))
+
+
+def state(ns) -> dict:
+    """Links, addresses and main-table routes of `ns`, as pyroute2 reads
+    them; asserts that our codec reads exactly the same."""
+    with oracle(ns) as ipr:
+        theirs = {"links": oracle_links(ipr), "addresses": oracle_addresses(ipr),
+                  "routes": oracle_routes(ipr)}
+    with ours(ns) as nl:
+        mine = {"links": our_links(nl), "addresses": our_addresses(nl),
+                "routes": our_routes(nl)}
+    for key in theirs:
+        assert mine[key] == theirs[key], key
+    return theirs
+
+
+def link_named(view: dict, name: str) -> tuple[int, tuple] | None:
+    return next(((i, l) for i, l in view["links"].items() if l[0] == name), None)
+
+
+def global_cidrs(view: dict, index: int) -> list[str]:
+    return sorted(f"{a[1]}/{a[2]}" for a in view["addresses"]
+                  if a[4] == index and a[3] == 0)
+
+
+def result_cidrs(result: dict, iface_index: int) -> list[str]:
+    return sorted(ip["address"] for ip in result["ips"] if ip.get("interface") == iface_index)
+
+
+def sandbox_iface(result: dict, ctr) -> tuple[int, dict]:
+    return next((i, iface) for i, iface in enumerate(result["interfaces"])
+                if iface.get("sandbox") == ctr.path)
+
+
+def canonical(cidr: str) -> str:
+    address, _, prefix = cidr.partition("/")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return f"{socket.inet_ntop(family, socket.inet_pton(family, address))}/{prefix}"
+
+
+def assert_container_matches_result(ctr, result: dict, ifname: str = "eth0") -> dict:
+    """The container's interface, addresses and routes as the result says."""
+    view = state(ctr)
+    at, iface = sandbox_iface(result, ctr)
+    index, link = link_named(view, ifname)
+    assert iface["name"] == ifname
+    if iface.get("mac"):
+        assert link[2] == iface["mac"].lower()
+    assert link[6], f"{ifname} is not up"
+    assert global_cidrs(view, index) == sorted(canonical(c) for c in result_cidrs(result, at))
+    for route in result.get("routes", []):
+        family = socket.AF_INET6 if ":" in route["dst"] else socket.AF_INET
+        gw = route.get("gw") or next(
+            (ip["gateway"] for ip in result["ips"]
+             if ip.get("gateway") and (":" in ip["gateway"]) == (family == socket.AF_INET6)),
+            "")
+        assert any(r[0] == family and r[1] == canonical(route["dst"]) and r[3] == index
+                   and r[2] == gw for r in view["routes"]), (route, view["routes"])
+    return view
+
+
+def bridge_ports(ns) -> dict[str, dict]:
+    """Bridge port flags of every enslaved link (AF_BRIDGE dump), by name."""
+    out = {}
+    with oracle(ns) as ipr:
+        for m in ipr.get_links(family=socket.AF_BRIDGE):
+            protinfo = m.get_attr("IFLA_PROTINFO")
+            if protinfo is None:
+                continue
+            out[m.get_attr("IFLA_IFNAME")] = {
+                "hairpin": protinfo.get_attr("IFLA_BRPORT_MODE"),
+                "isolated": protinfo.get_attr("IFLA_BRPORT_ISOLATED"),
+                "master": m.get_attr("IFLA_MASTER")}
+    return out
+
+
+# --- bridge -----------------------------------------------------------------------
+
+def test_bridge_add_as_pyroute2_reads_it(world, cni_path, data_dir):
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "bridge", "bridge": BRIDGE,
+            "isGateway": True, "hairpinMode": True, "mtu": 1400,
+            "ipam": ipam(data_dir, dual=True, routes=[{"dst": "0.0.0.0/0"}, {"dst": "::/0"}])}
+    ctr = world.container("orcbr")
+    result = add(world, cni_path, "bridge", conf, ctr)
+    container = assert_container_matches_result(ctr, result)
+    _, eth0 = link_named(container, "eth0")
+    assert (eth0[1], eth0[3]) == (1400, "veth")
+
+    host = state(world.host)
+    bridge_index, bridge = link_named(host, BRIDGE)
+    assert bridge[3] == "bridge"
+    [host_iface] = [i for i in result["interfaces"]
+                    if "sandbox" not in i and i["name"] != BRIDGE]
+    veth_index, veth = link_named(host, host_iface["name"])
+    assert (veth[3], veth[4], veth[1]) == ("veth", bridge_index, 1400)
+    assert veth[2] == host_iface["mac"]
+    # isGateway: the gateways on the bridge
+    assert global_cidrs(host, bridge_index) == sorted(
+        canonical(f"{ip['gateway']}/{ip['address'].split('/')[1]}") for ip in result["ips"])
+    ports = bridge_ports(world.host)
+    assert ports[host_iface["name"]]["hairpin"] == 1
+    assert ports[host_iface["name"]]["master"] == bridge_index
+    check(world, cni_path, "bridge", conf, result, ctr)
+
+    delete(world, cni_path, "bridge", conf, ctr)
+    after = state(world.host)
+    assert link_named(after, host_iface["name"]) is None
+    assert link_named(state(ctr), "eth0") is None
+    delete(world, cni_path, "bridge", conf, ctr)          # DEL twice
+
+
+# --- macvlan ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["bridge", "private", "vepa"])
+def test_macvlan_add_as_pyroute2_reads_it(world, cni_path, data_dir, mode):
+    lan = world.external("orclan")
+    world.host.run("ip", "link", "add", MASTER, "mtu", "1450", "type", "veth", "peer",
+                   "name", "orcp0", "netns", lan.name)
+    world.host.run("ip", "link", "set", MASTER, "up")
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "macvlan", "master": MASTER,
+            "mode": mode, "mtu": 1400, "ipam": ipam(data_dir, routes=[{"dst": "0.0.0.0/0"}])}
+    ctr = world.container("orcmv")
+    result = add(world, cni_path, "macvlan", conf, ctr)
+    view = assert_container_matches_result(ctr, result)
+    index, link = link_named(view, "eth0")
+    assert (link[1], link[3]) == (1400, "macvlan")
+    host = state(world.host)
+    master_index, _ = link_named(host, MASTER)
+    assert link[5] == master_index        # IFLA_LINK: the master, in the host's numbering
+    with oracle(ctr) as ipr:
+        [m] = ipr.get_links(index)
+        data = m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+        assert data.get_attr("IFLA_MACVLAN_MODE") == mode
+    with ours(ctr) as nl:
+        _, our_data = netlink.get_link_info_data(nl, "eth0")
+        assert netlink.macvlan_mode(our_data) == mode
+    check(world, cni_path, "macvlan", conf, result, ctr)
+    delete(world, cni_path, "macvlan", conf, ctr)
+    assert link_named(state(ctr), "eth0") is None
+    assert link_named(state(world.host), MASTER) is not None
+
+
+# --- ptp --------------------------------------------------------------------------
+
+def test_ptp_add_as_pyroute2_reads_it(world, cni_path, data_dir):
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "ptp", "mtu": 1380,
+            "ipam": ipam(data_dir, dual=True, routes=[{"dst": "0.0.0.0/0"}])}
+    ctr = world.container("orcptp")
+    result = add(world, cni_path, "ptp", conf, ctr)
+    container = state(ctr)
+    at, _ = sandbox_iface(result, ctr)
+    index, eth0 = link_named(container, "eth0")
+    assert (eth0[1], eth0[3]) == (1380, "veth")
+    assert global_cidrs(container, index) == sorted(canonical(c) for c in result_cidrs(result, at))
+    # the gateway is reached over the veth, on link, from the container's
+    # address; the subnet via the gateway; the kernel's v4 prefix route is gone
+    v4 = next(ip for ip in result["ips"] if ":" not in ip["address"])
+    container_ip = v4["address"].split("/")[0]
+    routes = [r for r in container["routes"] if r[0] == socket.AF_INET]
+    assert (socket.AF_INET, f"{v4['gateway']}/32", "", index, 0, netlink.RT_SCOPE_LINK,
+            container_ip) in routes
+    heads = [r[:4] for r in routes]
+    assert (socket.AF_INET, SUBNET, v4["gateway"], index) in heads, routes
+    assert (socket.AF_INET, "0.0.0.0/0", v4["gateway"], index) in heads, routes
+    assert not any(r[1] == SUBNET and r[2] == "" for r in routes)
+
+    host = state(world.host)
+    [host_iface] = [i for i in result["interfaces"] if "sandbox" not in i]
+    veth_index, veth = link_named(host, host_iface["name"])
+    assert (veth[1], veth[3], veth[2]) == (1380, "veth", host_iface["mac"])
+    assert f"{v4['gateway']}/32" in global_cidrs(host, veth_index)
+    assert any(r[1] == f"{container_ip}/32" and r[3] == veth_index
+               and r[5] == netlink.RT_SCOPE_HOST     # ip.AddHostRoute: scope host
+               for r in host["routes"]), host["routes"]
+    check(world, cni_path, "ptp", conf, result, ctr)
+    delete(world, cni_path, "ptp", conf, ctr)
+    after = state(world.host)
+    assert link_named(after, host_iface["name"]) is None
+    assert not any(r[1] == f"{container_ip}/32" for r in after["routes"])
+
+
+# --- tap --------------------------------------------------------------------------
+
+def test_tap_add_as_pyroute2_reads_it(world, cni_path, data_dir):
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "tap", "mtu": 1500,
+            "mac": "02:97:00:00:00:11", "ipam": ipam(data_dir)}
+    ctr = world.container("orctap")
+    result = add(world, cni_path, "tap", conf, ctr)
+    view = assert_container_matches_result(ctr, result)
+    index, link = link_named(view, "eth0")
+    assert (link[1], link[2], link[3]) == (1500, "02:97:00:00:00:11", "tun")
+    with oracle(ctr) as ipr:
+        [m] = ipr.get_links(index)
+        data = m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+        assert data.get_attr("IFLA_TUN_TYPE") == 2          # IFF_TAP
+        assert data.get_attr("IFLA_TUN_PERSIST") == 1
+    delete(world, cni_path, "tap", conf, ctr)
+    assert link_named(state(ctr), "eth0") is None
+
+
+# --- bandwidth --------------------------------------------------------------------
+
+RATE, BURST = 8_000_000, 80_000     # bits/s, bits
+
+
+def oracle_qdiscs(ns, index) -> list[tuple]:
+    out = []
+    with oracle(ns) as ipr:
+        for m in ipr.get_qdiscs(index):
+            if m["index"] != index:
+                continue
+            kind = m.get_attr("TCA_KIND")
+            tbf = None
+            if kind == "tbf":
+                parms = m.get_attr("TCA_OPTIONS").get_attr("TCA_TBF_PARMS")
+                tbf = (parms["rate"], parms["limit"], parms["buffer"])
+            out.append((kind, m["handle"], m["parent"], tbf))
+    return sorted(out, key=repr)
+
+
+def our_qdiscs(ns, index) -> list[tuple]:
+    with ours(ns) as nl:
+        return sorted(((q.kind, q.handle, q.parent,
+                        (q.tbf.rate, q.tbf.limit, q.tbf.buffer) if q.tbf else None)
+                       for q in tc.list_qdiscs(nl, index)), key=repr)
+
+
+def test_bandwidth_add_as_pyroute2_reads_it(world, cni_path, data_dir):
+    bridge = {"cniVersion": "1.0.0", "name": NET, "type": "bridge", "bridge": BRIDGE,
+              "isGateway": True, "ipam": ipam(data_dir)}
+    ctr = world.container("orcbw")
+    prev = add(world, cni_path, "bridge", bridge, ctr)
+    bw = {"cniVersion": "1.0.0", "name": NET, "type": "bandwidth", "ingressRate": RATE,
+          "ingressBurst": BURST, "egressRate": RATE, "egressBurst": BURST}
+    result = add(world, cni_path, "bandwidth", {**bw, "prevResult": prev}, ctr)
+    host = state(world.host)
+    veth_name = next(i["name"] for i in prev["interfaces"]
+                     if "sandbox" not in i and i["name"] != BRIDGE)
+    veth_index, _ = link_named(host, veth_name)
+    ifb = [(i, l) for i, l in host["links"].items() if l[3] == "ifb"]
+    assert len(ifb) == 1
+    ifb_index, ifb_link = ifb[0]
+    assert any(i["name"] == ifb_link[0] for i in result["interfaces"])
+    assert ifb_link[6]                                     # up
+
+    # egress shaping: ingress qdisc + redirect on the veth, TBF on the ifb;
+    # ingress shaping: TBF on the veth
+    for index in (veth_index, ifb_index):
+        assert oracle_qdiscs(world.host, index) == our_qdiscs(world.host, index)
+    veth_qdiscs = oracle_qdiscs(world.host, veth_index)
+    kinds = {q[0]: q for q in veth_qdiscs}
+    assert kinds["ingress"][1:3] == (tc.INGRESS_HANDLE, tc.TC_H_INGRESS)
+    assert kinds["tbf"][1:3] == (tc.TBF_HANDLE, tc.TC_H_ROOT)
+    assert kinds["tbf"][3][0] == RATE // 8                 # bytes per second
+    [ifb_tbf] = [q for q in oracle_qdiscs(world.host, ifb_index) if q[0] == "tbf"]
+    assert ifb_tbf[3][0] == RATE // 8
+
+    with oracle(world.host) as ipr:
+        filters = [m for m in ipr.get_filters(veth_index, parent=tc.INGRESS_HANDLE)
+                   if m.get_attr("TCA_KIND") == "u32" and m.get_attr("TCA_OPTIONS")]
+        redirects = []
+        for m in filters:
+            acts = m.get_attr("TCA_OPTIONS").get_attr("TCA_U32_ACT")
+            if acts is None:
+                continue
+            for _, act in sorted(((a[0], a[1]) for a in acts["attrs"]), key=lambda a: a[0]):
+                parms = act.get_attr("TCA_ACT_OPTIONS").get_attr("TCA_MIRRED_PARMS")
+                redirects.append((parms["ifindex"], parms["eaction"], parms["action"]))
+    with ours(world.host) as nl:
+        mine = [(r.ifindex, r.eaction, r.control)
+                for f in tc.list_filters(nl, veth_index, tc.INGRESS_HANDLE)
+                for r in f.redirects]
+    assert redirects == mine
+    assert redirects and all(r[0] == ifb_index and r[1] == tc.TCA_EGRESS_REDIR
+                             for r in redirects)
+
+    check(world, cni_path, "bandwidth", bw, result, ctr)
+    delete(world, cni_path, "bandwidth", {**bw, "prevResult": result}, ctr)
+    # DEL removes the IFB and the redirect to it; the veth's own TBF stays
+    # until the veth goes, as with the reference (its DEL tears down the IFB only)
+    assert not [l for l in state(world.host)["links"].values() if l[3] == "ifb"]
+    with ours(world.host) as nl:
+        assert [r for f in tc.list_filters(nl, veth_index, tc.INGRESS_HANDLE)
+                for r in f.redirects] == []
+    assert oracle_qdiscs(world.host, veth_index) == our_qdiscs(world.host, veth_index)
+    delete(world, cni_path, "bridge", bridge, ctr)
+
+
+# --- host-device ------------------------------------------------------------------
+
+def test_host_device_add_as_pyroute2_reads_it(world, cni_path, data_dir, tmp_path):
+    lan = world.external("orclan")
+    world.host.run("ip", "link", "add", "orchd0", "mtu", "1420", "type", "veth", "peer",
+                   "name", "orchdp", "netns", lan.name)
+    world.host.run("ip", "link", "set", "orchd0", "address", "02:97:00:00:00:22")
+    before = state(world.host)
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "host-device", "device": "orchd0",
+            "dataDir": str(tmp_path / "hd"), "ipam": ipam(data_dir)}
+    ctr = world.container("orchd")
+    result = add(world, cni_path, "host-device", conf, ctr)
+    assert link_named(state(world.host), "orchd0") is None
+    view = assert_container_matches_result(ctr, result)
+    index, link = link_named(view, "eth0")
+    assert (link[1], link[2], link[3]) == (1420, "02:97:00:00:00:22", "veth")
+    with oracle(ctr) as ipr:
+        [m] = ipr.get_links(index)
+        oracle_alias = m.get_attr("IFLA_IFALIAS")
+    from pycni import netlink_hostdev
+    with ours(ctr) as nl:
+        info = netlink_hostdev.get_link_info(nl, "eth0")
+    assert info.alias == (oracle_alias or "")
+    check(world, cni_path, "host-device", conf, result, ctr)
+    delete(world, cni_path, "host-device", conf, ctr)
+    assert link_named(state(ctr), "eth0") is None
+    back = link_named(state(world.host), "orchd0")
+    assert back is not None
+    assert back[1][1:3] == link_named(before, "orchd0")[1][1:3]      # mtu, mac
+
+
+def test_codecs_agree_on_an_empty_world(world):
+    """The baseline: a fresh namespace (loopback only)."""
+    view = state(world.container("orcempty"))
+    assert [l[0] for l in view["links"].values()] == ["lo"]
+
+
+def test_no_pyroute2_in_the_plugins():
+    """pyroute2 is the tests' oracle only: no plugin module imports it."""
+    import pycni
+    root = os.path.dirname(pycni.__file__)
+    offenders = []
+    for folder, _, files in os.walk(root):
+        if "netns_fixtures" in folder:
+            continue
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    text = f.read()
+                if "import pyroute2" in text or "from pyroute2" in text:
+                    offenders.append(os.path.relpath(os.path.join(folder, name), root))
+    assert offenders == []
