@@ -1,150 +1,135 @@
 #!/usr/bin/env bash
-# build.sh - standalone pycni plugin executables (no Python needed on the node).
+# build.sh - standalone pycni plugin executables that run on any x86_64
+# Linux: no Python, no libc, no dynamic loader needed on the node.
 #
-#   ./build.sh                              build into dist/cni-bin/
-#   PYTHON=/usr/bin/python3.11 ./build.sh   interpreter for the build venv
-#   PYCNI_BUILD_VENV=DIR ./build.sh         venv location (default build/venv)
-#   ./build.sh --clean                      extra arguments go to pyinstaller
+#   ./build.sh                  build dist/cni-bin/ and the release tarball
+#   ./build.sh --rebuild-python also rebuild the static interpreter
 #   cp -a --no-preserve=ownership dist/cni-bin/. /opt/cni/bin/
-#                                           install on a node (as root: the
-#                                           files become root's, not the builder's)
+#                               install on a node (as root: the files become
+#                               root's, not the builder's)
+#   tar -C /opt/cni/bin -xzf dist/cni-plugins-pycni-linux-amd64-vX.Y.Z.tgz
+#                               or from the release tarball, as the
+#                               reference's cni-plugins-linux-amd64-*.tgz
 #
-# Result: dist/cni-bin/ holds one executable per plugin listed in
-# pycni.registry.PLUGINS, named as runtimes look it up on CNI_PATH, plus one
-# hidden support directory, dist/cni-bin/.pycni/ (Python runtime, standard
-# library and pycni as .pyc files), shared by all of them.
+# Result:
+#   dist/cni-bin/             one executable per plugin in
+#                             pycni.registry.PLUGINS, named as runtimes look
+#                             it up on CNI_PATH, plus one hidden support
+#                             directory, .pycni/: a static CPython
+#                             (`python`) and lib/python3.X/ (the standard
+#                             library and pycni, compiled .pyc files only)
+#   dist/cni-plugins-pycni-linux-amd64-vX.Y.Z.tgz (+ .sha256, .sha512)
+#                             the same files flat at the top level, with
+#                             README.md and LICENSE, owned by root, as the
+#                             reference's release tarball; the checksum
+#                             files are `sha256sum`/`sha512sum` output
 #
-# Shape, chosen by measuring start-up (figures in bench/README.md):
-#   * one-dir, not one-file: a one-file binary unpacks itself into a
-#     temporary directory on every exec (~200 ms per call instead of ~60 ms);
-#   * one small executable per plugin (a multipackage spec: one Analysis per
-#     plugin, one COLLECT): as fast as a multi-call binary dispatching on
-#     argv[0], and keeps working when an executable is renamed;
-#   * noarchive: modules are plain .pyc files in .pycni/, so each plugin
-#     executable is only the ~90 KB bootloader (and imports are a little
-#     faster than from a compressed archive);
-#   * without PyInstaller's pyi_rth_inspect runtime hook, which imports
-#     zipfile and friends on every start (~14 ms) only to improve
-#     inspect.getsourcefile() on frozen code.
-# Each entry script first gives the process back the caller's environment:
-# the bootloader re-executes itself with LD_LIBRARY_PATH pointing into the
-# bundle, and children (delegated IPAM plugins, iptables, ...) must not load
-# our copies of shared libraries.
+# How it runs everywhere (issue #15): the interpreter is CPython built by
+# scripts/portable/build-python.sh against musl and linked statically, with
+# every C module a plugin may use built in; each plugin executable is a
+# ~30 KB static launcher (scripts/portable/launcher.c) that execs
+# .pycni/python -I -S -B with the plugin's name compiled in. No ELF file in
+# the bundle has a program interpreter, a NEEDED library or a versioned
+# libc symbol (checked below with scripts/portable/elfcheck.py), so the
+# node's glibc version (or its having none) does not matter.
+# Start-up: no self-unpacking (a one-file bundle costs ~110 ms per exec),
+# no dynamic loading or relocation of libpython, no re-exec with
+# LD_LIBRARY_PATH as PyInstaller's bootloader does; bench/README.md has the
+# figures against the PyInstaller build this replaced.
 #
-# Needs a Python >= 3.11 built with a shared libpython (PyInstaller's
-# requirement) and PyPI (or a mirror) for the build virtualenv; nothing is
-# downloaded from anywhere else. Everything intermediate stays in build/.
+# Needs (scripts/install-deps.sh): musl-tools, linux-libc-dev, make,
+# binutils, and Debian's package archive for the python3.X source package;
+# nothing is downloaded from anywhere else. The interpreter is built once
+# into build/portable/ (~5 min on 2 cores) and reused while its build
+# script is unchanged; everything intermediate stays in build/.
 #
 # Root runs these files: the bundle is made writable by its owner only
 # (umask 022 for everything this script creates, and group/other write bits
-# cleared from what PyInstaller copies from the build Python), whatever the
-# caller's umask.
+# cleared), whatever the caller's umask.
 set -euo pipefail
 umask 022
 
 cd "$(dirname "$0")"
 ROOT=$PWD
-PYTHON=${PYTHON:-python3}
-VENV=${PYCNI_BUILD_VENV:-$ROOT/build/venv}
-WORK=$ROOT/build/pyinstaller
+WORK=$ROOT/build/portable
+PYROOT=$WORK/python-root
+STAGE=$WORK/stage/cni-bin
 OUT=$ROOT/dist/cni-bin
-# PyInstaller's cache goes with the other build files, not into ~/.cache.
-export PYINSTALLER_CONFIG_DIR=$WORK/config
+DIST=$ROOT/dist
+CONTENTS_DIR=.pycni
 
 start=$(date +%s)
+rebuild=0
+for arg in "$@"; do
+    case $arg in
+        --rebuild-python) rebuild=1 ;;
+        *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "build.sh: creating build virtualenv $VENV" >&2
-    "$PYTHON" -m venv "$VENV"
+# 1. The static interpreter, rebuilt when its sources here changed.
+stamp=$(cat scripts/portable/build-python.sh scripts/portable/pycni_linux.c | sha256sum | cut -d' ' -f1)
+if [ "$rebuild" = 1 ] || [ "$(cat "$PYROOT/.stamp" 2>/dev/null)" != "$stamp" ] \
+        || [ ! -x "$PYROOT/python" ]; then
+    scripts/portable/build-python.sh "$PYROOT"
+    echo "$stamp" > "$PYROOT/.stamp"
 fi
-"$VENV/bin/pip" install -q --disable-pip-version-check "$ROOT[build]"
-# Always install the tree as it is now, even when the version did not change.
-"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall "$ROOT"
+PY=$PYROOT/python
+PYVER=$("$PY" -I -S -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-mkdir -p "$WORK/entry"
-SPEC=$WORK/pycni-bin.spec
-cat > "$SPEC" <<'EOF'
-# Generated by build.sh: one executable per plugin in pycni.registry.PLUGINS,
-# all collected into one directory with a hidden, shared contents directory.
-import os
+# 2. Stage the bundle: interpreter, standard library (without what no
+#    plugin can use: tests, GUI, packaging tools, modules whose C part is
+#    not built in), pycni as pyproject.toml maps it (lib/ -> pycni,
+#    plugins/ -> pycni.plugins, ipam/ -> pycni.ipam) without the CLI and
+#    cnitool front ends.
+rm -rf "$WORK/stage"
+mkdir -p "$STAGE/$CONTENTS_DIR/lib"
+cp "$PY" "$STAGE/$CONTENTS_DIR/python"
+LIB=$STAGE/$CONTENTS_DIR/lib/python$PYVER
+cp -r "$PYROOT/lib/python$PYVER" "$LIB"
+(cd "$LIB" && rm -rf test idlelib tkinter turtledemo turtle.py ensurepip lib2to3 \
+    pydoc_data venv distutils unittest sqlite3 curses dbm ctypes site-packages \
+    __phello__ config-* ./*/test ./*/tests)
+# python._pth beside the interpreter fixes sys.path to exactly the bundle's
+# lib/python3.X (and implies -I -S): without it Python would search every
+# parent directory of the bundle for lib/python3X.zip and lib/python3.X.
+printf 'lib/python%s\n' "$PYVER" > "$STAGE/$CONTENTS_DIR/python._pth"
+mkdir -p "$LIB/pycni"
+(cd lib && find . -name '*.py' -not -path '*/__pycache__/*' -not -path './cnitool/*' \
+    -not -path ./cli.py -print0 | xargs -0 cp --parents -t "$LIB/pycni")
+for pkg in plugins ipam; do
+    mkdir -p "$LIB/pycni/$pkg"
+    (cd "$pkg" && find . -name '*.py' -not -path '*/__pycache__/*' \
+        -print0 | xargs -0 cp --parents -t "$LIB/pycni/$pkg")
+done
+# Compiled in place of the sources (sourceless .pyc: no source stat or
+# timestamp check per import, nothing to recompile when mtimes change in
+# a copy), by the bundle's own interpreter.
+"$PY" -I -S -m compileall -q -b -j 0 "$LIB" >/dev/null
+find "$LIB" -name '*.py' -delete
+find "$LIB" -name __pycache__ -prune -exec rm -rf {} +
 
-import pycni
-from pycni import bundle
-from pycni.registry import PLUGINS
-
-# pycni.entry imports a plugin's module by name and pycni.lazy imports
-# modules on first use: PyInstaller's import analysis sees neither, so every
-# module a plugin process may load (what pycni install bundles) is named.
-PYCNI_MODULES = [name for name, _pkg, _path in
-                 bundle.plugin_modules(os.path.dirname(os.path.abspath(pycni.__file__)))]
-
-WORK = os.path.dirname(os.path.abspath(SPEC))
-CONTENTS_DIR = ".pycni"
-# Never needed by a plugin: test tooling, the CLI/cnitool front ends, GUI
-# and documentation modules, TLS (hashlib falls back to its built-in
-# implementations without _hashlib, which saves libcrypto).
-EXCLUDES = [
-    "pytest", "_pytest", "pyroute2", "pycni.cli", "pycni.cnitool",
-    "tkinter", "_tkinter", "unittest", "doctest", "pydoc", "pydoc_data",
-    "lib2to3", "idlelib", "ensurepip", "venv", "distutils", "setuptools",
-    "pip", "ssl", "_ssl", "_hashlib", "sqlite3", "curses", "readline",
-]
-SKIP_RUNTIME_HOOKS = {"pyi_rth_inspect"}
-
-ENTRY = '''\
-# pycni {name} plugin: frozen entry point generated by build.sh.
-import os
-
-# Undo the bootloader's environment changes so that child processes see the
-# environment the runtime gave us.
-_orig = os.environ.pop("LD_LIBRARY_PATH_ORIG", None)
-if _orig is None:
-    os.environ.pop("LD_LIBRARY_PATH", None)
-else:
-    os.environ["LD_LIBRARY_PATH"] = _orig
-for _key in [k for k in os.environ if k.startswith("_PYI_")]:
-    del os.environ[_key]
-
-from pycni.entry import serve
-
-serve({name!r})
-'''
-
-exes, binaries, datas = [], [], []
-for name in sorted(PLUGINS):
-    entry = os.path.join(WORK, "entry", f"{name}.py")
-    with open(entry, "w") as f:
-        f.write(ENTRY.format(name=name))
-    a = Analysis([entry], excludes=EXCLUDES, hiddenimports=PYCNI_MODULES, noarchive=True)
-    a.scripts = [s for s in a.scripts if s[0] not in SKIP_RUNTIME_HOOKS]
-    exes.append(EXE(PYZ(a.pure), a.scripts, exclude_binaries=True, name=name,
-                    strip=True, upx=False, console=True,
-                    contents_directory=CONTENTS_DIR))
-    binaries += a.binaries
-    datas += a.datas
-
-COLLECT(*exes, binaries, datas, name="cni-bin", strip=True, upx=False)
-EOF
-
-rm -rf "$WORK/dist"
-"$VENV/bin/pyinstaller" --noconfirm --log-level WARN \
-    --distpath "$WORK/dist" --workpath "$WORK/work" "$@" "$SPEC"
-
-# Nothing in the bundle may be writable by group or others (copied files keep
-# their source's modes).
-chmod -R go-w "$WORK/dist/cni-bin"
-
-# Every plugin must at least answer VERSION with an empty environment, and
-# load its own module (VERSION is answered before it: pycni.entry): without
-# CNI_COMMAND it prints its name and versions.
-names=$("$VENV/bin/python" -c 'from pycni.registry import PLUGINS; print(*sorted(PLUGINS))')
+# 3. One static launcher per plugin.
+names=$("$PY" -I -S -c 'import sys; sys.path.insert(0, sys.argv[1])
+from pycni.registry import PLUGINS; print(*sorted(PLUGINS))' "$LIB")
 for name in $names; do
-    answer=$(env -i CNI_COMMAND=VERSION "$WORK/dist/cni-bin/$name" </dev/null) || true
+    musl-gcc -static -Os -s -Wall -Werror -DPLUGIN_NAME="\"$name\"" \
+        -o "$STAGE/$name" scripts/portable/launcher.c
+done
+chmod -R go-w "$STAGE"
+
+# 4. Checks. Nothing in the bundle may need a libc, a loader or a shared
+#    library; every plugin must answer VERSION with an empty environment
+#    and load its own module (VERSION is answered before it:
+#    pycni.entry): without CNI_COMMAND it prints its name and versions.
+"$PY" -I -S scripts/portable/elfcheck.py --static "$STAGE"
+for name in $names; do
+    answer=$(env -i CNI_COMMAND=VERSION "$STAGE/$name" </dev/null) || true
     case $answer in
         *'"supportedVersions"'*) ;;
         *) echo "build.sh: $name does not answer VERSION: $answer" >&2; exit 1 ;;
     esac
-    about=$(env -i "$WORK/dist/cni-bin/$name" </dev/null 2>&1) || true
+    about=$(env -i "$STAGE/$name" </dev/null 2>&1) || true
     case $about in
         *'CNI protocol versions supported'*) ;;
         *) echo "build.sh: $name does not load its plugin: $about" >&2; exit 1 ;;
@@ -152,7 +137,29 @@ for name in $names; do
 done
 
 rm -rf "$OUT"
-mkdir -p "$(dirname "$OUT")"
-mv "$WORK/dist/cni-bin" "$OUT"
+mkdir -p "$DIST"
+mv "$STAGE" "$OUT"
+
+# 5. The release tarball, laid out as the reference's: the plugins flat at
+#    the top level (with .pycni/ beside them), README.md and LICENSE,
+#    owned by root, entries sorted, times from the last commit (the same
+#    tree gives the same bytes).
+version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' lib/__init__.py)
+version=${version:-$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)}
+version=${version:-0.1.0}
+tarball=cni-plugins-pycni-linux-amd64-v$version.tgz
+epoch=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+rel=$WORK/release
+rm -rf "$rel" && cp -a "$OUT" "$rel"
+for doc in README.md LICENSE; do
+    [ -f "$doc" ] && install -m 0644 "$doc" "$rel/$doc"
+done
+rm -f "$DIST"/cni-plugins-pycni-linux-amd64-v*.tgz*
+(cd "$rel" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
+    -cf - . | gzip -9n > "$DIST/$tarball")
+(cd "$DIST" && sha256sum "$tarball" > "$tarball.sha256" && sha512sum "$tarball" > "$tarball.sha512")
+rm -rf "$rel"
+
 echo "build.sh: $(echo $names | wc -w) plugin(s) in $OUT ($(du -sh "$OUT" | cut -f1)," \
      "$(( $(date +%s) - start )) s): $names" >&2
+echo "build.sh: $DIST/$tarball ($(du -h "$DIST/$tarball" | cut -f1))" >&2
