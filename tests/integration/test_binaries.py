@@ -1,4 +1,6 @@
-"""The standalone executables built by ./build.sh (dist/cni-bin).
+"""The standalone executables built by ./build.sh (dist/cni-bin): static
+launchers and a static CPython in .pycni/ (tests/integration/test_portable.py
+checks that no file needs a libc and runs them on other roots).
 
 The bundle is copied to a temporary directory, as `cp -a --no-preserve=ownership dist/cni-bin/. DIR/`
 installs it on a node, and every plugin is run there with an environment
@@ -82,17 +84,28 @@ def test_python_variables_of_the_caller_are_ignored(bin_dir):
 
 
 def test_runtime_comes_from_the_bundle(bin_dir):
-    """libpython and every library the loader initialises come from the
-    copy or from the system, never from the build machine's Python."""
-    env = bare_env(CNI_COMMAND="VERSION", LD_DEBUG="libs")
-    proc = run(os.path.join(bin_dir, "loopback"), env)
+    """Every program exec'ed and every file opened or looked at on the way
+    to a VERSION answer lies in the copy (the launcher, .pycni/python, its
+    python._pth and standard library), apart from /etc/localtime (the C
+    library's time zone) and /proc/self/exe (how the launcher finds its
+    directory): nothing from the build machine's Python, no search of
+    parent directories, no loader, no shared library."""
+    if not shutil.which("strace"):
+        missing_prerequisite("needs strace (scripts/install-deps.sh)")
+    log = os.path.join(bin_dir, "..", "strace-version.txt")
+    proc = subprocess.run(["strace", "-f", "-qq", "-o", log, "-e",
+                           "trace=execve,open,openat,stat,lstat,newfstatat,access,readlink",
+                           os.path.join(bin_dir, "loopback")],
+                          env=bare_env(CNI_COMMAND="VERSION"), capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
-    loaded = [line.split("calling init:", 1)[1].strip()
-              for line in proc.stderr.decode().splitlines() if "calling init:" in line]
-    libpython = [p for p in loaded if "libpython" in p]
-    assert libpython and all(p.startswith(bin_dir) for p in libpython), loaded
-    for path in loaded:
-        assert path.startswith((bin_dir, "/lib", "/usr/lib")), path
+    with open(log) as f:
+        lines = f.read().splitlines()
+    os.unlink(log)
+    paths = [line.split('"')[1] for line in lines if '"' in line]
+    assert paths[0] == os.path.join(bin_dir, "loopback")
+    assert os.path.join(bin_dir, CONTENTS_DIR, "python") in paths
+    outside = {p for p in paths if not p.startswith(bin_dir + "/")}
+    assert outside <= {"/etc/localtime", "/proc/self/exe"}, sorted(outside)
 
 
 def test_loopback_add_check_del_in_a_fresh_namespace(world, bin_dir):
@@ -118,8 +131,9 @@ def test_loopback_add_check_del_in_a_fresh_namespace(world, bin_dir):
 
 
 def test_delegated_plugins_get_the_runtimes_environment(world, bin_dir, tmp_path):
-    """The bootloader points LD_LIBRARY_PATH at the bundle for itself;
-    a delegated IPAM plugin (and any tool a plugin runs) must not see it."""
+    """A delegated IPAM plugin (and any tool a plugin runs) gets exactly the
+    environment the runtime passed: nothing added (no LD_LIBRARY_PATH or
+    PyInstaller variables, no locale coercion's LC_CTYPE), nothing lost."""
     if "bridge" not in registry_names():
         pytest.skip("needs the bridge plugin")
     dump = tmp_path / "env.txt"
@@ -139,6 +153,8 @@ def test_delegated_plugins_get_the_runtimes_environment(world, bin_dir, tmp_path
     assert seen.get("LD_LIBRARY_PATH") == "/opt/runtime-lib"
     assert not [k for k in seen if k.startswith("_PYI_") or k == "LD_LIBRARY_PATH_ORIG"]
     assert seen["CNI_COMMAND"] == "DEL"
+    # what the spy's sh adds itself: PWD (and SHLVL with some shells)
+    assert {k: v for k, v in seen.items() if k not in ("PWD", "SHLVL", "_")} == env
 
 
 def python_installations(keep: str) -> list[str]:
