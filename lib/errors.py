@@ -39,9 +39,9 @@ class CNIError(Exception):
         """The error an error object describes (a code that is no
         integer becomes INTERNAL)."""
         code = data.get("code")
-        valid = isinstance(code, int) and not isinstance(code, bool)
-        return cls(code if valid else INTERNAL,
-                   str(data.get("msg", "")), str(data.get("details", "") or ""))
+        if not isinstance(code, int) or isinstance(code, bool):
+            code = INTERNAL
+        return cls(code, str(data.get("msg", "")), str(data.get("details", "") or ""))
 
     def __str__(self) -> str:
         return f"{self.msg}; {self.details}" if self.details else self.msg

@@ -16,7 +16,7 @@ class LazyModule:
 
     def __init__(self, name: str):
         self._name = name
-        self._module = None
+        self._module: object = None
 
     def __getattr__(self, attr: str):
         module = self._module

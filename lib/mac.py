@@ -52,8 +52,10 @@ def interface_mac(spelling: str) -> str:
     with the reference's words otherwise."""
     from .errors import CNIError, INVALID_NETWORK_CONFIG
     octets = parse(spelling)
-    problem = f"address {spelling}: invalid MAC address" if octets is None or len(octets) != 6 \
-        else unicast_problem(octets)
-    if problem:
-        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid args {spelling} for MAC addr: {problem}")
-    return text(octets)
+    if octets is None or len(octets) != 6:
+        problem: str | None = f"address {spelling}: invalid MAC address"
+    else:
+        problem = unicast_problem(octets)
+        if not problem:
+            return text(octets)
+    raise CNIError(INVALID_NETWORK_CONFIG, f"invalid args {spelling} for MAC addr: {problem}")

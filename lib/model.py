@@ -27,6 +27,12 @@ Same observable behaviour as `dataclasses` for what the code uses:
   postponed evaluation), as dataclasses keeps them.
 """
 
+# A type checker sees the standard library's `dataclass` and `field` (the
+# same signatures for the subset above), so that every record class gets a
+# typed __init__; mypy and pyright take a name TYPE_CHECKING as true, and
+# here it is False: nothing is imported.
+TYPE_CHECKING = False
+
 __all__ = ["dataclass", "field", "fields", "is_dataclass", "replace", "asdict",
            "MISSING", "Field", "FrozenInstanceError"]
 
@@ -39,7 +45,7 @@ class _Missing:
 
 
 MISSING = _Missing()
-_EMPTY = {}
+_EMPTY: dict = {}
 
 
 class FrozenInstanceError(AttributeError):
@@ -62,14 +68,6 @@ class Field:
         return (f"Field(name={self.name!r},type={self.type!r},"
                 f"default={self.default!r},default_factory={self.default_factory!r},"
                 f"init={self.init!r},metadata={self.metadata!r})")
-
-
-def field(*, default=MISSING, default_factory=MISSING, init=True, metadata=None):
-    """A field with a default, a default factory (run per instance), or
-    metadata (pycni.decode.key names a field's JSON key), as dataclasses.field."""
-    if default is not MISSING and default_factory is not MISSING:
-        raise ValueError("cannot specify both default and default_factory")
-    return Field(default, default_factory, init, metadata)
 
 
 # ---------------------------------------------------------------- methods
@@ -116,7 +114,7 @@ def _init(self, *args, **kwargs):
         post()
 
 
-_repr_running = set()
+_repr_running: set[int] = set()
 
 
 def _repr(self):
@@ -195,7 +193,7 @@ def _process(cls, frozen):
     cls._model_names = tuple(fields)
     cls._model_init = tuple(init)
     cls._model_post = tuple(post)
-    cls.__match_args__ = tuple(s[0] for s in init)
+    cls.__match_args__ = tuple(s[0] for s in init)  # type: ignore[misc]
     if "__init__" not in own:
         cls.__init__ = _init
     if "__repr__" not in own:
@@ -216,12 +214,22 @@ def _process(cls, frozen):
     return cls
 
 
-def dataclass(cls=None, /, *, frozen=False):
-    """Make `cls` a record class, as dataclasses.dataclass does for the
-    subset above (also as ``@dataclass(frozen=True)``)."""
-    if cls is None:
-        return lambda c: _process(c, frozen)
-    return _process(cls, frozen)
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+else:
+    def field(*, default=MISSING, default_factory=MISSING, init=True, metadata=None):
+        """A field with a default, a default factory (run per instance), or
+        metadata (pycni.decode.key names a field's JSON key), as dataclasses.field."""
+        if default is not MISSING and default_factory is not MISSING:
+            raise ValueError("cannot specify both default and default_factory")
+        return Field(default, default_factory, init, metadata)
+
+    def dataclass(cls=None, /, *, frozen=False):
+        """Make `cls` a record class, as dataclasses.dataclass does for the
+        subset above (also as ``@dataclass(frozen=True)``)."""
+        if cls is None:
+            return lambda c: _process(c, frozen)
+        return _process(cls, frozen)
 
 
 # ---------------------------------------------------------------- helpers

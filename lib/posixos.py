@@ -44,7 +44,7 @@ if _os is not None:
     environ = _os.environ
 else:
     _enc = sys.getfilesystemencoding()
-    environ = {k.decode(_enc, "surrogateescape"): v.decode(_enc, "surrogateescape")
+    environ = {k.decode(_enc, "surrogateescape"): v.decode(_enc, "surrogateescape")  # type: ignore[misc]
                for k, v in _posix.environ.items()}
 del _os
 
@@ -100,7 +100,7 @@ class path:
 
     @staticmethod
     def normpath(p: str) -> str:
-        return _posix._path_normpath(p) or "."     # os.path.normpath's own C code
+        return _posix._path_normpath(p) or "."  # type: ignore[attr-defined]  # os.path's own C code
 
     @staticmethod
     def abspath(p: str) -> str:

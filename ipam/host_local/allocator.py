@@ -24,13 +24,14 @@ class StoreView:
     store.DiskStore provides it. (Not a typing.Protocol: importing typing
     costs milliseconds in every call.)"""
 
-    def reserve(self, name: str, container_id: str, ifname: str, set_index: int) -> bool: ...
+    def reserve(self, name: str, container_id: str, ifname: str,  # type: ignore[empty-body]
+                set_index: int) -> bool: ...
 
     def last_reserved(self, set_index: int) -> str | None: ...
 
-    def owned(self, container_id: str, ifname: str) -> list[str]: ...
+    def owned(self, container_id: str, ifname: str) -> list[str]: ...  # type: ignore[empty-body]
 
-    def taken(self) -> set[str]: ...
+    def taken(self) -> set[str]: ...  # type: ignore[empty-body]
 
     def unreserve(self, names: list[str], container_id: str, ifname: str) -> None: ...
 
@@ -79,6 +80,7 @@ def allocate_in_set(rs: RangeSet, index: int, store: StoreView, container_id: st
     """One address of range set `rs` for (container_id, ifname)."""
     if requested is not None:
         r = range_for(rs, *requested)
+        assert r is not None            # allocate() passes an address of this set
         text = r.text(requested[1])
         if requested[1] == r.gateway:
             raise CNIError(INVALID_NETWORK_CONFIG, f"requested ip {text} is subnet's gateway")
