@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/install-deps.sh
+# Lint and type check first: a finding fails the run (and CI) before any
+# test runs (CONTRIBUTING.md "Conventions checked").
+.venv/bin/python scripts/lint.py
 # Standalone binaries (PyInstaller); tests/integration/test_binaries.py
 # smoke-tests them.
 PYCNI_BUILD_VENV=.venv ./build.sh

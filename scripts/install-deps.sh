@@ -57,7 +57,8 @@ fi
 # (drop pip's warnings about local index mirrors that some machines configure)
 # The test extra: pytest, and the oracles the tests check our codec and
 # host-local against (pyroute2, netaddr, hypothesis); plugins never load them.
-.venv/bin/python -m pip install -q '.[test,build]' 2> >(grep -v "is ignored: it is neither" >&2)
+# lint: ruff and mypy for scripts/lint.py, which test.sh runs first
+.venv/bin/python -m pip install -q '.[test,build,lint]' 2> >(grep -v "is ignored: it is neither" >&2)
 # The two-node test's CRI client: gRPC, and protoc for its cri_api.proto
 .venv/bin/python -m pip install -q grpcio grpcio-tools protobuf 2> >(grep -v "is ignored: it is neither" >&2)
 # The DaemonSet manifest's offline validation (tests/unit/test_manifest.py):
