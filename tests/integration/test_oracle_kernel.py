@@ -460,6 +460,68 @@ def test_host_device_add_as_pyroute2_reads_it(world, cni_path, data_dir, tmp_pat
     assert back[1][1:3] == link_named(before, "orchd0")[1][1:3]      # mtu, mac
 
 
+# --- conntrack (portmap) ------------------------------------------------------------
+
+def add_udp_entries(ns, family, src, dst, ports) -> None:
+    """UDP conntrack entries src:40000+i -> dst:port, made by pyroute2."""
+    from pyroute2 import Conntrack
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+    with Conntrack(nfgen_family=family, netns=ns.name) as ct:
+        for i, port in enumerate(ports):
+            ct.entry("add", timeout=120,
+                     tuple_orig=NFCTAttrTuple(family=family, saddr=src, daddr=dst, proto=17,
+                                              sport=40000 + i, dport=port),
+                     tuple_reply=NFCTAttrTuple(family=family, saddr=dst, daddr=src, proto=17,
+                                               sport=port, dport=40000 + i))
+
+
+def udp_ports_tracked(ns, family) -> list[int]:
+    from pyroute2 import Conntrack
+    out = []
+    with Conntrack(nfgen_family=family, netns=ns.name) as ct:
+        for entry in ct.dump():
+            proto = entry.get_attr("CTA_TUPLE_ORIG").get_attr("CTA_TUPLE_PROTO")
+            if proto.get_attr("CTA_PROTO_NUM") == 17:
+                out.append(proto.get_attr("CTA_PROTO_DST_PORT"))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("family, src, dst", [(socket.AF_INET, "203.0.113.5", "10.97.0.1"),
+                                              (socket.AF_INET6, "2001:db8::5", "fd97::1")])
+def test_conntrack_flush_as_pyroute2_sees_it(world, family, src, dst):
+    """Our ctnetlink codec deletes exactly the UDP entries of the ports it
+    is given, of its family; pyroute2 made them and counts what is left."""
+    from pycni.plugins.portmap import conntrack
+    ns = world.container("orcct")
+    add_udp_entries(ns, family, src, dst, [18180, 18180, 18181])
+    other = socket.AF_INET if family == socket.AF_INET6 else socket.AF_INET6
+    add_udp_entries(ns, other, *(("203.0.113.5", "10.97.0.1") if other == socket.AF_INET
+                                 else ("2001:db8::5", "fd97::1")), [18180])
+    assert udp_ports_tracked(ns, family) == [18180, 18180, 18181]
+    with netns.entered(ns.path):
+        deleted = conntrack.flush_udp_ports({18180}, 6 if family == socket.AF_INET6 else 4)
+    assert deleted == 2
+    assert udp_ports_tracked(ns, family) == [18181]
+    assert udp_ports_tracked(ns, other) == [18180]          # the other family untouched
+
+
+def test_portmap_add_flushes_stale_udp_entries(world, cni_path, data_dir):
+    """A UDP entry to a host port that predates the mapping is gone after
+    portmap's ADD (pyroute2 made it and looks for it)."""
+    bridge = {"cniVersion": "1.0.0", "name": NET, "type": "bridge", "bridge": BRIDGE,
+              "isGateway": True, "ipam": ipam(data_dir)}
+    ctr = world.container("orcpm")
+    prev = add(world, cni_path, "bridge", bridge, ctr)
+    add_udp_entries(world.host, socket.AF_INET, "203.0.113.5", "10.97.0.1", [18190, 18191])
+    pm = {"cniVersion": "1.0.0", "name": NET, "type": "portmap",
+          "runtimeConfig": {"portMappings": [
+              {"hostPort": 18190, "containerPort": 80, "protocol": "udp"}]}}
+    result = add(world, cni_path, "portmap", {**pm, "prevResult": prev}, ctr)
+    assert udp_ports_tracked(world.host, socket.AF_INET) == [18191]
+    delete(world, cni_path, "portmap", {**pm, "prevResult": result}, ctr)
+    delete(world, cni_path, "bridge", bridge, ctr)
+
+
 def test_codecs_agree_on_an_empty_world(world):
     """The baseline: a fresh namespace (loopback only)."""
     view = state(world.container("orcempty"))

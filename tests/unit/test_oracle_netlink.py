@@ -788,3 +788,88 @@ def test_nft_gettable_message(monkeypatch, family, number):
 def test_nft_table_exists_answers(monkeypatch, error, want):
     monkeypatch.setattr(nl, "NetlinkSocket", NetfilterCapture(error))
     assert nfnetlink.table_exists("ip", "t") is want
+
+
+# --- conntrack (portmap) ------------------------------------------------------------
+
+from pyroute2.netlink.nfnetlink.nfctsocket import nfct_msg   # noqa: E402
+
+from pycni.plugins.portmap import conntrack                  # noqa: E402
+from pycni.plugins.portmap import plugin as portmap_plugin   # noqa: E402
+
+
+def kernel_conntrack(family, src, dst, proto, sport, dport, zone=None) -> bytes:
+    """A conntrack entry as the kernel dumps it (encoded by pyroute2)."""
+    ip = "CTA_IP_V6" if family == socket.AF_INET6 else "CTA_IP_V4"
+    msg = nfct_msg()
+    msg["nfgen_family"] = family
+    msg["version"] = 0
+    msg["res_id"] = 0
+    orig = {"attrs": [
+        ("CTA_TUPLE_IP", {"attrs": [(f"{ip}_SRC", src), (f"{ip}_DST", dst)]}),
+        ("CTA_TUPLE_PROTO", {"attrs": [("CTA_PROTO_NUM", proto), ("CTA_PROTO_SRC_PORT", sport),
+                                       ("CTA_PROTO_DST_PORT", dport)]})]}
+    msg["attrs"] = [("CTA_TUPLE_ORIG", orig)]
+    if zone is not None:
+        msg["attrs"].append(("CTA_ZONE", zone))
+    return encoded(msg)
+
+
+class ConntrackCapture(NetfilterCapture):
+    def __init__(self, dumped):
+        super().__init__()
+        self.dumped = dumped
+
+    def request(self, msg_type, flags, body):
+        self.sent.append((msg_type, flags, body))
+        return [(msg_type, entry) for entry in self.dumped] if flags & nl.NLM_F_DUMP else []
+
+
+@pytest.mark.parametrize("family, src, dst", [(socket.AF_INET, "203.0.113.5", "10.0.0.1"),
+                                              (socket.AF_INET6, "2001:db8::5", "fd00::1")])
+def test_conntrack_flush_deletes_the_udp_entries_of_mapped_ports(monkeypatch, family, src, dst):
+    entries = [kernel_conntrack(family, src, dst, 17, 40000, 18180),
+               kernel_conntrack(family, src, dst, 17, 40001, 18180, zone=7),
+               kernel_conntrack(family, src, dst, 6, 40002, 18180),        # tcp: kept
+               kernel_conntrack(family, src, dst, 17, 40003, 18181)]       # other port
+    cap = ConntrackCapture(entries)
+    monkeypatch.setattr(nl, "NetlinkSocket", cap)
+    assert conntrack.flush_udp_ports({18180}, 6 if family == socket.AF_INET6 else 4) == 2
+    assert cap.protocols == [conntrack.NETLINK_NETFILTER]
+    (dump_type, dump_flags, dump_body), *deletes = cap.sent
+    assert (dump_type, dump_flags) == ((1 << 8) | 1, nl.NLM_F_DUMP)   # CTNETLINK, CT_GET
+    assert decoded(nfct_msg, dump_type, dump_body)["nfgen_family"] == family
+    assert len(deletes) == 2
+    for (msg_type, flags, body), (sport, zone) in zip(deletes, [(40000, None), (40001, 7)]):
+        assert (msg_type, flags) == ((1 << 8) | 2, 0)                  # CT_DELETE
+        msg = decoded(nfct_msg, msg_type, body)
+        assert msg["nfgen_family"] == family
+        proto = msg.get_attr("CTA_TUPLE_ORIG").get_attr("CTA_TUPLE_PROTO")
+        assert (proto.get_attr("CTA_PROTO_NUM"), proto.get_attr("CTA_PROTO_SRC_PORT"),
+                proto.get_attr("CTA_PROTO_DST_PORT")) == (17, sport, 18180)
+        ips = msg.get_attr("CTA_TUPLE_ORIG").get_attr("CTA_TUPLE_IP")
+        assert [a[1] for a in ips["attrs"]] == [src, dst]
+        assert msg.get_attr("CTA_ZONE") == zone
+        # the tuple goes back nested, as the kernel wants it
+        assert struct.unpack_from("=HH", body, 4)[1] == \
+            conntrack.CTA_TUPLE_ORIG | nl.NLA_F_NESTED
+
+
+def test_portmap_asks_the_kernel_for_the_route_to_the_container(monkeypatch):
+    link = kernel_link(5, 0x1043, IFLA_IFNAME="cni0")
+    route = kernel_route(dst_len=32, RTA_DST="10.97.0.2", RTA_OIF=5)
+
+    class Routes(Capture):
+        def request(self, msg_type, flags, body):
+            self.sent.append((msg_type, flags, body))
+            return [(nl.RTM_NEWROUTE, route)] if msg_type == nl.RTM_GETROUTE \
+                else [(nl.RTM_NEWLINK, link)]
+    cap = Routes()
+    monkeypatch.setattr(nl, "RtNetlink", lambda: cap)
+    assert portmap_plugin.host_interface_to("10.97.0.2") == "cni0"
+    msg_type, flags, body = cap.sent[0]
+    assert (msg_type, flags) == (nl.RTM_GETROUTE, 0)
+    msg = decoded(rtmsg, msg_type, body)
+    assert (msg["family"], msg["dst_len"]) == (socket.AF_INET, 32)
+    assert attrs(msg) == [("RTA_DST", "10.97.0.2")]
+    assert decoded(ifinfmsg, *cap.sent[1][::2])["index"] == 5
