@@ -14,13 +14,18 @@ start with "orc".
 """
 
 import contextlib
+import json
 import os
+import re
 import socket
 
 import pytest
 
 pyroute2 = pytest.importorskip("pyroute2")
 from pyroute2 import IPRoute   # noqa: E402
+
+from netns_world import World                    # noqa: E402
+from pytest_netns import missing_prerequisite    # noqa: E402
 
 from pycni import netlink, netlink_ecmp, netns   # noqa: E402
 from pycni.plugins.bandwidth import tc           # noqa: E402
@@ -520,6 +525,108 @@ def test_portmap_add_flushes_stale_udp_entries(world, cni_path, data_dir):
     assert udp_ports_tracked(world.host, socket.AF_INET) == [18191]
     delete(world, cni_path, "portmap", {**pm, "prevResult": result}, ctr)
     delete(world, cni_path, "bridge", bridge, ctr)
+
+
+# --- side by side with the reference v1.9 -----------------------------------------
+
+REF19 = os.environ.get("PYCNI_REF_V19", "/var/cache/pycni-bench/ref-v1.9/bin")
+VETH_RE = re.compile(r"veth[0-9a-f]{8}\Z")
+
+
+@pytest.fixture
+def ref19():
+    if not os.path.isfile(os.path.join(REF19, "ptp")):
+        missing_prerequisite(f"reference v1.9 plugins not built in {REF19} "
+                             "(bench/build-reference.sh)")
+    return [REF19]
+
+
+@pytest.fixture
+def ref_world(request):
+    """A second world, where the reference runs."""
+    w = World(request.node.name + "-ref")
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def normalized(ns) -> dict:
+    """pyroute2's view of `ns` without what differs by chance between two
+    runs: indexes (links named instead), random veth names, MACs, link-local
+    addresses (derived from the MACs)."""
+    view = state(ns)
+    names = {i: l[0] for i, l in view["links"].items()}
+
+    def name(index):
+        text = names.get(index, "") if index else ""
+        return "VETH" if VETH_RE.match(text) else text
+
+    return {
+        "links": sorted((name(i), l[1], l[3], name(l[4]), l[6])
+                        for i, l in view["links"].items()),
+        "addresses": sorted((name(a[4]), a[0], f"{a[1]}/{a[2]}", a[3])
+                            for a in view["addresses"] if a[3] != netlink.RT_SCOPE_LINK),
+        "routes": sorted((r[0], r[1], r[2], name(r[3]), r[4], r[5], r[6])
+                         for r in view["routes"] if not r[1].startswith("fe80:")),
+    }
+
+
+def side_by_side(world, ref_world, cni_path, ref19, tmp_path, plugin, conf, chain=()):
+    """ADD `conf` (then each chained conf with the previous result) with our
+    plugins in `world` and the reference's in `ref_world`; the two worlds'
+    normalized states."""
+    views = []
+    for label, w, path in (("ours", world, cni_path), ("ref", ref_world, ref19)):
+        c = json.loads(json.dumps(conf).replace("@DATA@", str(tmp_path / label)))
+        ctr = w.container("orcsbs")
+        result = add(w, path, plugin, c, ctr, container_id="orc1")
+        for link in chain:
+            result = add(w, path, link["type"], {**link, "prevResult": result}, ctr,
+                         container_id="orc1")
+        views.append((normalized(w.host), normalized(ctr), w, ctr))
+    return views
+
+
+@pytest.mark.parametrize("plugin, keys", [
+    ("ptp", {"mtu": 1380}),
+    ("bridge", {"bridge": BRIDGE, "isGateway": True, "mtu": 1400}),
+])
+def test_same_kernel_state_as_the_reference(world, ref_world, cni_path, ref19, tmp_path,
+                                            plugin, keys):
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": plugin, **keys,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]],
+                     "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "@DATA@"}}
+    (our_host, our_ctr, _, _), (ref_host, ref_ctr, _, _) = side_by_side(
+        world, ref_world, cni_path, ref19, tmp_path, plugin, conf)
+    assert our_ctr == ref_ctr
+    assert our_host == ref_host
+
+
+def test_same_qdiscs_as_the_reference_bandwidth(world, ref_world, cni_path, ref19, tmp_path):
+    conf = {"cniVersion": "1.0.0", "name": NET, "type": "bridge", "bridge": BRIDGE,
+            "isGateway": True,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]],
+                     "dataDir": "@DATA@"}}
+    bw = {"cniVersion": "1.0.0", "name": NET, "type": "bandwidth", "ingressRate": RATE,
+          "ingressBurst": BURST, "egressRate": RATE, "egressBurst": BURST}
+    views = side_by_side(world, ref_world, cni_path, ref19, tmp_path, "bridge", conf, [bw])
+    (our_host, _, ours_w, _), (ref_host, _, ref_w, _) = views
+    assert our_host == ref_host
+
+    def shaping(w):
+        out = {}
+        with oracle(w.host) as ipr:
+            for m in ipr.get_links():
+                name = m.get_attr("IFLA_IFNAME")
+                key = "VETH" if VETH_RE.match(name) else name
+                q = [x for x in oracle_qdiscs(w.host, m["index"]) if x[0] in ("tbf", "ingress")]
+                if q:
+                    out[key] = q
+        return out
+    ours_q, ref_q = shaping(ours_w), shaping(ref_w)
+    assert len(ours_q) == 2            # the veth and the IFB
+    assert ours_q == ref_q
 
 
 def test_codecs_agree_on_an_empty_world(world):
