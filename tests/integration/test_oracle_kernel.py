@@ -29,6 +29,7 @@ from pytest_netns import missing_prerequisite    # noqa: E402
 
 from pycni import netlink, netlink_ecmp, netns   # noqa: E402
 from pycni.plugins.bandwidth import tc           # noqa: E402
+from pycni.plugins.ptp import kernel as ptp_kernel   # noqa: E402
 
 pytestmark = pytest.mark.netns
 
@@ -627,6 +628,202 @@ def test_same_qdiscs_as_the_reference_bandwidth(world, ref_world, cni_path, ref1
     ours_q, ref_q = shaping(ours_w), shaping(ref_w)
     assert len(ours_q) == 2            # the veth and the IFB
     assert ours_q == ref_q
+
+
+# --- our codec's requests on a real kernel, read back by pyroute2 -----------------
+
+def oracle_link(ns, name):
+    with oracle(ns) as ipr:
+        found = ipr.link_lookup(ifname=name)
+        return ipr.get_links(found[0])[0] if found else None
+
+
+def test_link_requests_do_what_they_say(world):
+    ns = world.container("orccodec")
+    other = world.container("orcother")
+    with ours(ns) as nl:
+        netlink.create_veth(nl, "orcv0", "orcv1", mtu=1400, mac="02:97:00:00:00:01",
+                            peer_mac="02:97:00:00:00:02")
+        v0, v1 = netlink.get_link(nl, "orcv0"), netlink.get_link(nl, "orcv1")
+        a, b = oracle_link(ns, "orcv0"), oracle_link(ns, "orcv1")
+        assert (a["index"], b["index"]) == (v0.index, v1.index)
+        assert (a.get_attr("IFLA_LINK"), b.get_attr("IFLA_LINK")) == (v1.index, v0.index)
+        assert (a.get_attr("IFLA_MTU"), b.get_attr("IFLA_MTU")) == (1400, 1400)
+        assert (a.get_attr("IFLA_ADDRESS"), b.get_attr("IFLA_ADDRESS")) == \
+            ("02:97:00:00:00:01", "02:97:00:00:00:02")
+
+        netlink.set_mtu(nl, v0.index, 1280)
+        netlink.set_mac(nl, v0.index, "02:97:00:00:00:09")
+        netlink.set_txqlen(nl, v0.index, 77)
+        netlink.set_promisc(nl, v0.index, True)
+        netlink.set_allmulti(nl, v0.index, True)
+        netlink.set_link_up(nl, v0.index)
+        a = oracle_link(ns, "orcv0")
+        assert (a.get_attr("IFLA_MTU"), a.get_attr("IFLA_ADDRESS"), a.get_attr("IFLA_TXQLEN")) \
+            == (1280, "02:97:00:00:00:09", 77)
+        bits = netlink.IFF_PROMISC | netlink.IFF_ALLMULTI | netlink.IFF_UP
+        assert a["flags"] & bits == bits
+        netlink.set_promisc(nl, v0.index, False)
+        netlink.set_allmulti(nl, v0.index, False)
+        netlink.set_link_up(nl, v0.index, False)
+        assert oracle_link(ns, "orcv0")["flags"] & bits == 0
+
+        netlink.rename_link(nl, v0.index, "orcv9")
+        assert oracle_link(ns, "orcv0") is None
+        assert oracle_link(ns, "orcv9")["index"] == v0.index
+
+        netlink.create_bridge(nl, "orcb0", mtu=1280)
+        bridge = netlink.get_link(nl, "orcb0")
+        netlink.set_master(nl, v0.index, bridge.index)
+        netlink.set_bridge_port(nl, v0.index, hairpin=True, isolated=True)
+        assert oracle_link(ns, "orcv9").get_attr("IFLA_MASTER") == bridge.index
+        port = bridge_ports(ns)["orcv9"]
+        assert (port["hairpin"], port["isolated"], port["master"]) == (1, 1, bridge.index)
+        netlink.set_bridge_port(nl, v0.index, hairpin=False)
+        assert bridge_ports(ns)["orcv9"]["hairpin"] == 0
+        netlink.set_master(nl, v0.index, 0)
+        assert not oracle_link(ns, "orcv9").get_attr("IFLA_MASTER")
+
+        netlink.create_macvlan_ext(nl, "orcmv", v1.index, mode="private", mtu=1200,
+                                   bc_queue_len=2000)
+        mv = oracle_link(ns, "orcmv")
+        assert mv.get_attr("IFLA_LINK") == v1.index
+        data = mv.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+        assert data.get_attr("IFLA_MACVLAN_MODE") == "private"
+        _, ours_data = netlink.get_link_info_data(nl, "orcmv")
+        assert netlink.macvlan_mode(ours_data) == "private"
+        if netlink.IFLA_MACVLAN_BC_QUEUE_LEN in ours_data:        # kernel >= 5.11
+            assert netlink.attr_u32_value(ours_data, netlink.IFLA_MACVLAN_BC_QUEUE_LEN) == 2000
+
+        netlink.create_link(nl, "orcifb", "ifb", up=True, txqlen=0)
+        ifb = oracle_link(ns, "orcifb")
+        assert ifb.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == "ifb"
+        assert (ifb.get_attr("IFLA_TXQLEN"), ifb["flags"] & netlink.IFF_UP) == (0, 1)
+
+        # a move into another namespace that renames there (host-device)
+        from pycni import netlink_hostdev
+        netlink_hostdev.set_alias(nl, v1.index, "orc-uplink")
+        assert oracle_link(ns, "orcv1").get_attr("IFLA_IFALIAS") == "orc-uplink"
+        netlink.delete_link(nl, netlink.get_link(nl, "orcmv").index)
+        fd = os.open(other.path, os.O_RDONLY)
+        try:
+            netlink_hostdev.move_link(nl, v1.index, fd, "net1")
+        finally:
+            os.close(fd)
+        assert oracle_link(ns, "orcv1") is None
+        moved = oracle_link(other, "net1")
+        assert moved.get_attr("IFLA_IFALIAS") == "orc-uplink"
+        assert moved.get_attr("IFLA_ADDRESS") == "02:97:00:00:00:02"
+        netlink.delete_link(nl, netlink.get_link(nl, "orcifb").index)
+        assert oracle_link(ns, "orcifb") is None
+    state(ns)
+    state(other)
+
+
+def test_address_and_route_requests_do_what_they_say(world):
+    ns = world.container("orcroutes")
+    ns.run("ip", "link", "add", "orca0", "type", "veth", "peer", "name", "orca1")
+    ns.run("ip", "link", "set", "orca0", "up")
+    ns.run("ip", "link", "set", "orca1", "up")
+    with ours(ns) as nl:
+        index = netlink.get_link(nl, "orca0").index
+        netlink.add_address(nl, index, "10.97.0.2/24")
+        netlink.add_address(nl, index, "10.98.0.4/31")
+        netlink.add_address(nl, index, "fd97::2/64")
+        with oracle(ns) as ipr:
+            v4 = {m.get_attr("IFA_LOCAL"): m for m in ipr.get_addr(index=index, family=2)}
+        assert v4["10.97.0.2"].get_attr("IFA_BROADCAST") == "10.97.0.255"
+        assert v4["10.97.0.2"]["prefixlen"] == 24
+        assert v4["10.98.0.4"].get_attr("IFA_BROADCAST") is None
+        # the kernel's prefix routes, removed the way ptp removes them
+        assert any(r[1] == "10.97.0.0/24" and r[3] == index for r in state(ns)["routes"])
+        ptp_kernel.delete_prefix_route(nl, index, "10.97.0.0/24")
+        assert not any(r[1] == "10.97.0.0/24" for r in state(ns)["routes"])
+
+        netlink.add_route(nl, "10.97.0.1/32", oif=index, src="10.97.0.2")
+        netlink.add_route(nl, "10.50.0.0/16", gw="10.97.0.1", oif=index, priority=300,
+                          mtu=1300, advmss=1260)
+        netlink.add_route(nl, "0.0.0.0/0", gw="10.97.0.1", oif=index, table=1000)
+        with oracle(ns) as ipr:
+            [m] = [r for r in ipr.get_routes(family=2) if r["dst_len"] == 16]
+            assert (m.get_attr("RTA_DST"), m.get_attr("RTA_GATEWAY"),
+                    m.get_attr("RTA_PRIORITY"), m.get_attr("RTA_OIF")) == \
+                ("10.50.0.0", "10.97.0.1", 300, index)
+            metrics = m.get_attr("RTA_METRICS")
+            assert (metrics.get_attr("RTAX_MTU"), metrics.get_attr("RTAX_ADVMSS")) == (1300, 1260)
+            [gw] = [r for r in ipr.get_routes(family=2) if r.get_attr("RTA_DST") == "10.97.0.1"]
+            assert (gw["scope"], gw.get_attr("RTA_PREFSRC")) == (253, "10.97.0.2")
+            [t1000] = [r for r in ipr.get_routes(family=2, table=1000)]
+            assert (t1000.get_attr("RTA_TABLE"), t1000["dst_len"],
+                    t1000.get_attr("RTA_GATEWAY")) == (1000, 0, "10.97.0.1")
+        assert [r.gw for r in netlink.list_routes(nl, table=1000)] == ["10.97.0.1"]
+        netlink.del_route(nl, "0.0.0.0/0", gw="10.97.0.1", oif=index, table=1000)
+        assert netlink.list_routes(nl, table=1000) == []
+
+        # IPv6 routes to one destination via two gateways: one multipath route
+        ecmp_hops = [("fd97::a", index), ("fd97::b", index)]
+        for gw, oif in ecmp_hops:
+            netlink_ecmp.add_route(nl, "fd50::/64", gw=gw, oif=oif, priority=1024)
+        with oracle(ns) as ipr:
+            [m] = [r for r in ipr.get_routes(family=10) if r.get_attr("RTA_DST") == "fd50::"]
+            hops = sorted((h.get_attr("RTA_GATEWAY"), h["oif"])
+                          for h in m.get_attr("RTA_MULTIPATH"))
+        assert hops == ecmp_hops
+        ours_hops = sorted((r.gw, r.oif) for r in netlink_ecmp.list_routes(nl)
+                           if r.dst == "fd50::/64")
+        assert ours_hops == ecmp_hops
+        netlink.del_address(nl, index, "10.98.0.4/31")
+        state(ns)
+
+
+def test_dad_flags_as_pyroute2_reads_them(world):
+    """An IPv6 address on a link without carrier stays tentative: both
+    readers see the same 32-bit flags."""
+    from pycni import netlink_dad
+    ns = world.container("orcdad")
+    ns.run("ip", "link", "add", "orcd0", "type", "veth", "peer", "name", "orcd1")
+    ns.run("ip", "link", "set", "orcd0", "up")            # the peer stays down: no carrier
+    with ours(ns) as nl:
+        index = netlink.get_link(nl, "orcd0").index
+        netlink.add_address(nl, index, "fd97::d/64")
+        ours_flags = dict(netlink_dad.address_flags(nl, index))
+    with oracle(ns) as ipr:
+        theirs = {m.get_attr("IFA_ADDRESS"): m.get_attr("IFA_FLAGS")
+                  for m in ipr.get_addr(index=index, family=socket.AF_INET6)}
+    assert ours_flags["fd97::d"] == theirs["fd97::d"]
+    assert ours_flags["fd97::d"] & netlink_dad.IFA_F_TENTATIVE
+
+
+def test_rule_requests_do_what_they_say(world):
+    from pycni import netlink_rule
+    ns = world.container("orcrule")
+    with ours(ns) as nl:
+        netlink_rule.add_rule(nl, "10.97.0.5", 100)
+        netlink_rule.add_rule(nl, "fd97::5", 5000)
+        with oracle(ns) as ipr:
+            theirs = sorted((m["family"], m.get_attr("FRA_SRC"), m["src_len"],
+                             m.get_attr("FRA_TABLE"), m.get_attr("FRA_PRIORITY"))
+                            for m in ipr.get_rules() if m.get_attr("FRA_SRC"))
+        mine = sorted((r.family, r.src, r.src_len, r.table, r.priority)
+                      for r in netlink_rule.list_rules(nl) if r.src)
+        assert mine == theirs
+        assert [t[1:4] for t in theirs] == [("10.97.0.5", 32, 100), ("fd97::5", 128, 5000)]
+        for r in netlink_rule.list_rules(nl):
+            if r.src:
+                netlink_rule.delete_rule(nl, r)
+        with oracle(ns) as ipr:
+            assert not [m for m in ipr.get_rules() if m.get_attr("FRA_SRC")]
+
+
+def test_nft_table_question_as_the_kernel_answers(world):
+    from pycni import nfnetlink
+    ns = world.container("orcnft")
+    with netns.entered(ns.path):
+        assert nfnetlink.table_exists("inet", "orc_t") is False
+    ns.run("nft", "add", "table", "inet", "orc_t")
+    with netns.entered(ns.path):
+        assert nfnetlink.table_exists("inet", "orc_t") is True
+        assert nfnetlink.table_exists("ip", "orc_t") is False
 
 
 def test_codecs_agree_on_an_empty_world(world):
