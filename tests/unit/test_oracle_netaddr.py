@@ -421,3 +421,39 @@ def vars_of(rc: cfg.RangeConf) -> dict:
         if getattr(rc, key):
             out[name] = getattr(rc, key)
     return out
+
+
+@given(range_confs(max_host_bits=SMALL), subnets(min_host_bits=0))
+def test_a_gateway_outside_the_subnet_is_kept_and_hands_out_nothing_less(case, elsewhere):
+    """The reference takes any gateway (a warning here): it is reported as
+    given, and every address of the range stays allocatable."""
+    rc, net = case
+    assume(not (elsewhere.first <= net.last and net.first <= elsewhere.last))
+    start, end, _ = oracle_range(rc, net)
+    assume(start <= end)
+    gateway = IPAddress(elsewhere.first, elsewhere.version)
+    r = cfg.canonicalize_range(cfg.RangeConf(rc.subnet, rc.range_start, rc.range_end,
+                                             str(gateway)))
+    assert IPAddress(r.text(r.gateway)) == gateway
+    network_only = IPSet([net.network] + ([net.broadcast] if net.version == 4 else []))
+    assert r.usable() == (IPSet(iprange(net.version, start, end)) - network_only).size
+    if elsewhere.version != net.version:
+        assert r.gateway == cfg.FOREIGN
+    rs = (r,)
+    assert not any(r.text(v) == r.text(r.gateway) for _, v in
+                   zip(range(64), (v for _, v in allocator.candidates(rs, None))))
+
+
+@given(range_sets(family=4, max_ranges=1), st.data())
+def test_requested_v4_mapped_addresses_count_as_v4(ranges, data):
+    [(rc, net, start, end, gateway)] = ranges
+    value = data.draw(st.integers(start, end))
+    address = IPAddress(value, 4)
+    assume(address not in excluded(net, gateway))
+    raw = {"cniVersion": "1.0.0", "name": "n",
+           "ipam": {"type": "host-local", "ranges": [[vars_of(rc)]]}}
+    mapped = str(address.ipv6(ipv4_compatible=False))
+    conf = cfg.load(raw, f"IP={mapped}")
+    assert conf.requested == [(4, value)]
+    [ip] = allocator.allocate(conf, MemoryStore(), "c", "eth0")
+    assert IPNetwork(ip.address) == IPNetwork(f"{address}/{net.prefixlen}")
