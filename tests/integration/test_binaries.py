@@ -190,3 +190,28 @@ def test_add_and_del_with_every_python_hidden(world, bin_dir):
             assert json.loads(proc.stdout)["interfaces"][0]["name"] == "lo"
             assert "UP" in ctr.link("lo")["flags"]
     assert "UP" not in ctr.link("lo")["flags"]
+
+
+def test_bundled_ipam_is_served_in_process(world, bin_dir, tmp_path):
+    """bridge finds host-local of the same bundle on CNI_PATH and serves it
+    in its own process (pycni.invoke: sys.executable, which the launcher
+    sets to itself, lies in the same directory): no second interpreter."""
+    if not shutil.which("strace"):
+        missing_prerequisite("needs strace (scripts/install-deps.sh)")
+    ctr = world.container()
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "inproc-net", "type": "bridge",
+                       "bridge": "inprocbr0", "ipam": {"type": "host-local", "subnet": "10.250.9.0/24",
+                                                       "dataDir": str(tmp_path / "ipam")}})
+    log = tmp_path / "strace.txt"
+    execs = {}
+    for command in ("ADD", "DEL"):
+        env = world.plugin_env(command, bin_dir, ctr, extra={"PATH": BARE_PATH})
+        proc = subprocess.run(["ip", "netns", "exec", world.host.name, "strace", "-f", "-qq",
+                               "-e", "trace=execve", "-o", str(log), os.path.join(bin_dir, "bridge")],
+                              input=conf.encode(), env=env, capture_output=True, timeout=60)
+        assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+        execs[command] = [line.split('"')[1] for line in log.read_text().splitlines()
+                          if "execve(" in line and '"' in line]
+    for command, programs in execs.items():
+        assert programs == [os.path.join(bin_dir, "bridge"),
+                            os.path.join(bin_dir, CONTENTS_DIR, "python")], (command, programs)

@@ -141,6 +141,32 @@ def test_build_output_has_no_writable_or_foreign_files(bundle):
         assert f.read() == f"lib/{stdlib}\n"
 
 
+def test_launcher_runs_its_own_plugin_whatever_its_name(bundle, tmp_path):
+    """The plugin's name is compiled into its launcher: a renamed copy (or
+    a symlink elsewhere) still runs that plugin from its bundle."""
+    copy = tmp_path / "bin"
+    shutil.copytree(bundle, copy, symlinks=True)
+    os.rename(copy / "loopback", copy / "renamed")
+    os.symlink(copy / "bridge", tmp_path / "link-to-bridge")
+    for path, name in ((copy / "renamed", "loopback"), (tmp_path / "link-to-bridge", "bridge")):
+        about = subprocess.run([str(path)], env={}, capture_output=True, text=True, timeout=60)
+        assert f"CNI {name} plugin pycni" in about.stdout + about.stderr, (path, about)
+
+
+def test_launcher_without_its_bundle_fails_as_a_plugin(bundle, tmp_path):
+    """A launcher copied away from .pycni/ answers with a CNI error object
+    on stdout and exit code 1, and says what is missing on stderr."""
+    lone = tmp_path / "host-local"
+    shutil.copy(os.path.join(bundle, "host-local"), lone)
+    proc = subprocess.run([str(lone)], env={"CNI_COMMAND": "VERSION"}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)
+    assert error["code"] == 999 and error["cniVersion"] == "1.0.0"
+    assert error["msg"] == f"pycni host-local: cannot run {tmp_path}/.pycni/python: No such file or directory"
+    assert error["msg"] in proc.stderr
+
+
 # -- the release tarball ----------------------------------------------------
 
 def test_release_tarball_checksums_in_sha256sum_format(tarball):
