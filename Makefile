@@ -19,8 +19,10 @@ lint:
 	$(PYTHON) scripts/lint.py
 
 # tests/unit/test_import_sets.py needs a regular (non-editable) install of
-# the tree as it is now.
+# the tree as it is now. setuptools builds in build/lib and never removes a
+# module the tree no longer has: without the rm it would be installed again.
 install:
+	rm -rf build/lib
 	$(PYTHON) -m pip install -q --no-deps --force-reinstall .
 
 unit: install
