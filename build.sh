@@ -4,6 +4,9 @@
 #
 #   ./build.sh                  build dist/cni-bin/ and the release tarball
 #   ./build.sh --rebuild-python also rebuild the static interpreter
+#   PYCNI_PYTHON_ROOT=DIR ./build.sh
+#                               use the interpreter build-python.sh made in DIR
+#                               (DIR/python, DIR/lib/python3.X) as it is
 #   cp -a --no-preserve=ownership dist/cni-bin/. /opt/cni/bin/
 #                               install on a node (as root: the files become
 #                               root's, not the builder's)
@@ -52,7 +55,7 @@ umask 022
 cd "$(dirname "$0")"
 ROOT=$PWD
 WORK=$ROOT/build/portable
-PYROOT=$WORK/python-root
+PYROOT=${PYCNI_PYTHON_ROOT:-$WORK/python-root}
 STAGE=$WORK/stage/cni-bin
 OUT=$ROOT/dist/cni-bin
 DIST=$ROOT/dist
@@ -69,7 +72,9 @@ done
 
 # 1. The static interpreter, rebuilt when its sources here changed.
 stamp=$(cat scripts/portable/build-python.sh scripts/portable/pycni_linux.c | sha256sum | cut -d' ' -f1)
-if [ "$rebuild" = 1 ] || [ "$(cat "$PYROOT/.stamp" 2>/dev/null)" != "$stamp" ] \
+if [ -n "${PYCNI_PYTHON_ROOT:-}" ]; then
+    [ -x "$PYROOT/python" ] || { echo "build.sh: no interpreter in $PYROOT" >&2; exit 1; }
+elif [ "$rebuild" = 1 ] || [ "$(cat "$PYROOT/.stamp" 2>/dev/null)" != "$stamp" ] \
         || [ ! -x "$PYROOT/python" ]; then
     scripts/portable/build-python.sh "$PYROOT"
     echo "$stamp" > "$PYROOT/.stamp"
