@@ -12,7 +12,9 @@ the network address and the v4 broadcast address are never handed out.
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import IPConfig
 
-from .config import Config, RangeSet, parse_ip, range_for, range_set_text
+from .config import Settings
+from .range import ip_text, parse_ip
+from .range_set import RangeSet, range_for, range_set_text
 
 # After this many taken candidates in a row, list the taken names once
 # instead of probing every further address with a failing create.
@@ -112,7 +114,7 @@ def allocate_in_set(rs: RangeSet, index: int, store: StoreView, container_id: st
     raise CNIError(INTERNAL, f"no IP addresses available in range set: {range_set_text(rs)}")
 
 
-def allocate(config: Config, store: StoreView, container_id: str, ifname: str) -> list[IPConfig]:
+def allocate(config: Settings, store: StoreView, container_id: str, ifname: str) -> list[IPConfig]:
     """One address per range set, honouring requested addresses. On any
     failure the addresses this call reserved are released again (only
     those: an allocation the container held before is left alone)."""
@@ -129,7 +131,6 @@ def allocate(config: Config, store: StoreView, container_id: str, ifname: str) -
                 err.msg = f"failed to allocate for range {index}: {err.msg}"
                 raise
         if pending:
-            from .config import ip_text
             missing = " ".join(ip_text(*ip) for ip in pending)
             raise CNIError(INVALID_NETWORK_CONFIG,
                            f"failed to allocate all requested IPs: {missing}")
@@ -138,17 +139,3 @@ def allocate(config: Config, store: StoreView, container_id: str, ifname: str) -
             store.unreserve([ip.address.split("/")[0] for ip in ips], container_id, ifname)
         raise
     return ips
-
-
-def free_count(rs: RangeSet, taken: set[str], limit: int = 1) -> int:
-    """How many addresses of `rs` are free, counting up to `limit` at most
-    (huge v6 ranges are never enumerated)."""
-    usable = sum(r.usable() for r in rs)
-    used = sum(1 for name in taken if _ip_in_set(rs, name) and not _reserved(rs, name))
-    return min(usable - used, limit) if limit else usable - used
-
-
-def _reserved(rs: RangeSet, name: str) -> bool:
-    family, value = parse_ip(name)
-    r = range_for(rs, family, value)
-    return r is not None and r.never_handed_out(value)

@@ -7,7 +7,8 @@ goes, also with an empty valid list. The lock, the round-robin cursors and
 anything not named like an address are never touched.
 """
 
-from .config import RangeSet, parse_ip, range_for
+from .range import parse_ip
+from .range_set import RangeSet, range_for
 from .store import is_allocation_name, parse_owner
 
 

@@ -8,16 +8,14 @@ GC   release allocations of attachments not in cni.dev/valid-attachments
 STATUS code 50 when a range set has no free address left (ADD would fail)
 """
 
-from pycni import posixos as os
-
 from pycni import nodeconf, skel
-from pycni.errors import CNIError, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE
+from pycni.errors import CNIError, INTERNAL, PLUGIN_NOT_AVAILABLE
 from pycni.result import Result
 
 from . import config as cfg
 
 
-def load_config(req: skel.Request) -> cfg.Config:
+def load_config(req: skel.Request) -> cfg.Settings:
     conf = cfg.load(req.config, req.args_text)
     # A config chooses its dataDir, but only below a state directory the
     # node's root allows: no config alone picks where root writes.
@@ -25,7 +23,7 @@ def load_config(req: skel.Request) -> cfg.Config:
     return conf
 
 
-def open_store(conf: cfg.Config, create: bool = True):
+def open_store(conf: cfg.Settings, create: bool = True):
     from .store import DiskStore
     # the range sets let the store follow the reference's cursors (a DEL
     # whose config does not load has none: it rebuilds after an outside writer)
@@ -33,21 +31,6 @@ def open_store(conf: cfg.Config, create: bool = True):
     if create:
         store.create()
     return store
-
-
-def read_dns(path: str):
-    """resolvConf is a path the config names, followed as a path (it is
-    often a symlink) but read only if it is a regular file: a FIFO there
-    must not hang the call."""
-    from pycni.files import read_file
-    try:
-        data = read_file(path, 1 << 20, follow_symlinks=True)
-        if data is None:
-            raise FileNotFoundError(2, os.strerror(2))
-        return cfg.parse_resolv_conf(data.decode("utf-8", "replace"))
-    except OSError as exc:
-        raise CNIError(IO_FAILURE, f"failed to read resolvConf {path}",
-                       exc.strerror or str(exc)) from None
 
 
 class HostLocalPlugin(skel.Plugin):
@@ -58,6 +41,7 @@ class HostLocalPlugin(skel.Plugin):
         conf = load_config(req)
         result = Result(cni_version=req.cni_version)
         if conf.resolv_conf:
+            from .dns import read_dns
             result.dns = read_dns(conf.resolv_conf)
         store = open_store(conf)
         with store.locked():
@@ -85,7 +69,8 @@ class HostLocalPlugin(skel.Plugin):
         store = open_store(conf)
         with store.locked():
             held = store.owned(req.container_id, req.ifname, complete=True)
-        problem = cfg.check_problem(conf, held, req.prev_result, req.container_id)
+        from .check import check_problem
+        problem = check_problem(conf, held, req.prev_result, req.container_id)
         if problem:
             raise CNIError(INTERNAL, f"host-local: {problem}")
 
@@ -102,6 +87,7 @@ class HostLocalPlugin(skel.Plugin):
 
     def status(self, req: skel.Request) -> None:
         from .gc import exhausted_sets
+        from .range_set import range_set_text
         conf = load_config(req)
         store = open_store(conf, create=False)
         if not store.exists():
@@ -112,7 +98,7 @@ class HostLocalPlugin(skel.Plugin):
             i, rs = full[0]
             raise CNIError(PLUGIN_NOT_AVAILABLE,
                            f"no IP addresses available in range set {i}: "
-                           f"{cfg.range_set_text(rs)}")
+                           f"{range_set_text(rs)}")
 
 
 def main() -> None:

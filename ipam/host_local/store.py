@@ -172,7 +172,7 @@ class DiskStore:
                  range_sets=None):
         self.data_dir = data_dir
         self.network = network
-        # the config's range sets (config.RangeSet list), to follow the
+        # the config's range sets (a list of range_set.RangeSet), to follow the
         # cursors of an outside writer; None: any such change rebuilds
         self.range_sets = range_sets
         self.dir = os.path.join(data_dir, network)
@@ -711,7 +711,8 @@ def cursor_interval(rs, old: str | None, new: str, limit: int) -> list[str] | No
     absent nor such an address nor something the reference starts over
     from, or more than `limit` addresses lie in between."""
     from .allocator import candidates
-    from .config import ip_text, parse_ip, range_for
+    from .range import ip_text, parse_ip
+    from .range_set import range_for
 
     def address(text):
         try:

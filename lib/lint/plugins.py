@@ -30,7 +30,7 @@ MODELS = {
     "loopback": ("pycni.config", "NetConf"),
 }
 IPAM_MODELS = {
-    "host-local": ("pycni.ipam.host_local.config", "IPAMConf"),
+    "host-local": ("pycni.ipam.host_local.config", "HostLocalIPAMConf"),
     "static": ("pycni.ipam.static.config", "IPAMConf"),
     # pycni's dhcp when this installation has it (else refdata's key set)
     "dhcp": ("pycni.ipam.dhcp.config", "IPAMConf"),

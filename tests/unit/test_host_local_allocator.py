@@ -4,7 +4,7 @@ addresses, multi-range and multi-family, over an in-memory store."""
 import pytest
 
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
-from pycni.ipam.host_local import allocator, config as cfg
+from pycni.ipam.host_local import allocator, config as cfg, range as hl_range
 from pycni.ipam.host_local.store import owner_key
 
 
@@ -52,7 +52,7 @@ def one_set(**range_keys):
 
 def order(rs, last=None, limit=None):
     out = []
-    for r, value in allocator.candidates(rs, cfg.parse_ip(last) if last else None):
+    for r, value in allocator.candidates(rs, hl_range.parse_ip(last) if last else None):
         out.append(r.text(value))
         if limit and len(out) == limit:
             break

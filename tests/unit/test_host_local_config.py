@@ -3,7 +3,7 @@
 import pytest
 
 from pycni.errors import CNIError, INVALID_ENVIRONMENT, INVALID_NETWORK_CONFIG
-from pycni.ipam.host_local import config as cfg
+from pycni.ipam.host_local import config as cfg, dns as hl_dns, range as hl_range
 
 
 def conf(ipam=None, **top):
@@ -24,7 +24,7 @@ def error(ipam=None, args="", **top) -> CNIError:
 
 
 def v4(text):
-    return cfg.parse_ip(text)
+    return hl_range.parse_ip(text)
 
 
 def test_legacy_single_range_defaults():
@@ -134,7 +134,7 @@ def test_unknown_cni_args_key_needs_ignore_unknown():
 
 
 def test_v4_mapped_addresses_count_as_v4():
-    assert cfg.parse_ip("::ffff:10.1.0.3") == (4, cfg.parse_ip("10.1.0.3")[1])
+    assert hl_range.parse_ip("::ffff:10.1.0.3") == (4, hl_range.parse_ip("10.1.0.3")[1])
 
 
 def test_routes_are_copied_and_checked():
@@ -146,7 +146,7 @@ def test_routes_are_copied_and_checked():
 
 
 def test_resolv_conf_parsing():
-    dns = cfg.parse_resolv_conf(
+    dns = hl_dns.parse_resolv_conf(
         "# comment\n; also\nnameserver 10.0.0.53\nnameserver fd00::53\n"
         "domain example.com\nsearch a.example b.example\noptions ndots:2 edns0\nbogus\n")
     assert dns.nameservers == ["10.0.0.53", "fd00::53"]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pycni.errors import CNIError
-from pycni.ipam.host_local import config as cfg
+from pycni.ipam.host_local import config as cfg, range as hl_range
 from pycni.ipam.host_local import store as store_mod
 from pycni.ipam.host_local.allocator import allocate, candidates
 from pycni.ipam.host_local.store import DiskStore, bucket_of, cursor_interval, owner_key
@@ -96,7 +96,7 @@ def _reference_round_robin(rs, taken, last, count, rng, released):
     the final cursor."""
     created = []
     for _ in range(count):
-        parsed = None if last is None else cfg.parse_ip(last)
+        parsed = None if last is None else hl_range.parse_ip(last)
         for r, v in candidates(rs, parsed):
             name = r.text(v)
             if name not in taken:

@@ -19,6 +19,7 @@ from netaddr import IPAddress, IPNetwork, IPRange, IPSet                    # no
 
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG          # noqa: E402
 from pycni.ipam.host_local import allocator, config as cfg                  # noqa: E402
+from pycni.ipam.host_local import range as rng, range_set as rset          # noqa: E402
 from pycni.ipam.host_local.store import owner_key                           # noqa: E402
 
 BITS = {4: 32, 6: 128}
@@ -99,14 +100,14 @@ def range_confs(draw, family=None, max_host_bits=None, net=None):
     if draw(st.booleans()):
         end = offset_in(draw, net)
     gateway = offset_in(draw, net) if draw(st.booleans()) else None
-    rc = cfg.RangeConf(subnet=str(net),
+    rc = rng.RangeConf(subnet=str(net),
                        range_start=text(fam, start) if start is not None else "",
                        range_end=text(fam, end) if end is not None else "",
                        gateway=text(fam, gateway) if gateway is not None else "")
     return rc, net
 
 
-def oracle_range(rc: cfg.RangeConf, net: IPNetwork):
+def oracle_range(rc: rng.RangeConf, net: IPNetwork):
     """What netaddr says the range is: (start, end, gateway) as integers."""
     start = int(IPAddress(rc.range_start)) if rc.range_start else net.first + 1
     if rc.range_end:
@@ -132,18 +133,18 @@ def excluded(net: IPNetwork, gateway: int) -> IPSet:
 # --- single ranges ---------------------------------------------------------------
 
 @given(range_confs())
-@example((cfg.RangeConf(subnet="10.0.0.0/30"), IPNetwork("10.0.0.0/30")))
-@example((cfg.RangeConf(subnet="fd00::/126"), IPNetwork("fd00::/126")))
-@example((cfg.RangeConf(subnet="0.0.0.0/0"), IPNetwork("0.0.0.0/0")))
-@example((cfg.RangeConf(subnet="::/0"), IPNetwork("::/0")))
+@example((rng.RangeConf(subnet="10.0.0.0/30"), IPNetwork("10.0.0.0/30")))
+@example((rng.RangeConf(subnet="fd00::/126"), IPNetwork("fd00::/126")))
+@example((rng.RangeConf(subnet="0.0.0.0/0"), IPNetwork("0.0.0.0/0")))
+@example((rng.RangeConf(subnet="::/0"), IPNetwork("::/0")))
 def test_canonical_range_matches_netaddr(case):
     rc, net = case
     start, end, gateway = oracle_range(rc, net)
     if start > end:
         with pytest.raises(ValueError, match="is after"):
-            cfg.canonicalize_range(rc)
+            rng.canonicalize_range(rc)
         return
-    r = cfg.canonicalize_range(rc)
+    r = rng.canonicalize_range(rc)
     assert (r.family, r.network, r.prefix) == (net.version, net.first, net.prefixlen)
     assert (r.start, r.end, r.gateway) == (start, end, gateway)
     assert r.last == net.last
@@ -160,7 +161,7 @@ def test_contains_and_never_handed_out_match_netaddr(case, data):
     rc, net = case
     start, end, gateway = oracle_range(rc, net)
     assume(start <= end)
-    r = cfg.canonicalize_range(rc)
+    r = rng.canonicalize_range(rc)
     pool = iprange(net.version, start, end)
     never = excluded(net, gateway)
     bits = BITS[net.version]
@@ -182,14 +183,14 @@ def test_contains_and_never_handed_out_match_netaddr(case, data):
 def test_v4_mapped_subnets_are_refused(subnet):
     assert IPNetwork(subnet).network.is_ipv4_mapped()
     with pytest.raises(ValueError, match="version mismatch"):
-        cfg.canonicalize_range(cfg.RangeConf(subnet=subnet))
+        rng.canonicalize_range(rng.RangeConf(subnet=subnet))
 
 
 @pytest.mark.parametrize("subnet", ["10.0.0.0/31", "10.0.0.0/32", "10.0.0.1/32",
                                     "fd00::/127", "fd00::/128", "fd00::1/128"])
 def test_too_small_subnets_are_refused(subnet):
     with pytest.raises(ValueError, match="too small to allocate from"):
-        cfg.canonicalize_range(cfg.RangeConf(subnet=subnet))
+        rng.canonicalize_range(rng.RangeConf(subnet=subnet))
 
 
 @pytest.mark.parametrize("subnet, usable", [("10.0.0.0/30", ["10.0.0.2"]),
@@ -199,7 +200,7 @@ def test_smallest_subnets_hand_out_what_netaddr_leaves(subnet, usable):
     oracle = IPSet(iprange(net.version, net.first + 1, net.last - (net.version == 4)))
     oracle -= excluded(net, net.first + 1)
     assert [str(ip) for ip in oracle] == usable
-    rs = cfg.canonicalize_set([cfg.RangeConf(subnet=subnet)])
+    rs = rset.canonicalize_set([rng.RangeConf(subnet=subnet)])
     assert [r.text(v) for r, v in allocator.candidates(rs, None)] == usable
 
 
@@ -208,7 +209,7 @@ def test_host_bits_are_refused(net, data):
     host = data.draw(st.integers(1, net.size - 1))
     address = IPAddress(net.first + host, net.version)
     with pytest.raises(ValueError, match="host bits set") as err:
-        cfg.canonicalize_range(cfg.RangeConf(subnet=f"{address}/{net.prefixlen}"))
+        rng.canonicalize_range(rng.RangeConf(subnet=f"{address}/{net.prefixlen}"))
     assert IPAddress(str(err.value).rsplit(" ", 1)[1]) == net.network
 
 
@@ -220,22 +221,22 @@ def test_range_ends_outside_the_subnet_are_refused(net, data):
         st.integers(net.last + 1, (1 << bits) - 1) if net.last < (1 << bits) - 1
         else st.nothing()))
     key = data.draw(st.sampled_from(["range_start", "range_end"]))
-    rc = cfg.RangeConf(subnet=str(net), **{key: text(net.version, outside)})
+    rc = rng.RangeConf(subnet=str(net), **{key: text(net.version, outside)})
     with pytest.raises(ValueError, match="not in network"):
-        cfg.canonicalize_range(rc)
+        rng.canonicalize_range(rc)
 
 
 @given(st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 128) - 1))
 def test_parse_ip_and_ip_text_agree_with_netaddr(v4, v6):
-    assert cfg.parse_ip(str(IPAddress(v4, 4))) == (4, v4)
-    assert cfg.ip_text(4, v4) == str(IPAddress(v4, 4))     # dotted quad: one spelling
+    assert rng.parse_ip(str(IPAddress(v4, 4))) == (4, v4)
+    assert rng.ip_text(4, v4) == str(IPAddress(v4, 4))     # dotted quad: one spelling
     mapped = IPAddress(v4, 4).ipv6(ipv4_compatible=False)
-    assert cfg.parse_ip(str(mapped)) == (4, v4)            # as Go's net.IP
+    assert rng.parse_ip(str(mapped)) == (4, v4)            # as Go's net.IP
     if not IPAddress(v6, 6).is_ipv4_mapped():
-        assert cfg.parse_ip(str(IPAddress(v6, 6))) == (6, v6)
-        assert cfg.parse_ip(f"{IPAddress(v6, 6)}/64") == (6, v6)
-    assert IPAddress(cfg.ip_text(6, v6), 6) == IPAddress(v6, 6)
-    assert cfg.parse_ip(cfg.ip_text(6, v6))[1] == v6 or IPAddress(v6, 6).is_ipv4_mapped()
+        assert rng.parse_ip(str(IPAddress(v6, 6))) == (6, v6)
+        assert rng.parse_ip(f"{IPAddress(v6, 6)}/64") == (6, v6)
+    assert IPAddress(rng.ip_text(6, v6), 6) == IPAddress(v6, 6)
+    assert rng.parse_ip(rng.ip_text(6, v6))[1] == v6 or IPAddress(v6, 6).is_ipv4_mapped()
 
 
 # --- range sets and the allocation order ------------------------------------------
@@ -281,22 +282,22 @@ def test_range_set_overlap_matches_netaddr(ranges):
     confs = [r[0] for r in ranges]
     if oracle_overlap(ranges):
         with pytest.raises(ValueError, match="overlap"):
-            cfg.canonicalize_set(confs)
+            rset.canonicalize_set(confs)
     else:
-        rs = cfg.canonicalize_set(confs)
+        rs = rset.canonicalize_set(confs)
         assert len(rs) == len(ranges)
 
 
 def test_mixed_families_are_refused():
     with pytest.raises(ValueError, match="mixed address families"):
-        cfg.canonicalize_set([cfg.RangeConf(subnet="10.0.0.0/24"),
-                              cfg.RangeConf(subnet="fd00::/64")])
+        rset.canonicalize_set([rng.RangeConf(subnet="10.0.0.0/24"),
+                              rng.RangeConf(subnet="fd00::/64")])
 
 
 @given(range_sets(), st.data())
 def test_candidates_follow_the_cyclic_order(ranges, data):
     assume(not oracle_overlap(ranges))
-    rs = cfg.canonicalize_set([r[0] for r in ranges])
+    rs = rset.canonicalize_set([r[0] for r in ranges])
     family = rs[0].family
     sequence = oracle_sequence(ranges)
     # the last reserved address: one of the set, or anything at all
@@ -325,12 +326,12 @@ def test_candidates_follow_the_cyclic_order(ranges, data):
 @given(range_sets(), st.data())
 def test_range_for_finds_the_range_netaddr_finds(ranges, data):
     assume(not oracle_overlap(ranges))
-    rs = cfg.canonicalize_set([r[0] for r in ranges])
+    rs = rset.canonicalize_set([r[0] for r in ranges])
     family = rs[0].family
     for _ in range(10):
         value = data.draw(st.integers(max(0, min(r[1].first for r in ranges) - 8),
                                       max(r[1].last for r in ranges) + 8))
-        found = cfg.range_for(rs, family, value)
+        found = rset.range_for(rs, family, value)
         owners = [k for k, r in enumerate(ranges)
                   if IPAddress(value, family) in iprange(family, r[2], r[3])]
         assert (None if found is None else rs.index(found)) == \
@@ -342,19 +343,19 @@ def test_range_for_finds_the_range_netaddr_finds(ranges, data):
 def test_allocating_until_full_hands_out_exactly_the_usable_set(ranges):
     assume(not oracle_overlap(ranges))
     confs = [r[0] for r in ranges]
-    rs = cfg.canonicalize_set(confs)
+    rs = rset.canonicalize_set(confs)
     family = rs[0].family
     usable = IPSet()
     for _, net, start, end, gateway in ranges:
         usable |= IPSet(iprange(family, start, end)) - excluded(net, gateway)
     assume(usable.size <= 300)
     store = MemoryStore()
-    conf = cfg.Config("net", "1.0.0", [rs])
+    conf = cfg.Settings("net", "1.0.0", [rs])
     got = []
     for n in range(usable.size):
         [ip] = allocator.allocate(conf, store, f"c{n}", "eth0")
         address, _, prefix = ip.address.partition("/")
-        r = cfg.range_for(rs, *cfg.parse_ip(address))
+        r = rset.range_for(rs, *rng.parse_ip(address))
         assert int(prefix) == r.prefix
         assert ip.gateway == r.text(r.gateway)
         got.append(IPAddress(address))
@@ -370,11 +371,11 @@ def test_allocating_until_full_hands_out_exactly_the_usable_set(ranges):
 @given(range_sets(max_ranges=1), st.data())
 def test_requested_addresses(ranges, data):
     [(rc, net, start, end, gateway)] = ranges
-    rs = cfg.canonicalize_set([rc])
+    rs = rset.canonicalize_set([rc])
     family = rs[0].family
     value = data.draw(st.integers(start, end))
     store = MemoryStore()
-    conf = cfg.Config("net", "1.0.0", [rs], requested=[(family, value)])
+    conf = cfg.Settings("net", "1.0.0", [rs], requested=[(family, value)])
     address = IPAddress(value, family)
     if address in excluded(net, gateway):
         with pytest.raises(CNIError) as err:
@@ -390,11 +391,11 @@ def test_requested_addresses(ranges, data):
 
 @given(range_sets(family=4, max_ranges=1), range_sets(family=6, max_ranges=1))
 def test_dual_stack_allocates_one_per_family(v4, v6):
-    sets = [cfg.canonicalize_set([v4[0][0]]), cfg.canonicalize_set([v6[0][0]])]
+    sets = [rset.canonicalize_set([v4[0][0]]), rset.canonicalize_set([v6[0][0]])]
     usable = [IPSet(iprange(r[1].version, r[2], r[3])) - excluded(r[1], r[4])
               for r in (v4[0], v6[0])]
     assume(all(u.size for u in usable))
-    ips = allocator.allocate(cfg.Config("net", "1.0.0", sets), MemoryStore(), "c", "eth0")
+    ips = allocator.allocate(cfg.Settings("net", "1.0.0", sets), MemoryStore(), "c", "eth0")
     assert [IPAddress(ip.address.split("/")[0]) in u for ip, u in zip(ips, usable)] == \
         [True, True]
 
@@ -414,7 +415,7 @@ def test_loaded_range_sets_must_not_overlap(a, b):
         assert len(cfg.load(raw).range_sets) == 2
 
 
-def vars_of(rc: cfg.RangeConf) -> dict:
+def vars_of(rc: rng.RangeConf) -> dict:
     out = {"subnet": rc.subnet}
     for key, name in [("range_start", "rangeStart"), ("range_end", "rangeEnd"),
                       ("gateway", "gateway")]:
@@ -432,13 +433,13 @@ def test_a_gateway_outside_the_subnet_is_kept_and_hands_out_nothing_less(case, e
     start, end, _ = oracle_range(rc, net)
     assume(start <= end)
     gateway = IPAddress(elsewhere.first, elsewhere.version)
-    r = cfg.canonicalize_range(cfg.RangeConf(rc.subnet, rc.range_start, rc.range_end,
+    r = rng.canonicalize_range(rng.RangeConf(rc.subnet, rc.range_start, rc.range_end,
                                              str(gateway)))
     assert IPAddress(r.text(r.gateway)) == gateway
     network_only = IPSet([net.network] + ([net.broadcast] if net.version == 4 else []))
     assert r.usable() == (IPSet(iprange(net.version, start, end)) - network_only).size
     if elsewhere.version != net.version:
-        assert r.gateway == cfg.FOREIGN
+        assert r.gateway == rng.FOREIGN
     rs = (r,)
     assert not any(r.text(v) == r.text(r.gateway) for _, v in
                    zip(range(64), (v for _, v in allocator.candidates(rs, None))))

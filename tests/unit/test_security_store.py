@@ -16,7 +16,7 @@ from pycni.cnitool.request import RuntimeConf
 from pycni.errors import CNIError, IO_FAILURE
 from pycni.ipam.host_local import config as cfg
 from pycni.ipam.host_local.allocator import allocate
-from pycni.ipam.host_local.plugin import read_dns
+from pycni.ipam.host_local.dns import read_dns
 from pycni.ipam.host_local.store import DiskStore, INDEX_DIR
 from pycni.plugins.tuning import backup
 
