@@ -104,17 +104,42 @@ def iptables_restore(family: int, script: str) -> None:
     run_tool([IPT_TOOLS[family][1], "--noflush", "-w"], script)
 
 
-def restore_if_accepted(family: int, script: str) -> bool:
-    """Apply `script` with iptables-restore; False when the tool refuses it
-    (a batch is all or nothing: then nothing changed). The idiom of the
-    one-batch fast paths: a batch that only applies in the expected state
-    (-N a new chain, -C a rule that must be there, exact -D), the
-    save-compute-restore path when it is refused."""
+def restore_if_accepted(family: int, script: str, restore=None) -> bool:
+    """Apply `script` with iptables-restore (or `restore(family, script)`,
+    which tests replace with a simulated table); False when the tool
+    refuses it (a batch is all or nothing: then nothing changed). The
+    idiom of the one-batch fast paths: a batch that only applies in the
+    expected state (-N a new chain, -C a rule that must be there, exact
+    -D), the save-compute-restore path when it is refused."""
     try:
-        iptables_restore(family, script)
+        (restore or iptables_restore)(family, script)
     except ToolError:
         return False
     return True
+
+
+class IptablesTable:
+    """What every iptables backend (portmap's nat, firewall's filter) does
+    the same way: tell whether a family's tools are there, read the
+    backend's `table` (iptables-save, parsed by pycni.iptsave) and apply
+    one batch to it. Subclasses set `table` and add their commands;
+    `restore` is the one place a batch is applied, so tests replace it
+    (and `saved`) to simulate the table."""
+
+    name = IPTABLES
+    table = "filter"
+
+    usable = staticmethod(iptables_usable)
+    restore = staticmethod(iptables_restore)
+
+    def saved(self, family: int):
+        """The current `table` of `family`, as a pycni.iptsave.Saved."""
+        from .iptsave import parse_saved
+        return parse_saved(iptables_save(family, self.table))
+
+    def restore_if_accepted(self, family: int, script: str) -> bool:
+        """`restore_if_accepted` through this backend's `restore`."""
+        return restore_if_accepted(family, script, self.restore)
 
 
 class ToolError(CNIError):

@@ -25,8 +25,8 @@ from pycni import jsontext
 from pycni.model import dataclass
 
 from pycni.errors import CNIError, INTERNAL
-from pycni.fwtools import (ToolError, default_backend, find_tool, iptables_restore,
-                           iptables_save, iptables_usable, retrying, run_tool)
+from pycni.fwtools import (IptablesTable, ToolError, default_backend, find_tool, retrying,
+                           run_tool)
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
@@ -76,15 +76,9 @@ def _families(ips: list[ContainerIP]) -> list[int]:
     return sorted({c.family for c in ips})
 
 
-class IptablesBackend:
+class IptablesBackend(IptablesTable):
     name = IPTABLES
-
-    usable = staticmethod(iptables_usable)
-    restore = staticmethod(iptables_restore)
-
-    @staticmethod
-    def saved(family: int) -> ipt.Saved:
-        return ipt.parse_saved(iptables_save(family, "filter"))
+    table = "filter"
 
     def _plan(self, family: int, ips: list[ContainerIP], a: Attachment) -> ipt.Plan:
         return ipt.plan(family, ips, a.admin_chain, a.policy, a.bridge)

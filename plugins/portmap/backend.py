@@ -10,8 +10,8 @@ recomputed from a new read and retried.
 
 from pycni import jsontext
 from pycni.errors import CNIError, INTERNAL
-from pycni.fwtools import (IPT_TOOLS, ToolError, default_backend, find_tool, iptables_restore,
-                           iptables_save, iptables_usable, no_table, retrying, run_tool)
+from pycni.fwtools import (IPT_TOOLS, IptablesTable, ToolError, default_backend, find_tool,
+                           no_table, retrying, run_tool)
 from pycni.lazy import lazy
 
 from . import rules_iptables as ipt
@@ -33,15 +33,9 @@ def detect() -> str:
     return default_backend()
 
 
-class IptablesBackend:
+class IptablesBackend(IptablesTable):
     name = IPTABLES
-
-    usable = staticmethod(iptables_usable)
-    restore = staticmethod(iptables_restore)
-
-    @staticmethod
-    def saved(family: int) -> ipt.Saved:
-        return ipt.parse_saved(iptables_save(family, "nat"))
+    table = "nat"
 
     def apply(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
         """ADD. Usually the shared chains and rules are there already and
@@ -52,11 +46,8 @@ class IptablesBackend:
         ADD, a shared rule removed outside) nothing changed and the batch
         is computed from the whole table as before."""
         plan = ipt.plan(conf, network, cid, cip)
-        try:
-            self.restore(cip.family, ipt.fresh_add_script(plan))
+        if self.restore_if_accepted(cip.family, ipt.fresh_add_script(plan)):
             return
-        except ToolError:
-            pass
         retrying(lambda: self.restore(cip.family, ipt.add_script(plan, self.saved(cip.family))))
 
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
@@ -137,11 +128,9 @@ class IptablesBackend:
                     probe[0] = len(listed.lines.get(ipt.DNAT_CHAIN, ())) >= PROBE_MIN_ENTRIES
                     script = ipt.del_listed_script(network, cid, listed)
                     if script:
-                        try:
-                            self.restore(family, script)
+                        if self.restore_if_accepted(family, script):
                             return True
-                        except ToolError:
-                            pass    # a jump from another chain, or a change under us
+                        # refused: a jump from another chain, or a change under us
                     elif all(self.chain_missing(family, chain)
                              for chain in ipt.container_chains(network, cid)):
                         # No entry rule, and neither chain exists: no rule can

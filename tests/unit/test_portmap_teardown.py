@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from pycni import fwquote, iptsave
+from pycni import fwquote, fwtools, iptsave
 from pycni.fwtools import ToolError
 from pycni.plugins.portmap import backend
 from pycni.plugins.portmap import rules_iptables as ri
@@ -127,7 +127,7 @@ def node(monkeypatch):
         return chain not in tables[family].chains
     monkeypatch.setattr(backend.IptablesBackend, "chain_missing", staticmethod(chain_missing))
     monkeypatch.setattr(backend, "run_tool", run_tool)
-    monkeypatch.setattr(backend, "iptables_save", save)
+    monkeypatch.setattr(fwtools, "iptables_save", save)     # read by IptablesTable.saved
     monkeypatch.setattr(backend, "retrying", retrying)
     monkeypatch.setattr(backend.IptablesBackend, "restore", staticmethod(restore))
     monkeypatch.setattr(backend.IptablesBackend, "usable", staticmethod(lambda family: True))
