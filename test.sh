@@ -12,7 +12,7 @@ scripts/install-deps.sh
 # Lint and type check first: a finding fails the run (and CI) before any
 # test runs (CONTRIBUTING.md "Conventions checked").
 .venv/bin/python scripts/lint.py
-# Standalone binaries (PyInstaller); tests/integration/test_binaries.py
+# Standalone binaries (static launchers + static CPython); tests/integration/test_binaries.py
 # smoke-tests them.
 PYCNI_BUILD_VENV=.venv ./build.sh
 exec .venv/bin/python -m pytest "${@:-tests}"

@@ -7,7 +7,7 @@
 
 Implementations compared, each a CNI_PATH directory:
   pycni          launchers written by `pycni install --dir` (this Python)
-  pycni-frozen   the PyInstaller executables in dist/cni-bin, if built
+  pycni-frozen   the standalone bundle in dist/cni-bin (./build.sh), if built
   --impl N=DIR   any other directory (another build of ours)
   references     --ref NAME=DIR (repeatable); by default ref-v1.1 = Debian's
                  containernetworking-plugins in /usr/lib/cni and ref-v1.9 =

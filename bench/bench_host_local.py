@@ -55,7 +55,9 @@ def fill(data_dir: str, count: int, network: str = NETWORK) -> None:
 def call(binary: str, command: str, cid: str, conf: bytes) -> float:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": command,
            "CNI_CONTAINERID": cid, "CNI_NETNS": "/run/netns/bench-none",
-           "CNI_IFNAME": "eth0", "CNI_PATH": os.path.dirname(binary)}
+           "CNI_IFNAME": "eth0", "CNI_PATH": os.path.dirname(binary),
+           # the bench's stores live in temporary directories (pycni.nodeconf)
+           "PYCNI_STATE_DIRS": os.environ.get("PYCNI_STATE_DIRS", "/tmp")}
     start = time.perf_counter()
     proc = subprocess.run([binary], input=conf, env=env, capture_output=True)
     elapsed = (time.perf_counter() - start) * 1000
