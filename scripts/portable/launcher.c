@@ -9,8 +9,9 @@
  * working directory on sys.path), without site (-S) and without writing
  * bytecode (-B). The environment, stdin, stdout and stderr are passed on
  * untouched: delegated plugins and the tools a plugin runs see exactly
- * what the runtime gave. The plugin's name is compiled in, so a renamed
- * executable still runs its plugin.
+ * what the runtime gave; so are the arguments (`dhcp daemon ...`). The
+ * plugin's name is compiled in, so a renamed executable still runs its
+ * plugin.
  *
  * sys.frozen and sys.executable are set as a frozen application's are
  * (pycni.invoke serves a delegate in-process when it is a plugin of this
@@ -39,7 +40,7 @@ static const char CODE[] =
     "    posix.setns = _setns\n"
     "sys.frozen = True\n"
     "sys.executable = sys.argv[1]\n"
-    "del sys.argv[1:]\n"
+    "del sys.argv[0]\n"              /* argv: this executable, then its own arguments */
     "from pycni.entry import serve\n"
     "serve(" "'" PLUGIN_NAME "'" ")\n";
 
@@ -72,7 +73,6 @@ int main(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     char *slash;
 
-    (void)argc;
     if (n > 0) {
         self[n] = '\0';
     } else if (argv[0] && strchr(argv[0], '/') && realpath(argv[0], self)) {
@@ -87,7 +87,20 @@ int main(int argc, char **argv)
                          (int)(slash - self), self) >= sizeof python)
         return fail("path too long", self, ENAMETOOLONG);
 
-    char *args[] = {python, "-I", "-S", "-B", "-c", (char *)CODE, self, NULL};
+    char **args = calloc((size_t)(argc > 0 ? argc : 1) + 7, sizeof *args);
+    int i, k = 0;
+    if (!args)
+        return fail("cannot run", python, ENOMEM);
+    args[k++] = python;
+    args[k++] = "-I";
+    args[k++] = "-S";
+    args[k++] = "-B";
+    args[k++] = "-c";
+    args[k++] = (char *)CODE;
+    args[k++] = self;
+    for (i = 1; i < argc; i++)
+        args[k++] = argv[i];
+    args[k] = NULL;
     execve(python, args, environ);
     return fail("cannot run", python, errno);
 }

@@ -71,6 +71,17 @@ def test_every_plugin_answers_version_with_an_empty_environment(bin_dir, name):
     assert "1.0.0" in doc["supportedVersions"]
 
 
+def test_arguments_reach_the_plugin(bin_dir):
+    """`dhcp daemon ...` is the same executable with arguments: the
+    launcher passes them on (here a flag the daemon refuses, so nothing
+    starts)."""
+    proc = subprocess.run([os.path.join(bin_dir, "dhcp"), "daemon", "-no-such-flag"],
+                          env=bare_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=60)
+    assert proc.returncode != 0
+    assert b"Usage of daemon" in proc.stderr, proc.stderr.decode()
+
+
 def test_python_variables_of_the_caller_are_ignored(bin_dir):
     """A node's PYTHONHOME/PYTHONPATH (for some other tool) must not reach
     the bundled interpreter, and running must not write into the bundle."""
