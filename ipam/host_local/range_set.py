@@ -26,7 +26,7 @@ def canonicalize_set(confs: list[RangeConf]) -> RangeSet:
     """The reference's RangeSet.Canonicalize; raises ValueError."""
     if not confs:
         raise ValueError("empty range set")
-    ranges = []
+    ranges: list[Range] = []
     for rc in confs:
         r = canonicalize_range(rc)
         if ranges and r.family != ranges[0].family:
