@@ -57,7 +57,8 @@ class ArgsConf:
 
 
 @dataclass
-class Attachment:
-    """One entry of GC's cni.dev/valid-attachments."""
+class ValidAttachment:
+    """One entry of GC's cni.dev/valid-attachments (not a cnitool cache
+    record, pycni.cnitool.cache.Attachment)."""
     container_id: str = key("containerID", default="")
     ifname: str = key("ifname", default="")

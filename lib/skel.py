@@ -102,7 +102,7 @@ class Request:
     @property
     def valid_attachments(self) -> list:
         """GC: the attachments to keep (cni.dev/valid-attachments)."""
-        from .config import Attachment
+        from .config import ValidAttachment
         from .decode import decode
         from .decode import lookup
         raw = lookup(self.config, "cni.dev/valid-attachments")
@@ -111,7 +111,7 @@ class Request:
         if not isinstance(raw, list):
             raise CNIError(INVALID_NETWORK_CONFIG,
                            "cni.dev/valid-attachments must be a list")
-        return [decode(Attachment, a, f"cni.dev/valid-attachments[{i}]")
+        return [decode(ValidAttachment, a, f"cni.dev/valid-attachments[{i}]")
                 for i, a in enumerate(raw)]
 
 

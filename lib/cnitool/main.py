@@ -153,7 +153,7 @@ def execute(inv: Invocation, env: dict, stdout) -> None:
     """Run one command; raises on failure."""
     from .cache import DEFAULT_CACHE_DIR
     from .conf import load_network
-    from .runtime import Runtime, ToolError
+    from .runtime import Runtime, CnitoolError
 
     netlist = load_network(env.get("NETCONFPATH") or DEFAULT_NET_DIR, inv.net_name)
     rt = build_runtime_conf(inv, env)
@@ -161,7 +161,7 @@ def execute(inv: Invocation, env: dict, stdout) -> None:
     runtime = Runtime(path=path, cache_dir=env.get("CNI_CACHE_DIR") or DEFAULT_CACHE_DIR,
                       environ=dict(env))
     if inv.command in ("add", "check", "del") and not rt.container_id:
-        raise ToolError("a network namespace path or CNI_CONTAINERID is required")
+        raise CnitoolError("a network namespace path or CNI_CONTAINERID is required")
     if inv.command == "add":
         result = runtime.add(netlist, rt)
         stdout.write(go_indent(result))
@@ -203,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     from pycni.errors import CNIError
     from .cache import CacheError
     from .conf import ConfError
-    from .runtime import ToolError
+    from .runtime import CnitoolError
     try:
         execute(inv, dict(os.environ), sys.stdout)
-    except (CNIError, ConfError, ToolError, CacheError, ValueError, OSError) as err:
+    except (CNIError, ConfError, CnitoolError, CacheError, ValueError, OSError) as err:
         sys.stdout.flush()
         sys.stderr.write(f"{err}\n")
         sys.exit(1)

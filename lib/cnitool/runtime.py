@@ -21,8 +21,9 @@ from .request import (RuntimeConf, describe_plugin, gc_config, plugin_env, plugi
                       validate_network_name)
 
 
-class ToolError(Exception):
-    """A failed operation, printed as its message."""
+class CnitoolError(Exception):
+    """A failed cnitool operation, printed as its message (not
+    pycni.fwtools.ToolError, a CNIError of a firewall tool's run)."""
 
 
 def exec_plugin(plugin_type: str, path: list[str], stdin: bytes, env: dict) -> bytes:
@@ -52,11 +53,12 @@ class Runtime:
             try:
                 result = self._add_one(netlist, plugin, result, rt)
             except CNIError as err:
-                raise ToolError(f"plugin {describe_plugin(plugin)} failed (add): {err}") from None
+                raise CnitoolError(f"plugin {describe_plugin(plugin)} failed (add): "
+                                   f"{err}") from None
         try:
             cache.write(self.cache_dir, netlist.name, rt, netlist.raw, result)
         except (OSError, cache.CacheError) as exc:
-            raise ToolError(f'failed to set network "{netlist.name}" cached result: '
+            raise CnitoolError(f'failed to set network "{netlist.name}" cached result: '
                             f'{exc}') from None
         return result
 
@@ -74,14 +76,14 @@ class Runtime:
 
     def check(self, netlist: NetworkList, rt: RuntimeConf) -> None:
         if not versions.at_least(netlist.cni_version, "0.4.0"):
-            raise ToolError(f'configuration version "{netlist.cni_version}" '
+            raise CnitoolError(f'configuration version "{netlist.cni_version}" '
                             "does not support the CHECK command")
         if netlist.disable_check:
             return
         try:
             prev = self._cached_result(netlist, rt)
         except (cache.CacheError, CNIError) as exc:
-            raise ToolError(f'failed to get network "{netlist.name}" cached result: '
+            raise CnitoolError(f'failed to get network "{netlist.name}" cached result: '
                             f'{exc}') from None
         for plugin in netlist.plugins:
             stdin = plugin_stdin(plugin, netlist.name, netlist.cni_version, prev, rt)
@@ -105,7 +107,7 @@ class Runtime:
             try:
                 self._call(plugin, "DEL", stdin, rt)
             except CNIError as err:
-                raise ToolError(f"plugin {describe_plugin(plugin)} failed (delete): "
+                raise CnitoolError(f"plugin {describe_plugin(plugin)} failed (delete): "
                                 f"{err}") from None
         cache.delete(self.cache_dir, netlist.name, rt)
 
@@ -137,7 +139,7 @@ class Runtime:
                              capability_args=att.capability_args)
             try:
                 self.delete(netlist, rt)
-            except (ToolError, CNIError) as err:
+            except (CnitoolError, CNIError) as err:
                 errors.append(f"failed to delete stale attachment {rt.container_id} "
                               f"{rt.ifname}: {err}")
         if versions.at_least(netlist.cni_version, "1.1.0"):
@@ -148,7 +150,7 @@ class Runtime:
                 except CNIError as err:
                     errors.append(f"failed to GC plugin {plugin['type']}: {err}")
         if errors:
-            raise ToolError("\n".join(errors))
+            raise CnitoolError("\n".join(errors))
 
     # --- STATUS -----------------------------------------------------------
 

@@ -201,13 +201,13 @@ def cmd_gc(args, env, out, err) -> int:
 def _run_gc(netlist, valid, cache_dir: str, env) -> list[str]:
     """libcni's GCNetworkList through cnitool's runtime (its plugin lookup
     on CNI_PATH and its exec path). The failures, one per line."""
-    from pycni.cnitool.runtime import Runtime, ToolError
+    from pycni.cnitool.runtime import Runtime, CnitoolError
     from pycni.errors import CNIError
     path = [p for p in env.get("CNI_PATH", "").split(os.pathsep) if p]
     runtime = Runtime(path=path, cache_dir=cache_dir, environ=dict(env))
     try:
         runtime.gc(netlist, [{"containerID": c, "ifname": i} for c, i in valid])
-    except (ToolError, CNIError, OSError) as exc:
+    except (CnitoolError, CNIError, OSError) as exc:
         return str(exc).splitlines() or [type(exc).__name__]
     return []
 

@@ -8,7 +8,7 @@ import pytest
 from pycni.cnitool import cache
 from pycni.cnitool.conf import parse_list
 from pycni.cnitool.request import RuntimeConf
-from pycni.cnitool.runtime import Runtime, ToolError
+from pycni.cnitool.runtime import Runtime, CnitoolError
 from pycni.errors import CNIError
 
 RT = RuntimeConf(container_id="ctr1", netns="/run/netns/x", ifname="eth0",
@@ -77,7 +77,7 @@ def test_add_chains_results_and_caches(runtime, monkeypatch):
 def test_add_stops_at_first_error_and_caches_nothing(runtime, monkeypatch):
     monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: t)
     runtime.run_plugin.fail[("ADD", "first")] = CNIError(11, "busy", "later")
-    with pytest.raises(ToolError, match=r'plugin type="first" failed \(add\): busy; later'):
+    with pytest.raises(CnitoolError, match=r'plugin type="first" failed \(add\): busy; later'):
         runtime.add(netlist(), RT)
     assert runtime.run_plugin.seen() == [("ADD", "first")]
     assert cache.read(runtime.cache_dir, "net", RT) is None
@@ -85,7 +85,7 @@ def test_add_stops_at_first_error_and_caches_nothing(runtime, monkeypatch):
 
 def test_add_validates_attachment(runtime, monkeypatch):
     monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: t)
-    with pytest.raises(ToolError, match="interface name is too long"):
+    with pytest.raises(CnitoolError, match="interface name is too long"):
         runtime.add(netlist(), RuntimeConf("ctr1", "/n", "x" * 20))
     assert runtime.run_plugin.calls == []
 
@@ -100,7 +100,7 @@ def test_add_result_without_version_gets_list_version(runtime, monkeypatch):
 def test_add_unparsable_result(runtime, monkeypatch):
     monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: t)
     runtime.run_plugin = lambda *a: b"nope"
-    with pytest.raises(ToolError, match="failed to parse plugin result"):
+    with pytest.raises(CnitoolError, match="failed to parse plugin result"):
         runtime.add(netlist(), RT)
 
 
@@ -121,7 +121,7 @@ def test_check_in_order_with_cached_result_converted(runtime):
 
 
 def test_check_refused_before_0_4_0(runtime):
-    with pytest.raises(ToolError, match='configuration version "0.3.1" does not support '
+    with pytest.raises(CnitoolError, match='configuration version "0.3.1" does not support '
                                         'the CHECK command'):
         runtime.check(netlist("0.3.1"), RT)
     assert runtime.run_plugin.calls == []
@@ -136,7 +136,7 @@ def test_check_bad_cache_is_an_error(runtime):
     seed_cache(runtime)
     with open(cache.cache_path(runtime.cache_dir, "net", RT), "w") as f:
         f.write('{"kind":"cniCacheV1","result":{"cniVersion":"7.0.0"}}')
-    with pytest.raises(ToolError, match='failed to get network "net" cached result'):
+    with pytest.raises(CnitoolError, match='failed to get network "net" cached result'):
         runtime.check(netlist(), RT)
 
 
@@ -173,7 +173,7 @@ def test_del_invalid_cache_deleted_and_del_proceeds(runtime):
     with open(cache.cache_path(runtime.cache_dir, "net", RT), "w") as f:
         f.write("{garbage")
     runtime.run_plugin.fail[("DEL", "first")] = CNIError(999, "boom")
-    with pytest.raises(ToolError, match=r'plugin type="first" failed \(delete\): boom'):
+    with pytest.raises(CnitoolError, match=r'plugin type="first" failed \(delete\): boom'):
         runtime.delete(netlist(), RT)
     assert all("prevResult" not in c[2] for c in runtime.run_plugin.calls)
     assert cache.read(runtime.cache_dir, "net", RT) is None
@@ -182,7 +182,7 @@ def test_del_invalid_cache_deleted_and_del_proceeds(runtime):
 def test_del_failure_keeps_cache(runtime):
     seed_cache(runtime)
     runtime.run_plugin.fail[("DEL", "second")] = CNIError(999, "boom")
-    with pytest.raises(ToolError):
+    with pytest.raises(CnitoolError):
         runtime.delete(netlist(), RT)
     assert runtime.run_plugin.seen() == [("DEL", "second")]
     assert cache.read(runtime.cache_dir, "net", RT) is not None
@@ -233,7 +233,7 @@ def test_gc_collects_errors(runtime):
     seed_cache(runtime)
     runtime.run_plugin.fail[("DEL", "second")] = CNIError(999, "del failed")
     runtime.run_plugin.fail[("GC", "first")] = CNIError(999, "gc failed")
-    with pytest.raises(ToolError) as info:
+    with pytest.raises(CnitoolError) as info:
         runtime.gc(netlist("1.1.0"), None)
     assert str(info.value).splitlines() == [
         'failed to delete stale attachment ctr1 eth0: plugin type="second" failed '
@@ -264,6 +264,6 @@ def test_plugin_type_with_path_separator_never_runs(tmp_path):
     runtime = Runtime(path=[str(tmp_path)], cache_dir=str(tmp_path),
                       run_plugin=lambda *a: ran.append(a) or b"{}")
     nl = parse_list(b'{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"../../sbin/x"}]}')
-    with pytest.raises(ToolError, match='must not contain a path separator'):
+    with pytest.raises(CnitoolError, match='must not contain a path separator'):
         runtime.add(nl, RT)
     assert ran == []
