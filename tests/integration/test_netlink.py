@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from pycni import netlink, netns, sysctl
+from pycni.netns_fixtures import netlink_testing as nlt
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_links_and_flags(ns):
         assert netlink.get_link(nl, "nope") is None
         netlink.set_link_up(nl, a0.index, up=False)
         assert "UP" not in ns.link("a0")["flags"]
-        names = {link.name for link in netlink.list_links(nl)}
+        names = {link.name for link in nlt.list_links(nl)}
     assert {"lo", "a0", "a1"} <= names
 
 
@@ -86,7 +87,7 @@ def test_routes(ns):
         doc = next(r for r in ip_routes if r["dst"] == "192.0.2.0/24")
         assert doc["metric"] == 50 and doc["gateway"] == "10.98.0.1"
         assert "mtu" in (doc.get("metrics") or [{}])[0]
-        netlink.del_route(nl, "192.0.2.0/24", gw="10.98.0.1", oif=a0.index, priority=50)
+        nlt.del_route(nl, "192.0.2.0/24", gw="10.98.0.1", oif=a0.index, priority=50)
         assert not any(r.dst == "192.0.2.0/24" for r in netlink.list_routes(nl))
 
 
@@ -155,7 +156,7 @@ def test_macvlan_on_veth_parent(ns, world):
     try:
         with sock(ns) as nl:
             a0 = netlink.get_link(nl, "a0")
-            netlink.create_macvlan(nl, "mv0", a0.index, mode="private", netns_fd=fd)
+            netlink.create_macvlan_ext(nl, "mv0", a0.index, mode="private", netns_fd=fd)
     finally:
         os.close(fd)
     info = ctr.link("mv0")

@@ -28,6 +28,7 @@ from netns_world import World                    # noqa: E402
 from pytest_netns import missing_prerequisite    # noqa: E402
 
 from pycni import netlink, netlink_ecmp, netns   # noqa: E402
+from pycni.netns_fixtures import netlink_testing as nlt   # noqa: E402
 from pycni.plugins.bandwidth import tc           # noqa: E402
 from pycni.plugins.ptp import kernel as ptp_kernel   # noqa: E402
 
@@ -107,7 +108,7 @@ def oracle_links(ipr) -> dict[int, tuple]:
 
 def our_links(nl) -> dict[int, tuple]:
     return {l.index: (l.name, l.mtu, l.mac, l.kind, l.master, l.link, l.flags & netlink.IFF_UP)
-            for l in netlink.list_links(nl)}
+            for l in nlt.list_links(nl)}
 
 
 def oracle_addresses(ipr) -> list[tuple]:
@@ -757,7 +758,7 @@ def test_address_and_route_requests_do_what_they_say(world):
             assert (t1000.get_attr("RTA_TABLE"), t1000["dst_len"],
                     t1000.get_attr("RTA_GATEWAY")) == (1000, 0, "10.97.0.1")
         assert [r.gw for r in netlink.list_routes(nl, table=1000)] == ["10.97.0.1"]
-        netlink.del_route(nl, "0.0.0.0/0", gw="10.97.0.1", oif=index, table=1000)
+        nlt.del_route(nl, "0.0.0.0/0", gw="10.97.0.1", oif=index, table=1000)
         assert netlink.list_routes(nl, table=1000) == []
 
         # IPv6 routes to one destination via two gateways: one multipath route

