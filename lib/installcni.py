@@ -704,7 +704,7 @@ def install_cni(opts: Options, out=None) -> int:
         say("no conflist written (--no-config)")
         return 0
     if conflist is None:
-        say(f"no conflist written: the template needs the node's pod CIDR and none was given "
+        say("no conflist written: the template needs the node's pod CIDR and none was given "
             "(--skip-config-without-pod-cidr)")
         return 0
     net_fd = open_dir_nofollow(opts.net_dir)

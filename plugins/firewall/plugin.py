@@ -3,9 +3,9 @@ filtering (chained after an interface plugin, usually bridge).
 
 ADD takes the container addresses from prevResult and installs the
 per-container accept rules (iptables or nftables backend, see backend.py)
-or adds them to a firewalld zone (firewalld backend) plus, for ingressPolicy same-bridge / isolated, the isolation rules of
-the bridge named first in prevResult. The result is prevResult, passed
-through.
+or adds them to a firewalld zone (firewalld backend) plus, for
+ingressPolicy same-bridge / isolated, the isolation rules of the bridge
+named first in prevResult. The result is prevResult, passed through.
 
 DEL removes exactly this container's rules. The iptables rules are the
 reference's, identified only by the container's addresses, so DEL needs

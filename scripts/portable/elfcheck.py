@@ -64,8 +64,8 @@ def read_elf(path):
             dyn_seg = (p_offset, p_filesz)
     sections = []
     for i in range(e_shnum):
-        (_name, sh_type, _flags, sh_addr, sh_offset, sh_size, sh_link, sh_info) = struct.unpack_from(
-            "<IIQQQQII", data, e_shoff + i * e_shentsize)
+        (_name, sh_type, _flags, sh_addr, sh_offset, sh_size, sh_link,
+         sh_info) = struct.unpack_from("<IIQQQQII", data, e_shoff + i * e_shentsize)
         sections.append((sh_type, sh_addr, sh_offset, sh_size, sh_link, sh_info))
     needed = []
     if dyn_seg:
@@ -125,12 +125,15 @@ def problems(info, static=False, max_glibc=None):
         if info.interp:
             out.append(f"program interpreter {info.interp}")
         if info.dynamic:
-            out.append("dynamic section" + (f" (needs {', '.join(info.needed)})" if info.needed else ""))
+            needs = f" (needs {', '.join(info.needed)})" if info.needed else ""
+            out.append("dynamic section" + needs)
         if info.versions:
-            out.append("versioned symbols " + ", ".join(sorted(set().union(*info.versions.values()))))
+            symbols = sorted(set().union(*info.versions.values()))
+            out.append("versioned symbols " + ", ".join(symbols))
     if max_glibc:
         limit = _version_key("GLIBC_" + max_glibc)
-        newer = sorted((v for v in info.glibc_versions if _version_key(v) > limit), key=_version_key)
+        newer = sorted((v for v in info.glibc_versions if _version_key(v) > limit),
+                       key=_version_key)
         if newer:
             out.append("needs " + ", ".join(newer))
     return out
@@ -164,7 +167,8 @@ def main(argv):
         print("elfcheck: no ELF file found", file=sys.stderr)
         return 1
     if bad:
-        print(f"elfcheck: {bad} of {count} ELF file(s) would need the node's libraries", file=sys.stderr)
+        print(f"elfcheck: {bad} of {count} ELF file(s) would need the node's libraries",
+              file=sys.stderr)
         return 1
     return 0
 
