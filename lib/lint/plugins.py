@@ -9,6 +9,7 @@ cannot drift from what the plugin decodes.
 
 import difflib
 import importlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pycni import decode, model
@@ -105,7 +106,7 @@ def known_keys(plugin_type: str) -> dict | None:
     lint does not know the plugin."""
     if plugin_type in MODELS:
         keys = model_keys(_model(MODELS[plugin_type]))
-        extra = RAW_KEYS.get(plugin_type, ())
+        extra: tuple[str, ...] = RAW_KEYS.get(plugin_type, ())
     elif plugin_type in refdata.REFERENCE_KEYS:
         keys = {}
         extra = refdata.REFERENCE_KEYS[plugin_type]
@@ -168,13 +169,13 @@ def unknown_keys(obj: dict, keys: dict, path: tuple = (), skip=UNCHECKED):
 
 
 @contextmanager
-def captured_warnings():
+def captured_warnings() -> Iterator[list[str]]:
     """What the loaders warn about (pycni.log.warning, nodeconf.warn),
     collected instead of written to stderr."""
     from pycni import log, nodeconf
     seen: list[str] = []
 
-    def collect(message):
+    def collect(message: str) -> None:
         if message not in seen:
             seen.append(message)
 
@@ -187,60 +188,118 @@ def captured_warnings():
         log._warnings[:] = saved[2]
 
 
+# What ADD of each plugin checks of the config before it touches anything,
+# through the plugin's own loaders (plugins/*/config.py, ipam/*/config.py).
+# One function per plugin, so that each names its own config module (and a
+# type checker sees that module's functions, not another plugin's).
+
+def _bridge(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.bridge import config as bridge_config
+    settings = bridge_config.load(config, None)
+    bridge_config.validate_add(settings)
+    if settings.mac_error is not None:
+        raise settings.mac_error
+
+
+def _macvlan(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.macvlan import config as macvlan_config
+    macvlan_config.load(config, None)
+
+
+def _tap(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.tap import config as tap_config
+    tap_config.load(config, None)
+
+
+def _ptp(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.ptp import config as ptp_config
+    ptp_config.load(config, masq_setup=True)
+
+
+def _host_device(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.host_device import config as host_device_config
+    host_device_config.load(config, _NoDevices(), env)
+
+
+def _sbr(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.sbr import config as sbr_config
+    sbr_config.load(config)
+
+
+def _tuning(config: dict, stdin: bytes, env) -> None:
+    from pycni import nodeconf
+    from pycni.plugins.tuning import config as tuning_config
+    tuning_config.check_duplicate_sysctl_keys(stdin)
+    conf = tuning_config.decode_conf(config)
+    settings = tuning_config.build_settings(conf, "eth0", "", tuning_config.read_allowlist())
+    nodeconf.require_state_dir(settings.data_dir, env)
+
+
+def _portmap(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.portmap import config as portmap_config
+    portmap_config.parse_config(config, lambda: "iptables", scripts=True)
+
+
+def _firewall(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.firewall import config as firewall_config
+    firewall_config.parse_config(config, lambda: "iptables")
+
+
+def _bandwidth(config: dict, stdin: bytes, env) -> None:
+    from pycni.plugins.bandwidth import config as bandwidth_config
+    bandwidth_config.parse_config(config)
+
+
+def _host_local(config: dict, stdin: bytes, env) -> None:
+    from pycni import nodeconf
+    from pycni.ipam.host_local import config as host_local_config
+    settings = host_local_config.load(config, "")
+    nodeconf.require_state_dir(settings.data_dir, env)
+
+
+def _static(config: dict, stdin: bytes, env) -> None:
+    from pycni.ipam.static import config as static_config
+    static_config.load(config, "")
+
+
+def _dhcp(config: dict, stdin: bytes, env) -> None:
+    # pycni's dhcp only when this installation has it (ours() says)
+    importlib.import_module(IPAM_MODELS["dhcp"][0]).load(config)
+
+
+def _loopback(config: dict, stdin: bytes, env) -> None:
+    """loopback reads nothing beyond the common keys."""
+
+
+VALIDATORS = {
+    "bridge": _bridge,
+    "macvlan": _macvlan,
+    "tap": _tap,
+    "ptp": _ptp,
+    "host-device": _host_device,
+    "sbr": _sbr,
+    "tuning": _tuning,
+    "portmap": _portmap,
+    "firewall": _firewall,
+    "bandwidth": _bandwidth,
+    "loopback": _loopback,
+    "host-local": _host_local,
+    "static": _static,
+    "dhcp": _dhcp,
+}
+
+
 def validate(plugin_type: str, config: dict, stdin: bytes, env) -> None:
     """What ADD of `plugin_type` checks of the config before it touches
     anything; raises the CNIError ADD would fail with."""
-    if plugin_type == "loopback":
-        return
-    if plugin_type == "bridge":
-        from pycni.plugins.bridge import config as c
-        settings = c.load(config, None)
-        c.validate_add(settings)
-        if settings.mac_error is not None:
-            raise settings.mac_error
-    elif plugin_type in ("macvlan", "tap"):
-        c = importlib.import_module(MODELS[plugin_type][0])
-        c.load(config, None)
-    elif plugin_type == "ptp":
-        from pycni.plugins.ptp import config as c
-        c.load(config, masq_setup=True)
-    elif plugin_type == "host-device":
-        from pycni.plugins.host_device import config as c
-        c.load(config, _NoDevices(), env)
-    elif plugin_type == "sbr":
-        from pycni.plugins.sbr import config as c
-        c.load(config)
-    elif plugin_type == "tuning":
-        from pycni import nodeconf
-        from pycni.plugins.tuning import config as c
-        c.check_duplicate_sysctl_keys(stdin)
-        conf = c.decode_conf(config)
-        settings = c.build_settings(conf, "eth0", "", c.read_allowlist())
-        nodeconf.require_state_dir(settings.data_dir, env)
-    elif plugin_type == "portmap":
-        from pycni.plugins.portmap import config as c
-        c.parse_config(config, lambda: "iptables", scripts=True)
-    elif plugin_type == "firewall":
-        from pycni.plugins.firewall import config as c
-        c.parse_config(config, lambda: "iptables")
-    elif plugin_type == "bandwidth":
-        from pycni.plugins.bandwidth import config as c
-        c.parse_config(config)
-    elif plugin_type == "host-local":
-        from pycni import nodeconf
-        from pycni.ipam.host_local import config as c
-        conf = c.load(config, "")
-        nodeconf.require_state_dir(conf.data_dir, env)
-    elif plugin_type == "static":
-        from pycni.ipam.static import config as c
-        c.load(config, "")
-    elif plugin_type == "dhcp":
-        importlib.import_module(IPAM_MODELS["dhcp"][0]).load(config)
+    check = VALIDATORS.get(plugin_type)
+    if check is not None:
+        check(config, stdin, env)
 
 
 def data_dirs(plugin_type: str, config: dict) -> list[tuple[tuple, str]]:
     """(pointer path, directory) of the stores `plugin_type` writes."""
-    out = []
+    out: list[tuple[tuple, str]] = []
     if plugin_type == "host-local":
         ipam = decode.lookup(config, "ipam")
         value = decode.lookup(ipam, "dataDir") if isinstance(ipam, dict) else None
