@@ -1,8 +1,19 @@
 """IP masquerading of container traffic (the `ipMasq` key of bridge/ptp).
 
 Traffic from a container address to anything outside its own subnet
-(multicast excepted) leaves the host masqueraded. A backend implements
-`setup(ips, network, ifname, container_id)` and `teardown(...)`:
+(multicast excepted) leaves the host masqueraded. Every backend is a
+module of this package with the same four functions (the backend
+protocol; callers go through the functions below, never a module):
+
+  available() -> bool                              its tools are installed
+  setup(ips, network, ifname, container_id)        ADD; repeatable
+  teardown(ips, network, ifname, container_id)     DEL; idempotent, `ips`
+                                                   may be empty
+  gc(network, valid)                               GC; `valid` = the live
+                                                   (container ID, ifname)s
+
+The default backend is fwtools.default_backend's choice (the reference's:
+iptables unless only nftables is installed). The two backends:
 
   iptables  per attachment a nat chain `CNI-<hash(network+id)>` holding
             "-d <subnet> ACCEPT" and "! -d <multicast> MASQUERADE", jumped
@@ -37,9 +48,9 @@ def comment(network: str, container_id: str) -> str:
 
 
 def default_backend() -> str:
-    """iptables when it is installed, else nftables (as the reference)."""
-    from . import iptables
-    return "iptables" if iptables.available() else "nftables"
+    """The backend used when none is configured (fwtools.default_backend)."""
+    from ..fwtools import default_backend
+    return default_backend()
 
 
 def _backend_module(name: str):
@@ -89,9 +100,4 @@ def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> No
 def gc(network: str, valid: list[tuple[str, str]]) -> None:
     """Remove the rules of `network`'s attachments that are not in `valid`
     ((container ID, ifname) pairs), in every backend."""
-    def collect(module):
-        if module.__name__.endswith("iptables"):
-            module.gc(network, {cid for cid, _ in valid})
-        else:
-            module.gc(network, valid)
-    _each_backend(collect)
+    _each_backend(lambda m: m.gc(network, valid))

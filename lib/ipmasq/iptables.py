@@ -17,15 +17,22 @@ chain still referenced). iptables-restore applies a batch all or
 nothing, so a refused batch changes nothing, and the save-based path
 above then does the work as before (a repeated ADD, stale jumps, a DEL
 without addresses or after something else touched the rules).
+
+The saved table is read with pycni.iptsave (as portmap and firewall read
+theirs); the functions below that take `saved` accept its text too. Every
+save-compute-restore step runs in `fwtools.retrying`: a batch refused
+because another plugin changed the table in between is recomputed from a
+fresh read.
 """
 
 from ..model import dataclass, field
 
-from . import chain_name, comment
+from . import CHAIN_PREFIX, chain_name, comment
 from ..errors import CNIError, INTERNAL
 from ..fwquote import ipt_script
-from ..iptsave import lines_of, render, split
-from ..fwtools import iptables_restore, iptables_save, iptables_usable, restore_if_accepted
+from ..iptsave import Saved, parse_saved, render
+from ..fwtools import (iptables_restore, iptables_save, iptables_usable, restore_if_accepted,
+                       retrying)
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
@@ -64,23 +71,24 @@ def plan(ips: list[str], network: str, container_id: str) -> dict[int, RuleSet]:
     return out
 
 
-def jumps_to(chain: str, saved: str) -> list[str]:
-    """POSTROUTING rules in `iptables-save -t nat` output that jump to `chain`."""
-    out = []
-    for line in lines_of(saved):
-        if not line.startswith("-A POSTROUTING "):
-            continue
-        tokens = split(line)
-        if any(a == "-j" and b == chain for a, b in zip(tokens, tokens[1:])):
-            out.append(line)
-    return out
+def _saved(saved: "Saved | str") -> Saved:
+    """`iptables-save -t nat` output, parsed unless it already is."""
+    return parse_saved(saved) if isinstance(saved, str) else saved
 
 
-def chain_exists(chain: str, saved: str) -> bool:
-    return any(line.split()[:1] == [f":{chain}"] for line in lines_of(saved))
+def jumps_to(chain: str, saved: "Saved | str") -> list[str]:
+    """POSTROUTING rules in `iptables-save -t nat` output that jump (-j)
+    to `chain`."""
+    rules = _saved(saved).jumps_to(chain)
+    return [line for name, args, line in rules if name == "POSTROUTING"
+            and any(a == "-j" and b == chain for a, b in zip(args, args[1:]))]
 
 
-def setup_script(rs: RuleSet, saved: str) -> str:
+def chain_exists(chain: str, saved: "Saved | str") -> bool:
+    return chain in _saved(saved).chains
+
+
+def setup_script(rs: RuleSet, saved: "Saved | str") -> str:
     lines = ["*nat"]
     lines += ["-D" + line[2:] for line in jumps_to(rs.chain, saved)]
     lines.append(f":{rs.chain} - [0:0]")        # creates, or flushes if present
@@ -114,13 +122,14 @@ def assigned(cidrs: list[str]) -> list[str]:
     return [c for c in cidrs if not c.lower().startswith(("fe8", "fe9", "fea", "feb"))]
 
 
-def teardown_script(chain: str, saved: str) -> str | None:
+def teardown_script(chain: str, saved: "Saved | str") -> str | None:
     """None when there is nothing of `chain` left."""
     return removal_script([chain], saved)
 
 
-def removal_script(chains: list[str], saved: str) -> str | None:
+def removal_script(chains: list[str], saved: "Saved | str") -> str | None:
     """Delete every POSTROUTING jump to `chains`, then the chains."""
+    saved = _saved(saved)
     lines = []
     for chain in chains:
         lines += ["-D" + line[2:] for line in jumps_to(chain, saved)]
@@ -132,30 +141,45 @@ def removal_script(chains: list[str], saved: str) -> str | None:
     return ipt_script(["*nat", *lines, "COMMIT"])
 
 
-def attachment_chains(network: str, saved: str) -> dict[str, str]:
+_NAME, _ID = 'name: "', '" id: "'
+
+
+def parse_comment(text: str) -> tuple[str, str] | None:
+    """(network, container ID) of a comment `comment()` wrote, read as the
+    reference's pattern `name: "(.*)" id: "(.*)"` reads it (the network
+    part runs to the last `" id: "`); None if it is not one."""
+    if not (text.startswith(_NAME) and text.endswith('"') and len(text) > len(_NAME)):
+        return None
+    middle = text[len(_NAME):-1]
+    cut = middle.rfind(_ID)
+    if cut < 0:
+        return None
+    return middle[:cut], middle[cut + len(_ID):]
+
+
+def attachment_chains(network: str, saved: "Saved | str") -> dict[str, str]:
     """chain -> container ID for the masquerading chains of `network` in
     `iptables-save -t nat` output. A chain counts only if its name is the
     hash of network + the ID its rule comments name (portmap's chains
     carry the same comments under other names)."""
-    import re
-    pattern = re.compile(r'name: "(.*)" id: "(.*)"\Z')
+    saved = _saved(saved)
     found: dict[str, str] = {}
-    for line in lines_of(saved):
-        if not line.startswith("-A CNI-"):
+    for chain in saved.lines:
+        if not chain.startswith(CHAIN_PREFIX):
             continue
-        tokens = split(line)
-        if "--comment" not in tokens[:-1]:
-            continue
-        m = pattern.match(tokens[tokens.index("--comment") + 1])
-        if not m or m.group(1) != network:
-            continue
-        cid = m.group(2)
-        if tokens[1] == chain_name(network, cid):
-            found[tokens[1]] = cid
+        for args in saved.chain_rules(chain):
+            if "--comment" not in args[:-1]:
+                continue
+            named = parse_comment(args[args.index("--comment") + 1])
+            if not named or named[0] != network:
+                continue
+            if chain == chain_name(network, named[1]):
+                found[chain] = named[1]
     return found
 
 
-def gc_script(network: str, valid_ids: set[str], saved: str) -> str | None:
+def gc_script(network: str, valid_ids: set[str], saved: "Saved | str") -> str | None:
+    saved = _saved(saved)
     doomed = [chain for chain, cid in attachment_chains(network, saved).items()
               if cid not in valid_ids]
     return removal_script(sorted(doomed), saved)
@@ -167,18 +191,28 @@ def available(family: int = 4) -> bool:
     return iptables_usable(family)
 
 
-def save_nat(family: int) -> str:
-    return iptables_save(family, "nat")
+def save_nat(family: int) -> Saved:
+    return parse_saved(iptables_save(family, "nat"))
 
 
 restore = iptables_restore
+
+
+def _restore_computed(family: int, compute) -> None:
+    """Apply `compute(saved nat table)` (None: nothing to do), recomputed
+    from a fresh read when the batch is refused (fwtools.retrying)."""
+    def step() -> None:
+        script = compute(save_nat(family))
+        if script:
+            restore(family, script)
+    retrying(step)
 
 
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     """ifname is not part of the chain name (reference compatibility)."""
     for family, rs in plan(ips, network, container_id).items():
         if not restore_if_accepted(family, fresh_setup_script(rs)):
-            restore(family, setup_script(rs, save_nat(family)))
+            _restore_computed(family, lambda saved, rs=rs: setup_script(rs, saved))
 
 
 def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> None:
@@ -196,9 +230,7 @@ def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> No
         if family in exact and restore_if_accepted(family, exact_teardown_script(exact[family])):
             continue
         try:
-            script = teardown_script(chain, save_nat(family))
-            if script:
-                restore(family, script)
+            _restore_computed(family, lambda saved: teardown_script(chain, saved))
         except CNIError as err:
             if strict:
                 errors.append(str(err))
@@ -206,17 +238,17 @@ def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> No
         raise CNIError(INTERNAL, "failed to tear down IP masquerading", "; ".join(errors))
 
 
-def gc(network: str, valid_ids: set[str]) -> None:
-    """Remove the chains of attachments of `network` not in `valid_ids`
-    (the reference iptables backend has no GC)."""
+def gc(network: str, valid: list[tuple[str, str]]) -> None:
+    """Remove the chains of attachments of `network` not in `valid`
+    ((container ID, ifname) pairs; the chain names carry no ifname, so
+    only the IDs count). The reference iptables backend has no GC."""
+    valid_ids = {cid for cid, _ifname in valid}
     errors = []
     for family in (4, 6):
         if not available(family):
             continue
         try:
-            script = gc_script(network, valid_ids, save_nat(family))
-            if script:
-                restore(family, script)
+            _restore_computed(family, lambda saved: gc_script(network, valid_ids, saved))
         except CNIError as err:
             errors.append(str(err))
     if errors:
