@@ -14,8 +14,15 @@ state (bridge ipMasq and macspoofchk, portmap, firewall).
   delete); it is then recomputed from a fresh read and applied again.
   `NetnsMutex` serialises these loops within one network namespace: a
   flock on a root-only file under /run/pycni, one per namespace.
+- `nft_list` / `nft_apply`: the one way nft is driven. Reads are
+  `nft -j list table ...` decoded from JSON (None: no such table); a change
+  is one transaction on stdin, nft JSON (a dict, `nft -j -f -`: ipMasq,
+  macspoofchk) or a script that pycni.fwquote quoted (a str, `nft -f -`:
+  portmap, firewall); a refused one raises `ToolError`, so `retrying`
+  recomputes it like an iptables batch. `run_nft` is the raw exec below.
 - `default_backend`: iptables when its tools are installed, else nftables
-  (the reference's default choice).
+  (the reference's default choice). `IptablesTable`: what every iptables
+  backend shares (read the table, apply a batch).
 """
 
 from . import posixos as os
@@ -365,11 +372,38 @@ def retrying(step) -> None:
 
 
 def run_nft(args: list[str], stdin: str = "", what: str = "run nft") -> tuple[int, str, str]:
-    """Run nft; (exit code, stdout, stderr). For callers that tell a
-    missing table apart from a failure by the exit code and message."""
+    """Run nft; (exit code, stdout, stderr). The exec under nft_list and
+    nft_apply, for callers that read the exit code and message themselves."""
     from .spawn import run
     nft = find_tool("nft")
     if nft is None:
         raise _not_found("nft", what)
     returncode, stdout, stderr = run([nft, *args], TOOL_ENV, stdin.encode())
     return returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace").strip()
+
+
+def nft_list(family: str, table: str, what: str = "") -> dict | None:
+    """`nft -j list table FAMILY TABLE`, decoded; None when there is no
+    such table. ToolError when nft fails otherwise; `what` names the
+    step in the error when nft is not installed."""
+    returncode, out, err = run_nft(["-j", "list", "table", family, table], what=what)
+    if returncode == 0:
+        from . import jsontext
+        return jsontext.loads(out)
+    if "No such file" in err:
+        return None
+    raise ToolError("nft", returncode, err)
+
+
+def nft_apply(batch: "dict | str", what: str = "") -> None:
+    """Apply one nft transaction, all or nothing: nft JSON commands
+    (`{"nftables": [...]}`, fed to `nft -j -f -`) or a script text (fed to
+    `nft -f -`). ToolError when nft refuses it."""
+    if isinstance(batch, str):
+        args, text = ["-f", "-"], batch
+    else:
+        from . import jsontext
+        args, text = ["-j", "-f", "-"], jsontext.dumps(batch)
+    returncode, _out, err = run_nft(args, text, what)
+    if returncode != 0:
+        raise ToolError("nft", returncode, err)

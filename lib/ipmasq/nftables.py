@@ -11,11 +11,10 @@
 
 The hashed comment identifies an attachment exactly, so DEL and GC never
 remove another attachment's rule even when an IP is reused. Commands are
-nft JSON applied in one `nft -j -f -` transaction; building them is pure.
+nft JSON applied in one `nft -j -f -` transaction (fwtools.nft_apply);
+building them is pure.
 """
 
-
-from .. import jsontext
 from ..digest import sha512_hex
 from ..errors import CNIError, INTERNAL
 
@@ -136,10 +135,9 @@ def gc_commands(network: str, valid: list[tuple[str, str]], listing: dict | None
 
 
 # --- running nft ------------------------------------------------------------------
+# fwtools.nft_list / nft_apply, each read-compute-apply step in fwtools.retrying.
 
-def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
-    from ..fwtools import run_nft
-    return run_nft(args, stdin)
+WHAT = "run nft"    # the step named when nft is not installed
 
 
 def available() -> bool:
@@ -148,18 +146,36 @@ def available() -> bool:
 
 
 def list_table() -> dict | None:
-    rc, out, _err = _nft(["-j", "list", "table", FAMILY, TABLE])
-    return jsontext.loads(out) if rc == 0 else None
+    """The table as `nft -j list table` gives it; None when it does not
+    exist or cannot be read (then there is nothing of ours to find)."""
+    from ..fwtools import ToolError, nft_list
+    try:
+        return nft_list(FAMILY, TABLE, WHAT)
+    except ToolError:
+        return None
+
+
+def _apply_computed(compute) -> None:
+    """Apply `compute(listing)` (None: nothing to do) in one transaction,
+    recomputed from a fresh listing when nft refuses it."""
+    from ..fwtools import ToolError, nft_apply, retrying
+
+    def step() -> None:
+        commands = compute(list_table())
+        if commands:
+            nft_apply(commands, WHAT)
+    try:
+        retrying(step)
+    except ToolError as err:
+        raise CNIError(INTERNAL, "nft failed to apply the masquerading rules", err.details)
 
 
 def apply(commands: dict) -> None:
-    rc, _out, err = _nft(["-j", "-f", "-"], jsontext.dumps(commands))
-    if rc != 0:
-        raise CNIError(INTERNAL, "nft failed to apply the masquerading rules", err)
+    _apply_computed(lambda _listing: commands)
 
 
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
-    apply(setup_commands(ips, network, ifname, container_id, list_table()))
+    _apply_computed(lambda listing: setup_commands(ips, network, ifname, container_id, listing))
 
 
 def _table_absent() -> bool:
@@ -172,14 +188,10 @@ def _table_absent() -> bool:
 def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     if _table_absent():
         return
-    commands = teardown_commands(network, ifname, container_id, list_table())
-    if commands:
-        apply(commands)
+    _apply_computed(lambda listing: teardown_commands(network, ifname, container_id, listing))
 
 
 def gc(network: str, valid: list[tuple[str, str]]) -> None:
     if _table_absent():
         return
-    commands = gc_commands(network, valid, list_table())
-    if commands:
-        apply(commands)
+    _apply_computed(lambda listing: gc_commands(network, valid, listing))

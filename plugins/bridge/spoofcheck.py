@@ -10,11 +10,10 @@ the rest. `<id>` is `<containerID>-<ifname>`; every rule carries the
 comment `macspoofchk-<id>`.
 
 Commands are nft JSON (no quoting pitfalls), applied as one transaction
-with `nft -j -f -`. Building them is pure; only `setup`/`teardown` run nft.
+with `nft -j -f -` (fwtools.nft_apply, in fwtools.retrying). Building them
+is pure; only `setup`/`teardown` run nft.
 """
 
-
-from pycni import jsontext
 from pycni.errors import CNIError, INTERNAL
 
 FAMILY = "bridge"
@@ -95,30 +94,39 @@ def teardown_commands(ref: str, listing: dict | None) -> dict | None:
 
 
 # --- running nft ------------------------------------------------------------------
+# fwtools.nft_list / nft_apply, each step in fwtools.retrying.
 
-def _nft(args: list[str], stdin: str = "") -> tuple[int, str, str]:
-    from pycni.fwtools import run_nft
-    return run_nft(args, stdin, what="setup spoof-check")
+WHAT = "setup spoof-check"    # the step named when nft is not installed
 
 
-def _apply(commands: dict, what: str) -> None:
-    rc, _out, err = _nft(["-j", "-f", "-"], jsontext.dumps(commands))
-    if rc != 0:
-        raise CNIError(INTERNAL, f"failed to {what} spoof-check", err)
+def _apply(compute, what: str) -> None:
+    """Apply `compute()` (None: nothing to do) in one transaction, computed
+    again when nft refuses it."""
+    from pycni.fwtools import ToolError, nft_apply, retrying
+
+    def step() -> None:
+        commands = compute()
+        if commands:
+            nft_apply(commands, WHAT)
+    try:
+        retrying(step)
+    except ToolError as err:
+        raise CNIError(INTERNAL, f"failed to {what} spoof-check", err.details)
 
 
 def list_table() -> dict | None:
-    rc, out, _err = _nft(["-j", "list", "table", FAMILY, TABLE])
-    if rc != 0:
-        return None      # no such table: nothing of ours either
-    return jsontext.loads(out)
+    """`nft -j list table bridge nat`; None when it does not exist or
+    cannot be read (nothing of ours either)."""
+    from pycni.fwtools import ToolError, nft_list
+    try:
+        return nft_list(FAMILY, TABLE, WHAT)
+    except ToolError:
+        return None
 
 
 def setup(host_iface: str, mac: str, ref: str) -> None:
-    _apply(setup_commands(host_iface, mac, ref), "setup")
+    _apply(lambda: setup_commands(host_iface, mac, ref), "setup")
 
 
 def teardown(ref: str) -> None:
-    commands = teardown_commands(ref, list_table())
-    if commands:
-        _apply(commands, "teardown")
+    _apply(lambda: teardown_commands(ref, list_table()), "teardown")

@@ -21,12 +21,11 @@ reference does; an isolating ingressPolicy adds the iptables isolation
 rules beside it (the reference does the same whatever the backend).
 """
 
-from pycni import jsontext
 from pycni.model import dataclass
 
 from pycni.errors import CNIError, INTERNAL
-from pycni.fwtools import (IptablesTable, ToolError, default_backend, find_tool, retrying,
-                           run_tool)
+from pycni.fwtools import (IptablesTable, default_backend, find_tool, nft_apply, nft_list,
+                           retrying)
 
 from . import rules_iptables as ipt
 from . import rules_nftables as nft
@@ -134,17 +133,10 @@ class NftablesBackend:
 
     @staticmethod
     def listing() -> nft.Listing:
-        try:
-            out = run_tool(["nft", "-j", "list", "table", nft.FAMILY, nft.TABLE])
-        except ToolError as err:
-            if "No such file" in err.stderr:
-                return nft.Listing()
-            raise
-        return nft.parse_listing(jsontext.loads(out))
+        found = nft_list(nft.FAMILY, nft.TABLE)
+        return nft.Listing() if found is None else nft.parse_listing(found)
 
-    @staticmethod
-    def run(script: str) -> None:
-        run_tool(["nft", "-f", "-"], script)
+    run = staticmethod(nft_apply)
 
     def setup(self, ips: list[ContainerIP], a: Attachment) -> None:
         retrying(lambda: self.run(nft.add_script(ips, a.network, a.ifname, a.container_id,

@@ -8,10 +8,9 @@ created a shared chain first, a rule we meant to delete is gone) is
 recomputed from a new read and retried.
 """
 
-from pycni import jsontext
 from pycni.errors import CNIError, INTERNAL
-from pycni.fwtools import (IPT_TOOLS, IptablesTable, ToolError, default_backend, find_tool,
-                           no_table, retrying, run_tool)
+from pycni.fwtools import (IPT_TOOLS, IptablesTable, default_backend, find_tool, nft_apply,
+                           nft_list, no_table, retrying, run_tool)
 from pycni.lazy import lazy
 
 from . import rules_iptables as ipt
@@ -155,17 +154,10 @@ class NftablesBackend:
 
     @staticmethod
     def listing(family: int) -> "tuple[list[nft.ExistingRule], bool]":
-        try:
-            out = run_tool(["nft", "-j", "list", "table", nft.FAMILY[family], nft.TABLE])
-        except ToolError as err:
-            if "No such file" in err.stderr:
-                return [], False
-            raise
-        return nft.parse_listing(family, jsontext.loads(out))
+        found = nft_list(nft.FAMILY[family], nft.TABLE)
+        return ([], False) if found is None else nft.parse_listing(family, found)
 
-    @staticmethod
-    def run(script: str) -> None:
-        run_tool(["nft", "-f", "-"], script)
+    run = staticmethod(nft_apply)
 
     def apply(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
         def step():

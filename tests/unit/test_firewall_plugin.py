@@ -183,7 +183,8 @@ def test_iptables_gc_is_a_no_op():
 def test_iptables_teardown_without_addresses_runs_nothing(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("no tool may run")
-    monkeypatch.setattr(backend, "run_tool", boom)
+    monkeypatch.setattr(fwtools, "run_tool", boom)
+    monkeypatch.setattr(fwtools, "run_nft", boom)
     backend.IptablesBackend().teardown([], backend.Attachment("n", "c", "eth0"))
 
 
