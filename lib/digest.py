@@ -7,19 +7,28 @@ SHA-512 module (`_sha512`, `_sha2` from 3.12) is a small builtin
 extension and gives the same digest.
 """
 
-_sha512 = None
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_sha512: "Callable | None" = None
+
+
+def _load_sha512() -> "Callable":
+    try:
+        from _sha512 import sha512  # type: ignore[import-not-found]  # Python 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha512  # type: ignore[import-not-found]  # Python 3.12+
+        except ImportError:                                        # a build without them
+            from hashlib import sha512
+    return sha512
 
 
 def sha512_hex(text: str) -> str:
     global _sha512
     if _sha512 is None:   # loaded on first use: a VERSION or CHECK may need none
-        try:
-            from _sha512 import sha512 as _sha512        # Python 3.11
-        except ImportError:
-            try:
-                from _sha2 import sha512 as _sha512      # Python 3.12+
-            except ImportError:                          # a build without them
-                from hashlib import sha512 as _sha512
+        _sha512 = _load_sha512()
     return _sha512(text.encode()).hexdigest()
 
 

@@ -27,7 +27,9 @@ def serve(name: str, bundle: str | None = None) -> None:
     # create only cost time (~5 % of a bridge ADD's instructions).
     import gc
     gc.disable()
-    if os.environ.get("CNI_COMMAND") == "VERSION" and _answer_version(SUPPORTED_VERSIONS[name]):
+    # posixos.environ has str keys; its type is posix.environ's (bytes) for mypy
+    command = os.environ.get("CNI_COMMAND")  # type: ignore[call-overload]
+    if command == "VERSION" and _answer_version(SUPPORTED_VERSIONS[name]):
         os._exit(0)
     if bundle:
         from .bundle import use

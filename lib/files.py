@@ -113,9 +113,11 @@ def open_tree(path: str, mode: int) -> int:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     parent_fd = open_tree(parent or ".", mode)
     try:
-        return open_subdir(parent_fd, name, mode, create=True)
+        fd = open_subdir(parent_fd, name, mode, create=True)
     finally:
         os.close(parent_fd)
+    assert fd is not None       # create=True: a missing directory is made or raises
+    return fd
 
 
 def open_subdir(dir_fd: int, name: str, mode: int, create: bool = True) -> int | None:

@@ -255,7 +255,8 @@ def read_regular_at(dir_fd: int, name: str, limit: int) -> bytes | None:
     finally:
         os.close(pfd)
     try:
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:

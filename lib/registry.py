@@ -25,6 +25,6 @@ PLUGINS = {
 # kept here so that pycni.entry can answer without importing the plugin;
 # tests/unit/test_entry.py checks they agree).
 _ALL = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")   # version.ALL
-SUPPORTED_VERSIONS = {name: _ALL for name in PLUGINS}
+SUPPORTED_VERSIONS: dict[str, tuple[str, ...]] = {name: _ALL for name in PLUGINS}
 SUPPORTED_VERSIONS["bandwidth"] = _ALL[2:]
 SUPPORTED_VERSIONS["firewall"] = ("0.4.0", "1.0.0", "1.1.0")

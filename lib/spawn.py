@@ -97,8 +97,9 @@ def run(argv: list[str], env: dict, stdin: bytes = b"") -> tuple[int, bytes, byt
         if stdin:
             _write_all(fd_in, stdin)
             os.lseek(fd_in, 0, os.SEEK_SET)
-        actions = [(os.POSIX_SPAWN_DUP2, fd_in, 0), (os.POSIX_SPAWN_DUP2, fd_out, 1),
-                   (os.POSIX_SPAWN_DUP2, fd_err, 2)]
+        actions: list[tuple] = [(os.POSIX_SPAWN_DUP2, fd_in, 0),
+                                (os.POSIX_SPAWN_DUP2, fd_out, 1),
+                                (os.POSIX_SPAWN_DUP2, fd_err, 2)]
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
         pid = os.posix_spawn(argv[0], argv, env, file_actions=actions,
                              setsigdef=(_SIGPIPE, _SIGXFSZ))

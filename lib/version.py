@@ -1,6 +1,6 @@
 """Spec versions: the list we speak and the feature gates between them."""
 
-ALL = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+ALL: tuple[str, ...] = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 CURRENT = "1.1.0"
 # A config without cniVersion is a 0.1.0 config (spec and reference).
 DEFAULT = "0.1.0"

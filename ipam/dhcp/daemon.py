@@ -85,7 +85,7 @@ FLAGS = {"pidfile": "", "hostprefix": "", "socketpath": "", "statedir": "",
 
 def parse_flags(argv: list) -> dict:
     """Go flag parsing of the daemon's flags; ValueError on a bad one."""
-    out = dict(FLAGS)
+    out: dict = dict(FLAGS)
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -183,6 +183,8 @@ class Daemon:
                 continue
             try:
                 data = files.read_at(self.state_fd, name, 1 << 16)
+                if data is None:        # gone since the listing
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
                 lease = leases.Lease.from_dict(json.loads(data))
                 if self.file_name(lease.client_id) != name:
                     raise ValueError("file name does not match its client ID")

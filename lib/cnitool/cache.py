@@ -162,6 +162,7 @@ def write(cache_dir: str, net_name: str, rt: RuntimeConf, config: bytes, result:
     name = _file_name(cache_dir, net_name, rt)
     data = encode(rt, net_name, config, result)
     fd = _results_dir(cache_dir, create=True)
+    assert fd is not None       # create=True: made or raises
     try:
         files.write_atomic_at(fd, name, data, 0o600)
     finally:

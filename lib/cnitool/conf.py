@@ -178,9 +178,9 @@ def wrap_single(data: bytes) -> tuple[str, bytes]:
     (and caches): ``{"cniVersion":..,"name":..,"plugins":[<config>]}``.
     """
     conf = parse_plugin(data)
-    wrapped = {"name": conf.get("name") or "", "cniVersion": conf.get("cniVersion") or "",
-               "plugins": [conf]}
-    return wrapped["name"], go_json(wrapped)
+    name = conf.get("name") or ""
+    wrapped = {"name": name, "cniVersion": conf.get("cniVersion") or "", "plugins": [conf]}
+    return name, go_json(wrapped)
 
 
 # --- the file layer ---------------------------------------------------------

@@ -17,7 +17,7 @@ def key(version: str) -> tuple[int, int, int]:
         numbers.append(int(part))
     while len(numbers) < 3:
         numbers.append(0)
-    return tuple(numbers)
+    return numbers[0], numbers[1], numbers[2]
 
 
 def greater_than(version: str, other: str) -> bool:

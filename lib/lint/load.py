@@ -366,7 +366,7 @@ def conf_files(directory: str, exts, findings: list) -> list[str]:
 
 def ignored_lookalikes(directory: str) -> list[Finding]:
     """Files that look like configs but that libcni never reads."""
-    out = []
+    out: list[Finding] = []
     try:
         names = sorted(e.name for e in os.scandir(directory)
                        if not e.is_dir(follow_symlinks=False))

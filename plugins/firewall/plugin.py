@@ -37,7 +37,7 @@ def _backend(conf: FirewallConf):
     from . import backend
     if conf.backend == FIREWALLD:
         return backend.FirewalldBackend(conf.zone)
-    return backend.backend(conf.backend)
+    return backend.backend(conf.backend or "")     # parse_config has chosen one
 
 
 def _attachment(req: skel.Request, conf: FirewallConf, bridge: str = ""):
