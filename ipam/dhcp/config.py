@@ -73,6 +73,7 @@ def load(config: dict) -> NetConf:
 def socket_path(conf: NetConf) -> str:
     """Where the daemon listens: ipam.daemonSocketPath or the default.
     Refused when it is no absolute path a unix socket can have."""
+    assert conf.ipam is not None        # load refuses a config without it
     path = conf.ipam.daemon_socket_path or DEFAULT_SOCKET_PATH
     if not path.startswith("/") or "\0" in path or len(path.encode()) > SUN_PATH_MAX:
         raise CNIError(INVALID_NETWORK_CONFIG,
@@ -110,6 +111,7 @@ def prepare_options(conf: NetConf, args_text: str) -> list[tuple[int, bytes]]:
     """The options (code, value) every DHCP request of this attachment
     carries, in the order the reference applies them (a later one of the
     same code replaces an earlier one: Options.Update)."""
+    assert conf.ipam is not None        # load refuses a config without it
     opts: list[tuple[int, bytes]] = []
     cni_args = _cni_args_map(args_text)
     for opt in conf.ipam.provide:
@@ -132,12 +134,12 @@ def prepare_options(conf: NetConf, args_text: str) -> list[tuple[int, bytes]]:
             opts.append((code, value.encode()))
     requested: list[int] = []
     skip_default = False
-    for opt in conf.ipam.request:
-        if opt.skip_default:
+    for req in conf.ipam.request:
+        if req.skip_default:
             skip_default = True
-        if not opt.option:
+        if not req.option:
             continue
-        code = parse_option(opt.option)
+        code = parse_option(req.option)
         if code not in requested:
             requested.append(code)
     if not skip_default:

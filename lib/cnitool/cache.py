@@ -157,7 +157,8 @@ def _results_dir(cache_dir: str, create: bool) -> int | None:
         os.close(base)
 
 
-def write(cache_dir: str, net_name: str, rt: RuntimeConf, config: bytes, result: dict) -> None:
+def write(cache_dir: str, net_name: str, rt: RuntimeConf, config: bytes,
+          result: dict | None) -> None:
     """Replace the cache file (0600), never writing through a planted link."""
     name = _file_name(cache_dir, net_name, rt)
     data = encode(rt, net_name, config, result)

@@ -44,11 +44,12 @@ class Runtime:
 
     # --- ADD --------------------------------------------------------------
 
-    def add(self, netlist: NetworkList, rt: RuntimeConf) -> dict:
+    def add(self, netlist: NetworkList, rt: RuntimeConf) -> dict | None:
         """Each plugin in order, each getting the previous result; the final
         result is cached and returned (as JSON-ready dict, in the version
-        the last plugin answered in)."""
-        result = None
+        the last plugin answered in; None for a list of no plugins, which
+        conf.load refuses)."""
+        result: dict | None = None
         for plugin in netlist.plugins:
             try:
                 result = self._add_one(netlist, plugin, result, rt)

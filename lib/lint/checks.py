@@ -14,12 +14,16 @@ from . import plugins, refdata
 from .findings import ERROR, WARNING, Finding, join
 from .load import Network, PluginEntry, version_key
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .probe import Prober
+
 RUNTIME_CAPS = ("ips", "ipRanges", "portMappings", "mac", "bandwidth", "deviceID")
 
 
 @dataclass
 class Context:
-    probe: object           # probe.Prober, or a stand-in
+    probe: "Prober"         # or a stand-in with its methods (tests)
     env: dict
     findings: list = field(default_factory=list)
 
@@ -271,7 +275,7 @@ class Subnet:
     net: Network
     file: str
     pointer: str
-    network: object          # ipaddress network
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
     bridge: str | None
 
 
@@ -287,7 +291,7 @@ def _subnets(net: Network) -> list[Subnet]:
         ipam = decode.lookup(obj, "ipam")
         if not isinstance(ipam, dict):
             continue
-        found = []
+        found: list[tuple[tuple, str]] = []
         if ipam_type == "host-local":
             subnet = decode.lookup(ipam, "subnet")
             if isinstance(subnet, str):
@@ -338,7 +342,7 @@ def check_node(networks: list[Network], ctx: Context) -> None:
         if s.bridge:
             by_bridge.setdefault(s.bridge, []).append(s)
     for bridge, items in by_bridge.items():
-        names = {}
+        names: dict[str, Subnet] = {}
         for s in items:
             names.setdefault(s.net.name, s)
         if len(names) < 2:

@@ -69,6 +69,10 @@ class Prober:
             self._versions[path] = self._ask(path)
         return self._versions[path]
 
+    def store_problem(self, directory: str) -> str | None:
+        """The module's store_problem (a method, as the stand-ins have it)."""
+        return store_problem(directory)
+
     def _ask(self, path: str) -> tuple[list[str] | None, str]:
         env = {"CNI_COMMAND": "VERSION", "CNI_PATH": ":".join(self.dirs),
                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -106,10 +110,13 @@ def run_bounded(argv, env, timeout: float) -> tuple[int | None, bytes, bool]:
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
                             start_new_session=True)
+    stdout = proc.stdout
+    assert stdout is not None           # stdout=PIPE
     deadline = time.monotonic() + timeout
-    chunks, size, timed_out = [], 0, False
+    chunks: list[bytes] = []
+    size, timed_out = 0, False
     with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(stdout, selectors.EVENT_READ)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -117,14 +124,14 @@ def run_bounded(argv, env, timeout: float) -> tuple[int | None, bytes, bool]:
                 break
             if not sel.select(left):
                 continue
-            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            chunk = os.read(stdout.fileno(), 1 << 16)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_OUTPUT:
                 break
-    proc.stdout.close()
+    stdout.close()
     try:
         code = proc.wait(timeout=max(0.0, deadline - time.monotonic()) if not timed_out else 0)
     except subprocess.TimeoutExpired:
@@ -160,5 +167,3 @@ def store_problem(path: str) -> str | None:
                 "before the plugin does")
     return problem
 
-
-Prober.store_problem = staticmethod(store_problem)
