@@ -21,8 +21,17 @@ state (bridge ipMasq and macspoofchk, portmap, firewall).
   portmap, firewall); a refused one raises `ToolError`, so `retrying`
   recomputes it like an iptables batch. `run_nft` is the raw exec below.
 - `default_backend`: iptables when its tools are installed, else nftables
-  (the reference's default choice). `IptablesTable`: what every iptables
-  backend shares (read the table, apply a batch).
+  (the reference's default choice); the one default of every plugin
+  (firewall asks for firewalld first, as the reference). `IptablesTable`:
+  what every iptables backend shares (read the table, apply a batch).
+
+The firewall backend protocol: every backend (pycni.ipmasq's modules,
+portmap's and firewall's backend classes) offers the same commands under
+the same names, whatever its plugin's arguments for an attachment:
+  setup(...)          ADD; a repeated setup leaves the same rules
+  teardown(...)       DEL; idempotent, succeeds with nothing left to remove
+  check(...)          CHECK where the plugin has one; the problems found
+  gc(network, valid)  GC; `valid` = the live (container ID, ifname) pairs
 """
 
 from . import posixos as os

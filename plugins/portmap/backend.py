@@ -6,6 +6,13 @@ one batch (`iptables-restore --noflush -w`, `nft -f -`). A batch that
 fails because the state changed under it (another container's ADD
 created a shared chain first, a rule we meant to delete is gone) is
 recomputed from a new read and retried.
+
+Both follow the firewall backend protocol (pycni.fwtools):
+  setup(conf, network, cid, cip)   ADD for one container address (`apply`
+                                   is the same method under its old name)
+  teardown(network, cid)           DEL; the families where rules were removed
+  check(conf, network, cid, cip)   CHECK; the problems found
+  gc(network, valid)               GC; `valid` = (container ID, ifname)s
 """
 
 from pycni.errors import CNIError, INTERNAL
@@ -27,6 +34,13 @@ PROBE_MIN_ENTRIES = 8
 CHAIN_MISSING = (b"No chain/target/match by that name", b"is incompatible, use 'nft' tool")
 
 
+def attachment_ids(valid) -> set[str]:
+    """The container IDs of `valid`: the backend protocol's (container ID,
+    ifname) pairs (fwtools), or already the IDs (what plugin.py passes
+    today). Portmap's chains are named by network and ID only."""
+    return {v[0] if isinstance(v, tuple) else v for v in valid}
+
+
 def detect() -> str:
     """The reference's default: iptables, unless only nftables is there."""
     return default_backend()
@@ -36,7 +50,7 @@ class IptablesBackend(IptablesTable):
     name = IPTABLES
     table = "nat"
 
-    def apply(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
+    def setup(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
         """ADD. Usually the shared chains and rules are there already and
         the container's chain is not: one batch asserts the former (`-C`)
         and creates the latter (`-N`), no iptables-save
@@ -48,6 +62,8 @@ class IptablesBackend(IptablesTable):
         if self.restore_if_accepted(cip.family, ipt.fresh_add_script(plan)):
             return
         retrying(lambda: self.restore(cip.family, ipt.add_script(plan, self.saved(cip.family))))
+
+    apply = setup     # the name plugin.py calls today
 
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
         return ipt.check(ipt.plan(conf, network, cid, cip), self.saved(cip.family))
@@ -142,7 +158,10 @@ class IptablesBackend(IptablesTable):
             return self._apply_removal(family, ipt.del_script(network, cid, saved))
         return self._remove(remove_in)
 
-    def gc(self, network: str, valid_ids: set[str]) -> None:
+    def gc(self, network: str, valid) -> None:
+        """GC: the chains of `network`'s attachments not in `valid`."""
+        valid_ids = attachment_ids(valid)
+
         def remove_in(family: int) -> bool:
             saved = self.saved(family)
             return self._apply_removal(family, ipt.gc_script(network, valid_ids, saved))
@@ -159,11 +178,13 @@ class NftablesBackend:
 
     run = staticmethod(nft_apply)
 
-    def apply(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
+    def setup(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> None:
         def step():
             existing, _ = self.listing(cip.family)
             self.run(nft.add_script(conf, network, cid, cip, existing))
         retrying(step)
+
+    apply = setup     # the name plugin.py calls today
 
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
         existing, hooks_ok = self.listing(cip.family)
@@ -191,7 +212,8 @@ class NftablesBackend:
     def teardown(self, network: str, cid: str) -> set[int]:
         return self._remove(lambda existing: nft.del_rules(network, cid, existing))
 
-    def gc(self, network: str, valid_ids: set[str]) -> None:
+    def gc(self, network: str, valid) -> None:
+        valid_ids = attachment_ids(valid)
         self._remove(lambda existing: nft.gc_rules(network, valid_ids, existing))
 
 

@@ -248,3 +248,26 @@ def test_text_and_parsed_saved_give_the_same_scripts():
 
 def test_ipmasq_iptables_loads_no_re():
     assert "import re" not in inspect.getsource(iptables)
+
+
+# ------------------------------------------------------------ one protocol for every firewall backend
+
+@pytest.mark.parametrize("impl", [pm_backend.IptablesBackend, pm_backend.NftablesBackend,
+                                  fw_backend.IptablesBackend, fw_backend.NftablesBackend,
+                                  fw_backend.FirewalldBackend, iptables, nftables])
+def test_every_backend_offers_the_protocol(impl):
+    for name in ("setup", "teardown", "gc"):
+        assert callable(getattr(impl, name)), (impl, name)
+    params = list(inspect.signature(getattr(impl, "gc")).parameters)
+    assert params[-2:] == ["network", "valid"]
+
+
+def test_portmap_keeps_apply_as_setup():
+    for cls in (pm_backend.IptablesBackend, pm_backend.NftablesBackend):
+        assert cls.apply is cls.setup
+
+
+def test_portmap_gc_takes_pairs_or_ids():
+    assert pm_backend.attachment_ids([("c1", "eth0"), ("c2", "net1")]) == {"c1", "c2"}
+    assert pm_backend.attachment_ids({"c1", "c2"}) == {"c1", "c2"}
+    assert pm_backend.attachment_ids([]) == set()
