@@ -170,10 +170,6 @@ def _apply_computed(compute) -> None:
         raise CNIError(INTERNAL, "nft failed to apply the masquerading rules", err.details)
 
 
-def apply(commands: dict) -> None:
-    _apply_computed(lambda _listing: commands)
-
-
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     _apply_computed(lambda listing: setup_commands(ips, network, ifname, container_id, listing))
 
