@@ -8,16 +8,17 @@ and must be called inside `netns.entered(container)`.
 
 As in the reference: addresses, link up, then (with IPv6 addresses) a
 bounded wait until duplicate address detection has settled
-(`netlink_dad.settle`: a `dadfailed` address fails the ADD, so the
+(`rtaddr.settle`: a `dadfailed` address fails the ADD, so the
 caller's rollback releases it), then routes, each added beside any
-other route to the same destination (`netlink_ecmp.add_route`: IPv4
+other route to the same destination (`rtroute.add_route_ecmp`: IPv4
 keeps them as separate routes, IPv6 joins them into one multipath
 route).
 """
 
 from .model import dataclass, field
 
-from . import netlink, netlink_ecmp, sysctl
+from . import netlink, sysctl
+from .netlink import link as rtlink, addr as rtaddr, route as rtroute
 from .errors import CNIError, INTERNAL
 from .result import Result
 
@@ -92,7 +93,7 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
     reference), routes."""
     plan = plan_iface(result, ifname)
     with netlink.RtNetlink() as nl:
-        link = netlink.get_link(nl, ifname)
+        link = rtlink.get_link(nl, ifname)
         if link is None:
             raise CNIError(INTERNAL, f'failed to lookup "{ifname}": no such interface')
         if plan.has_ipv6:
@@ -103,19 +104,18 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
             _try_sysctl("1", "net", "ipv6", "conf", ifname, "keep_addr_on_down")
         for cidr in plan.addresses:
             try:
-                netlink.add_address(nl, link.index, cidr)
+                rtaddr.add_address(nl, link.index, cidr)
             except netlink.NetlinkError as exc:
                 raise CNIError(INTERNAL, f'failed to add IP addr {cidr} to "{ifname}"',
                                exc.strerror) from None
-        netlink.set_link_up(nl, link.index)
+        rtlink.set_link_up(nl, link.index)
         if should_settle(plan, settle):
-            from . import netlink_dad
-            timeout = netlink_dad.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
+            timeout = rtaddr.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
             try:
-                netlink_dad.settle(nl, link.index, timeout)
-            except netlink_dad.DadFailed as exc:
+                rtaddr.settle(nl, link.index, timeout)
+            except rtaddr.DadFailed as exc:
                 raise settle_error(ifname, failed_address=exc.address) from None
-            except netlink_dad.StillTentative:
+            except rtaddr.StillTentative:
                 raise settle_error(ifname, timeout=timeout) from None
             except netlink.NetlinkError as exc:
                 raise CNIError(INTERNAL, f'failed to settle addresses for "{ifname}": '
@@ -127,7 +127,7 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
             if r.scope is not None:
                 kw["scope"] = r.scope
             try:
-                netlink_ecmp.add_route(nl, r.dst, gw=r.gw, oif=link.index, **kw)
+                rtroute.add_route_ecmp(nl, r.dst, gw=r.gw, oif=link.index, **kw)
             except netlink.NetlinkError as exc:
                 if exc.errno == 17:   # EEXIST: this very route is already there
                     continue
@@ -150,8 +150,8 @@ def check_iface(nl: netlink.RtNetlink, ifname: str, index: int, ips: list,
     `routes` (result Routes) in its table; a multipath route counts once
     per next hop (ECMP). Raises the reference's CHECK errors."""
     from . import checks
-    addresses = [a.cidr for a in netlink.list_addresses(nl, index)]
-    route_dsts = [r.dst for r in netlink_ecmp.list_routes(nl)]
+    addresses = [a.cidr for a in rtaddr.list_addresses(nl, index)]
+    route_dsts = [r.dst for r in rtroute.list_routes_ecmp(nl)]
     checks.check_addresses(ifname, ips, addresses, route_dsts)
-    checks.check_routes(routes, lambda table: netlink_ecmp.list_routes(
-        nl, table=netlink.RT_TABLE_MAIN if table is None else table))
+    checks.check_routes(routes, lambda table: rtroute.list_routes_ecmp(
+        nl, table=rtroute.RT_TABLE_MAIN if table is None else table))

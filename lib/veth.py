@@ -14,6 +14,7 @@ from . import posixos as os
 from .model import dataclass
 
 from . import netlink, netns, sysctl
+from .netlink import link as rtlink, addr as rtaddr
 from .errors import CNIError, INTERNAL
 
 NAME_TRIES = 10
@@ -36,7 +37,7 @@ def random_veth_name() -> str:
     return "veth" + os.urandom(4).hex()
 
 
-def _end(link: netlink.Link) -> VethEnd:
+def _end(link: rtlink.Link) -> VethEnd:
     return VethEnd(name=link.name, index=link.index, mac=link.mac)
 
 
@@ -59,10 +60,10 @@ def setup_veth(container_netns: str, ifname: str, mtu: int = 0,
             peer, container = _make_pair(cnl, hnl, host_fd, ifname, host_name, mtu,
                                          container_mac)
             try:
-                host = netlink.get_link(hnl, peer)
+                host = rtlink.get_link(hnl, peer)
                 if host is None:
                     raise CNIError(INTERNAL, f'failed to lookup "{peer}": no such interface')
-                netlink.set_link_up(hnl, host.index)
+                rtlink.set_link_up(hnl, host.index)
                 # we own the routes of this interface, not the container
                 try:
                     sysctl.write("0", "net", "ipv6", "conf", peer, "accept_ra")
@@ -77,20 +78,20 @@ def setup_veth(container_netns: str, ifname: str, mtu: int = 0,
 
 
 def _make_pair(cnl, hnl, host_fd: int, ifname: str, host_name: str, mtu: int,
-               mac: str) -> tuple[str, netlink.Link]:
+               mac: str) -> tuple[str, rtlink.Link]:
     peer = host_name
     for _ in range(NAME_TRIES):
         peer = host_name or random_veth_name()
         try:
-            netlink.create_veth(cnl, ifname, peer, peer_netns_fd=host_fd, mtu=mtu, mac=mac)
+            rtlink.create_veth(cnl, ifname, peer, peer_netns_fd=host_fd, mtu=mtu, mac=mac)
         except netlink.NetlinkError as exc:
             if exc.errno == errno.EEXIST:
-                if not host_name and netlink.get_link(hnl, peer) is not None:
+                if not host_name and rtlink.get_link(hnl, peer) is not None:
                     continue   # our random host name is taken: draw another
                 raise CNIError(INTERNAL, f'container veth name ("{ifname}") peer provided '
                                f'("{peer}") already exists') from None
             raise CNIError(INTERNAL, f"failed to make veth pair: {exc.strerror}") from None
-        link = netlink.get_link(cnl, ifname)
+        link = rtlink.get_link(cnl, ifname)
         if link is None:
             raise CNIError(INTERNAL, f'failed to lookup "{ifname}" after creating it')
         return peer, link
@@ -99,24 +100,24 @@ def _make_pair(cnl, hnl, host_fd: int, ifname: str, host_name: str, mtu: int,
 
 def _quiet_delete(nl, index: int) -> None:
     try:
-        netlink.delete_link(nl, index)
+        rtlink.delete_link(nl, index)
     except OSError:
         pass
 
 
-def delete_in_netns(container_netns: str, ifname: str) -> list[netlink.Address] | None:
+def delete_in_netns(container_netns: str, ifname: str) -> list[rtaddr.Address] | None:
     """Delete `ifname` in the container (its peer goes with it) and return
     its global unicast addresses; None if the link is not there."""
     with netns.entered(container_netns):
         nl = netlink.RtNetlink()
     with nl:
-        link = netlink.get_link(nl, ifname)
+        link = rtlink.get_link(nl, ifname)
         if link is None:
             return None
-        addresses = [a for a in netlink.list_addresses(nl, link.index)
+        addresses = [a for a in rtaddr.list_addresses(nl, link.index)
                      if _global_unicast(a)]
         try:
-            netlink.delete_link(nl, link.index)
+            rtlink.delete_link(nl, link.index)
         except netlink.NetlinkError as exc:
             if exc.errno in (errno.ENODEV, errno.ENOENT):
                 return None    # a parallel DEL won
@@ -124,7 +125,7 @@ def delete_in_netns(container_netns: str, ifname: str) -> list[netlink.Address] 
         return addresses
 
 
-def _global_unicast(addr: netlink.Address) -> bool:
+def _global_unicast(addr: rtaddr.Address) -> bool:
     """Go's net.IP.IsGlobalUnicast, without importing ipaddress (start-up
     time): not unspecified, loopback, multicast, link-local or broadcast."""
     import _socket as socket  # the C module: `socket` costs ~8 ms more

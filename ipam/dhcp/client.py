@@ -21,6 +21,7 @@ import socket
 import time
 
 from pycni import dhcp4, netlink, netns
+from pycni.netlink import link as rtlink, addr as rtaddr
 
 IFNAMSIZ = 16
 
@@ -51,13 +52,13 @@ def open_socket(netns_path: str, ifname: str, bring_up: bool = True):
     `netns_path`. DHCPError when the interface is not there."""
     with netns.entered(netns_path):
         with netlink.RtNetlink() as nl:
-            link = netlink.get_link(nl, ifname)
+            link = rtlink.get_link(nl, ifname)
             if link is None:
                 raise DHCPError(f'error looking up "{ifname}": Link not found')
             if bring_up and not link.is_up:
-                netlink.set_link_up(nl, link.index)
+                rtlink.set_link_up(nl, link.index)
                 _wait_carrier(nl, ifname)
-            addresses = [a.address for a in netlink.list_addresses(nl, link.index,
+            addresses = [a.address for a in rtaddr.list_addresses(nl, link.index,
                                                                     socket.AF_INET)]
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
@@ -80,8 +81,8 @@ def _wait_carrier(nl, ifname: str) -> None:
     comes only after -timeout plus 2 s."""
     end = time.monotonic() + CARRIER_WAIT
     while time.monotonic() < end:
-        link = netlink.get_link(nl, ifname)
-        if link is None or link.flags & netlink.IFF_RUNNING:
+        link = rtlink.get_link(nl, ifname)
+        if link is None or link.flags & rtlink.IFF_RUNNING:
             return
         time.sleep(0.01)
 
@@ -102,7 +103,7 @@ def link_alive(netns_path: str, netns_id, ifname: str, mac: str) -> bool:
     try:
         with netns.entered(netns_path):
             with netlink.RtNetlink() as nl:
-                link = netlink.get_link(nl, ifname)
+                link = rtlink.get_link(nl, ifname)
     except Exception:
         return False
     return link is not None and (not mac or link.mac == mac)
@@ -111,9 +112,9 @@ def link_alive(netns_path: str, netns_id, ifname: str, mac: str) -> bool:
 def set_link_down(netns_path: str, ifname: str) -> None:
     with netns.entered(netns_path):
         with netlink.RtNetlink() as nl:
-            link = netlink.get_link(nl, ifname)
+            link = rtlink.get_link(nl, ifname)
             if link is not None:
-                netlink.set_link_up(nl, link.index, False)
+                rtlink.set_link_up(nl, link.index, False)
 
 
 def _jitter(span: float) -> float:

@@ -188,13 +188,14 @@ def link_facts(names: list[str]) -> list[dict]:
     if not names:
         return []
     from pycni import netlink
+    from ..netlink import link as rtlink
     out = []
     with netlink.RtNetlink() as nl:
         for name in names:
-            link = netlink.get_link(nl, name)
+            link = rtlink.get_link(nl, name)
             if link is None:
                 continue
-            master = netlink.get_link_by_index(nl, link.master) if link.master else None
+            master = rtlink.get_link_by_index(nl, link.master) if link.master else None
             out.append({"name": link.name, "kind": link.kind,
                         "master": master.name if master else ""})
     return out

@@ -17,6 +17,7 @@ prevResult. CHECK verifies the qdiscs, their parameters and the redirect.
 """
 
 from pycni import netlink, netns, skel, undo
+from pycni.netlink import link as rtlink
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import Interface, Result
 from pycni.version import ALL, at_least
@@ -29,7 +30,7 @@ SUPPORTED = tuple(v for v in ALL if at_least(v, "0.3.0"))
 
 
 def find_host_interface(interfaces: list[Interface], ifname: str,
-                        netns_path: str, nl: netlink.RtNetlink) -> netlink.Link:
+                        netns_path: str, nl: netlink.RtNetlink) -> rtlink.Link:
     """The host link that is the veth peer of `ifname` in the container and
     is listed in `interfaces` without a sandbox."""
     if not interfaces:
@@ -37,12 +38,12 @@ def find_host_interface(interfaces: list[Interface], ifname: str,
     with netns.entered(netns_path):
         ctr_nl = netlink.RtNetlink()
     with ctr_nl:
-        link = netlink.get_link(ctr_nl, ifname)
+        link = rtlink.get_link(ctr_nl, ifname)
     if link is None or link.kind != "veth" or link.link <= 0:
         raise CNIError(INTERNAL, f"container interface {ifname} has no veth peer",
                        "not found" if link is None else f"{link.name} is a {link.kind or 'device'}"
                        " without a veth peer")
-    peer = netlink.get_link_by_index(nl, link.link)
+    peer = rtlink.get_link_by_index(nl, link.link)
     if peer is None:
         raise CNIError(INTERNAL, f"veth peer with index {link.link} is not in host ns")
     if not any(i.name == peer.name and not i.sandbox for i in interfaces):
@@ -59,7 +60,7 @@ class Shaper:
     """Applies one attachment's limits in the current (host) namespace;
     what it makes is undone by `stack` if a later step fails."""
 
-    def __init__(self, nl: netlink.RtNetlink, host: netlink.Link, clock: Clock,
+    def __init__(self, nl: netlink.RtNetlink, host: rtlink.Link, clock: Clock,
                  stack: undo.Stack):
         self.nl, self.host, self.clock, self.stack = nl, host, clock, stack
 
@@ -71,16 +72,16 @@ class Shaper:
         self.stack.push(tc.delete_qdisc, self.nl, self.host.index, tc.TC_H_ROOT,
                         tc.TBF_HANDLE, what=f"deleting the qdisc on {self.host.name}")
 
-    def egress(self, rate: int, burst: int, ifb: str) -> netlink.Link:
+    def egress(self, rate: int, burst: int, ifb: str) -> rtlink.Link:
         try:
             # queue length 0, as the reference's netlink library leaves it
-            netlink.create_link(self.nl, ifb, "ifb", mtu=self.host.mtu, up=True, txqlen=0)
+            rtlink.create_link(self.nl, ifb, "ifb", mtu=self.host.mtu, up=True, txqlen=0)
         except OSError as exc:
             raise _failed(f"adding link {ifb}", exc) from None
-        device = netlink.get_link(self.nl, ifb)
+        device = rtlink.get_link(self.nl, ifb)
         if device is None:
             raise CNIError(INTERNAL, f"ifb device {ifb} vanished")
-        self.stack.push(netlink.delete_link, self.nl, device.index, what=f"deleting {ifb}")
+        self.stack.push(rtlink.delete_link, self.nl, device.index, what=f"deleting {ifb}")
         try:
             tc.add_ingress(self.nl, self.host.index)
         except OSError as exc:
@@ -115,7 +116,7 @@ def apply(conf: BandwidthConf, bw: BandwidthEntry, prev: Result, req: skel.Reque
 
 # --- CHECK ------------------------------------------------------------------------
 
-def check_tbf(nl: netlink.RtNetlink, link: netlink.Link, rate: int, burst: int,
+def check_tbf(nl: netlink.RtNetlink, link: rtlink.Link, rate: int, burst: int,
               clock: Clock) -> None:
     """The root qdisc of `link` is our TBF with the configured parameters."""
     root = next((q for q in tc.list_qdiscs(nl, link.index) if q.parent == tc.TC_H_ROOT), None)
@@ -134,7 +135,7 @@ def check_tbf(nl: netlink.RtNetlink, link: netlink.Link, rate: int, burst: int,
                            f"{link.name}: expected {expected}, found {actual}")
 
 
-def check_redirect(nl: netlink.RtNetlink, host: netlink.Link, device: netlink.Link) -> None:
+def check_redirect(nl: netlink.RtNetlink, host: rtlink.Link, device: rtlink.Link) -> None:
     qdiscs = tc.list_qdiscs(nl, host.index)
     if not any(q.kind == "ingress" and q.handle == tc.INGRESS_HANDLE for q in qdiscs):
         raise CNIError(INTERNAL, f"no ingress qdisc on {host.name}")
@@ -153,11 +154,11 @@ def host_candidates(req: skel.Request) -> list[str]:
     return [i.name for i in prev.interfaces if not i.sandbox] if prev else []
 
 
-def remove_redirects(nl: netlink.RtNetlink, names: list[str], device: netlink.Link) -> None:
+def remove_redirects(nl: netlink.RtNetlink, names: list[str], device: rtlink.Link) -> None:
     """Delete the ingress qdisc (and so its filters) of each link in `names`
     whose filter redirects to `device`: such a qdisc is this attachment's."""
     for name in names:
-        link = netlink.get_link(nl, name)
+        link = rtlink.get_link(nl, name)
         if link is None:
             continue
         try:
@@ -189,12 +190,12 @@ class BandwidthPlugin(skel.Plugin):
         that ADD refused still cleans up."""
         name = ifb_name(req.network_name, req.container_id)
         with netlink.RtNetlink() as nl:
-            link = netlink.get_link(nl, name)
+            link = rtlink.get_link(nl, name)
             if link is None or link.kind != "ifb":
                 return
             remove_redirects(nl, host_candidates(req), link)
             try:
-                netlink.delete_link(nl, link.index)
+                rtlink.delete_link(nl, link.index)
             except netlink.NetlinkError as exc:
                 if exc.errno != 19:   # ENODEV: deleted meanwhile
                     raise _failed(f"failed to delete {name}", exc) from None
@@ -212,7 +213,7 @@ class BandwidthPlugin(skel.Plugin):
                 check_tbf(nl, host, bw.ingress_rate, bw.ingress_burst, clock)
             if bw.shapes_egress:
                 name = ifb_name(conf.name, req.container_id)
-                device = netlink.get_link(nl, name)
+                device = rtlink.get_link(nl, name)
                 if device is None:
                     raise CNIError(INTERNAL, f"get ifb device: {name} not found")
                 check_tbf(nl, device, bw.egress_rate, bw.egress_burst, clock)

@@ -7,6 +7,7 @@ follow the reference plugin's.
 """
 
 from pycni import checks, netlink, netns
+from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Interface, Result
 
@@ -17,10 +18,10 @@ def _fail(msg: str) -> CNIError:
     return CNIError(INTERNAL, msg)
 
 
-def _lookup(nl, intf: Interface, expect_in_sandbox: bool) -> netlink.Link:
+def _lookup(nl, intf: Interface, expect_in_sandbox: bool) -> rtlink.Link:
     if not intf.name:
         raise _fail("Interface name missing ")
-    link = netlink.get_link(nl, intf.name)
+    link = rtlink.get_link(nl, intf.name)
     if link is None:
         raise _fail(f"Interface name {intf.name} not found")
     if expect_in_sandbox and not intf.sandbox:
@@ -30,7 +31,7 @@ def _lookup(nl, intf: Interface, expect_in_sandbox: bool) -> netlink.Link:
     return link
 
 
-def validate_bridge(nl, intf: Interface, promisc: bool) -> netlink.Link:
+def validate_bridge(nl, intf: Interface, promisc: bool) -> rtlink.Link:
     link = _lookup(nl, intf, False)
     if link.kind != "bridge":
         raise _fail(f"Interface {intf.name} does not have link type of bridge")
@@ -44,7 +45,7 @@ def validate_bridge(nl, intf: Interface, promisc: bool) -> netlink.Link:
     return link
 
 
-def validate_container(nl, intf: Interface) -> netlink.Link:
+def validate_container(nl, intf: Interface) -> rtlink.Link:
     link = _lookup(nl, intf, True)
     if link.kind != "veth":
         raise _fail(f"Error: Container interface {link.name} not of type veth")
@@ -54,7 +55,7 @@ def validate_container(nl, intf: Interface) -> netlink.Link:
     return link
 
 
-def is_host_peer(nl, intf: Interface, br: netlink.Link, cont: netlink.Link) -> bool:
+def is_host_peer(nl, intf: Interface, br: rtlink.Link, cont: rtlink.Link) -> bool:
     """Whether `intf` is the host end of `cont` on bridge `br`."""
     link = _lookup(nl, intf, False)
     if link.kind != "veth":
@@ -67,20 +68,19 @@ def is_host_peer(nl, intf: Interface, br: netlink.Link, cont: netlink.Link) -> b
 
 
 def check_addresses(nl, ifname: str, result: Result) -> None:
-    link = netlink.get_link(nl, ifname)
+    link = rtlink.get_link(nl, ifname)
     if link is None:
         raise _fail(f"Cannot find container link {ifname}")
-    addresses = [a.cidr for a in netlink.list_addresses(nl, link.index)]
-    route_dsts = [r.dst for r in netlink.list_routes(nl)]
+    addresses = [a.cidr for a in rtaddr.list_addresses(nl, link.index)]
+    route_dsts = [r.dst for r in rtroute.list_routes(nl)]
     checks.check_addresses(ifname, result.ips, addresses, route_dsts)
 
 
 def check_routes(nl, result: Result) -> None:
     """Each route of the result, also one of several next hops of an
     IPv6 multipath route (how the kernel keeps ECMP routes)."""
-    from pycni import netlink_ecmp
-    checks.check_routes(result.routes, lambda table: netlink_ecmp.list_routes(
-        nl, table=netlink.RT_TABLE_MAIN if table is None else table))
+    checks.check_routes(result.routes, lambda table: rtroute.list_routes_ecmp(
+        nl, table=rtroute.RT_TABLE_MAIN if table is None else table))
 
 
 def check_attachment(settings, netns_path: str, ifname: str, prev: Result) -> None:

@@ -14,6 +14,7 @@ from pycni import posixos as os
 import time
 
 from pycni import invoke, netlink, netns, skel, undo
+from pycni.netlink import link as rtlink, addr as rtaddr
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
 from pycni.result import DNS, Interface, Result
@@ -40,7 +41,7 @@ def _settings(req: skel.Request) -> config.Settings:
 
 # --- the bridge ----------------------------------------------------------------
 
-def ensure_bridge(nl: netlink.RtNetlink, conf: config.BridgeConf) -> netlink.Link:
+def ensure_bridge(nl: netlink.RtNetlink, conf: config.BridgeConf) -> rtlink.Link:
     """Create the bridge or reuse it; parallel ADDs may race to create it."""
     name = conf.bridge
     try:
@@ -49,24 +50,24 @@ def ensure_bridge(nl: netlink.RtNetlink, conf: config.BridgeConf) -> netlink.Lin
         # result and CHECK would disagree; the reference pins it only with
         # isGateway). Set at creation, the kernel also derives the bridge ID
         # from it and reports the bridge's operstate normally.
-        netlink.create_bridge(nl, name, mtu=conf.mtu, mac=netlink.random_mac())
+        rtlink.create_bridge(nl, name, mtu=conf.mtu, mac=rtlink.random_mac())
     except netlink.NetlinkError as exc:
         if exc.errno != 17:   # EEXIST: it is there already (maybe just made)
             raise CNIError(INTERNAL, f'failed to create bridge "{name}": could not add '
                            f'"{name}": {exc.strerror}') from None
     br = bridge_by_name(nl, name)
     if conf.promisc_mode:
-        netlink.set_promisc(nl, br.index, True)
+        rtlink.set_promisc(nl, br.index, True)
     try:
         sysctl.write("0", "net", "ipv6", "conf", name, "accept_ra")
     except OSError:
         pass
-    netlink.set_link_up(nl, br.index)
+    rtlink.set_link_up(nl, br.index)
     return bridge_by_name(nl, name)
 
 
-def bridge_by_name(nl: netlink.RtNetlink, name: str) -> netlink.Link:
-    link = netlink.get_link(nl, name)
+def bridge_by_name(nl: netlink.RtNetlink, name: str) -> rtlink.Link:
+    link = rtlink.get_link(nl, name)
     if link is None:
         raise CNIError(INTERNAL, f'could not lookup "{name}": Link not found')
     if link.kind != "bridge":
@@ -75,12 +76,12 @@ def bridge_by_name(nl: netlink.RtNetlink, name: str) -> netlink.Link:
     return link
 
 
-def ensure_addr(nl: netlink.RtNetlink, br: netlink.Link, cidr: str, force: bool) -> None:
+def ensure_addr(nl: netlink.RtNetlink, br: rtlink.Link, cidr: str, force: bool) -> None:
     """Put gateway `cidr` on the bridge (reference ensureAddr semantics)."""
     import _socket as socket  # the C module: `socket` costs ~8 ms more
     family = socket.AF_INET6 if ":" in cidr else socket.AF_INET
     wanted = gateway.normalize_cidr(cidr)
-    for addr in netlink.list_addresses(nl, br.index, family):
+    for addr in rtaddr.list_addresses(nl, br.index, family):
         if gateway.normalize_cidr(addr.cidr) == wanted:
             return
         if gateway.conflicts(addr.cidr, wanted):
@@ -88,21 +89,21 @@ def ensure_addr(nl: netlink.RtNetlink, br: netlink.Link, cidr: str, force: bool)
                 raise CNIError(INTERNAL, f'failed to set bridge addr: "{br.name}" already '
                                f"has an IP address different from {wanted}")
             try:
-                netlink.del_address(nl, br.index, addr.cidr)
+                rtaddr.del_address(nl, br.index, addr.cidr)
             except netlink.NetlinkError as exc:
                 raise CNIError(INTERNAL, f'could not remove IP address from "{br.name}"',
                                exc.strerror) from None
     try:
-        netlink.add_address(nl, br.index, wanted)
+        rtaddr.add_address(nl, br.index, wanted)
     except netlink.NetlinkError as exc:
         if exc.errno != 17:
             raise CNIError(INTERNAL, f'failed to set bridge addr: could not add IP address '
                            f'{wanted} to "{br.name}": {exc.strerror}') from None
     # Pin the bridge MAC: otherwise it follows the lowest port MAC and
     # changes as containers come and go.
-    current = netlink.get_link_by_index(nl, br.index)
+    current = rtlink.get_link_by_index(nl, br.index)
     if current is not None and current.mac:
-        netlink.set_mac(nl, br.index, current.mac)
+        rtlink.set_mac(nl, br.index, current.mac)
 
 
 def enable_forwarding(family: int) -> None:
@@ -134,18 +135,18 @@ def set_container_up(netns_path: str, ifname: str) -> None:
     with netns.entered(netns_path):
         nl = netlink.RtNetlink()
     with nl:
-        link = netlink.get_link(nl, ifname)
+        link = rtlink.get_link(nl, ifname)
         if link is None:
             raise CNIError(INTERNAL, f"failed to retrieve link: {ifname} not found")
-        netlink.set_link_up(nl, link.index)
+        rtlink.set_link_up(nl, link.index)
 
 
-def wait_port_up(nl: netlink.RtNetlink, index: int) -> netlink.Link:
+def wait_port_up(nl: netlink.RtNetlink, index: int) -> rtlink.Link:
     link = None
     for delay in PORT_UP_WAITS_MS:
         if delay:
             time.sleep(delay / 1000)
-        link = netlink.get_link_by_index(nl, index)
+        link = rtlink.get_link_by_index(nl, index)
         if link is None:
             raise CNIError(INTERNAL, "host veth vanished while waiting for it to come up")
         if link.operstate == IF_OPER_UP:
@@ -170,17 +171,17 @@ def _teardown_spoofcheck_quietly(ref: str) -> None:
         sys.stderr.write(f"bridge: removing the MAC spoof check failed: {err}\n")
 
 
-def attach_port(nl: netlink.RtNetlink, br: netlink.Link, port,
+def attach_port(nl: netlink.RtNetlink, br: rtlink.Link, port,
                 conf: config.BridgeConf) -> None:
     """Make host veth `port` a port of `br`, with hairpin mode and port
     isolation as configured."""
     try:
-        netlink.set_master(nl, port.index, br.index)
+        rtlink.set_master(nl, port.index, br.index)
     except netlink.NetlinkError as exc:
         raise CNIError(INTERNAL, f'failed to connect "{port.name}" to bridge '
                        f"{br.name}: {exc.strerror}") from None
     try:
-        netlink.set_bridge_port(nl, port.index, hairpin=conf.hairpin_mode,
+        rtlink.set_bridge_port(nl, port.index, hairpin=conf.hairpin_mode,
                                 isolated=conf.port_isolation or None)
     except netlink.NetlinkError as exc:
         raise CNIError(INTERNAL, f"failed to setup hairpin mode / isolation for "
@@ -188,7 +189,7 @@ def attach_port(nl: netlink.RtNetlink, br: netlink.Link, port,
 
 
 def configure_l3(req: skel.Request, settings: config.Settings, nl: netlink.RtNetlink,
-                 br: netlink.Link, result: Result) -> None:
+                 br: rtlink.Link, result: Result) -> None:
     """`result` carries IPAM's addresses: fill in the gateways and default
     routes, configure the container end, and make the bridge the gateway
     (its addresses, forwarding) if it is one."""
@@ -222,7 +223,7 @@ class BridgePlugin(skel.Plugin):
             br = ensure_bridge(nl, conf)
             pair = veth.setup_veth(req.netns, req.ifname, conf.mtu, settings.mac)
             # deleting the host end takes the container end with it
-            stack.push(netlink.delete_link, nl, pair.host.index,
+            stack.push(rtlink.delete_link, nl, pair.host.index,
                        what=f"deleting {pair.host.name}")
             attach_port(nl, br, pair.host, conf)
             if conf.macspoofchk:
@@ -252,11 +253,11 @@ class BridgePlugin(skel.Plugin):
                 set_container_up(req.netns, req.ifname)
             # Wait for the port, then report the MACs as they are now: the
             # host end's and the bridge's may have changed meanwhile.
-            host: netlink.Link | None
+            host: rtlink.Link | None
             if not conf.disable_container_interface:
                 host = wait_port_up(nl, pair.host.index)
             else:
-                host = netlink.get_link_by_index(nl, pair.host.index)
+                host = rtlink.get_link_by_index(nl, pair.host.index)
             if host is not None:
                 result.interfaces[1].mac = host.mac
             result.interfaces[0].mac = bridge_by_name(nl, conf.bridge).mac
@@ -316,7 +317,7 @@ class BridgePlugin(skel.Plugin):
         settings = _settings(req)
         conf = settings.conf
         with netlink.RtNetlink() as nl:
-            link = netlink.get_link(nl, conf.bridge)
+            link = rtlink.get_link(nl, conf.bridge)
         if link is not None and link.kind != "bridge":
             raise CNIError(PLUGIN_NOT_AVAILABLE,
                            f'"{conf.bridge}" already exists but is not a bridge')

@@ -6,6 +6,7 @@ is always `lo`, as in the reference plugin.
 """
 
 from pycni import netlink, netns, skel
+from pycni.netlink import link as rtlink, addr as rtaddr
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Interface, IPConfig, Result
 
@@ -34,8 +35,8 @@ def _lo_socket(path: str) -> netlink.RtNetlink:
         return netlink.RtNetlink()
 
 
-def _lo(nl: netlink.RtNetlink) -> netlink.Link:
-    link = netlink.get_link(nl, "lo")
+def _lo(nl: netlink.RtNetlink) -> rtlink.Link:
+    link = rtlink.get_link(nl, "lo")
     if link is None:
         raise CNIError(INTERNAL, "no loopback interface in the container")
     return link
@@ -47,14 +48,14 @@ class LoopbackPlugin(skel.Plugin):
     def add(self, req: skel.Request) -> Result:
         with _lo_socket(req.netns) as nl:
             lo = _lo(nl)
-            addresses = [a.cidr for a in netlink.list_addresses(nl, lo.index)]
+            addresses = [a.cidr for a in rtaddr.list_addresses(nl, lo.index)]
             foreign = non_loopback(addresses)
             if foreign:   # checked before touching lo: a failed ADD changes nothing
                 raise CNIError(INTERNAL, "loopback interface found with non-loopback address",
                                foreign[0])
-            netlink.set_link_up(nl, lo.index)
+            rtlink.set_link_up(nl, lo.index)
             # the kernel (re)adds 127.0.0.1 and ::1 when lo comes up
-            addresses = [a.cidr for a in netlink.list_addresses(nl, lo.index)]
+            addresses = [a.cidr for a in rtaddr.list_addresses(nl, lo.index)]
         prev = req.prev_result
         if prev is not None:
             return prev  # chained after another plugin: pass its result through
@@ -68,9 +69,9 @@ class LoopbackPlugin(skel.Plugin):
         except netns.GONE:
             return  # the container is gone: nothing left to undo
         with nl:
-            lo = netlink.get_link(nl, "lo")
+            lo = rtlink.get_link(nl, "lo")
             if lo is not None:
-                netlink.set_link_up(nl, lo.index, up=False)
+                rtlink.set_link_up(nl, lo.index, up=False)
 
     def check(self, req: skel.Request) -> None:
         with _lo_socket(req.netns) as nl:

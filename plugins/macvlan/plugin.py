@@ -14,6 +14,7 @@ is success. See README.md for the differences from the reference plugin.
 from pycni import posixos as os
 
 from pycni import invoke, netlink, netns, skel, undo
+from pycni.netlink import link as rtlink, route as rtroute
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
                           PLUGIN_NOT_AVAILABLE)
@@ -38,18 +39,18 @@ def temp_name() -> str:
 
 def default_route_master(nl: netlink.RtNetlink) -> str:
     """The interface of the first default route of the main table."""
-    for route in netlink.list_routes(nl):
+    for route in rtroute.list_routes(nl):
         if route.dst in ("0.0.0.0/0", "::/0") and route.oif:
-            link = netlink.get_link_by_index(nl, route.oif)
+            link = rtlink.get_link_by_index(nl, route.oif)
             if link is not None:
                 return link.name
     raise CNIError(INVALID_NETWORK_CONFIG, "no default route interface found",
                    'set "master" in the network config')
 
 
-def find_master(nl: netlink.RtNetlink, settings: config.Settings) -> netlink.Link:
+def find_master(nl: netlink.RtNetlink, settings: config.Settings) -> rtlink.Link:
     name = settings.master or default_route_master(nl)
-    link = netlink.get_link(nl, name)
+    link = rtlink.get_link(nl, name)
     if link is None:
         where = "the container" if settings.link_in_container else "the host"
         raise CNIError(INVALID_NETWORK_CONFIG,
@@ -58,9 +59,9 @@ def find_master(nl: netlink.RtNetlink, settings: config.Settings) -> netlink.Lin
     return link
 
 
-def create_link(settings: config.Settings, master: netlink.Link, ifname: str,
+def create_link(settings: config.Settings, master: rtlink.Link, ifname: str,
                 container: netlink.RtNetlink, host: netlink.RtNetlink | None,
-                container_fd: int, stack: undo.Stack) -> netlink.Link:
+                container_fd: int, stack: undo.Stack) -> rtlink.Link:
     """Create the macvlan in the container under a temporary name and
     rename it to `ifname`; returns the renamed link, whose deletion is on
     `stack` from the moment it exists. `host` is the socket of the
@@ -69,11 +70,11 @@ def create_link(settings: config.Settings, master: netlink.Link, ifname: str,
         tmp = temp_name()
         try:
             if host is None:
-                netlink.create_macvlan_ext(container, tmp, master.index, settings.mode,
+                rtlink.create_macvlan_ext(container, tmp, master.index, settings.mode,
                                            None, settings.mtu, settings.mac,
                                            settings.bc_queue_len)
             else:
-                netlink.create_macvlan_ext(host, tmp, master.index, settings.mode,
+                rtlink.create_macvlan_ext(host, tmp, master.index, settings.mode,
                                            container_fd, settings.mtu, settings.mac,
                                            settings.bc_queue_len)
             break
@@ -81,19 +82,19 @@ def create_link(settings: config.Settings, master: netlink.Link, ifname: str,
             if exc.errno == EEXIST and attempt + 1 < TEMP_NAME_TRIES:
                 continue    # temporary name taken in the container: draw again
             raise CNIError(INTERNAL, "failed to create macvlan", exc.strerror) from None
-    link = netlink.get_link(container, tmp)
+    link = rtlink.get_link(container, tmp)
     if link is None:
         raise CNIError(INTERNAL, f"failed to refetch macvlan {config.go_quote(tmp)}")
-    stack.push(netlink.delete_link, container, link.index, what=f"deleting {tmp}")
+    stack.push(rtlink.delete_link, container, link.index, what=f"deleting {tmp}")
     try:
-        netlink.rename_link(container, link.index, ifname)
+        rtlink.rename_link(container, link.index, ifname)
     except netlink.NetlinkError as exc:
         details = exc.strerror
         if exc.errno == EEXIST:
             details = f"an interface named {ifname} already exists in the container"
         raise CNIError(INTERNAL, f"failed to rename macvlan to {config.go_quote(ifname)}",
                        details) from None
-    renamed = netlink.get_link_by_index(container, link.index)
+    renamed = rtlink.get_link_by_index(container, link.index)
     if renamed is None:
         raise CNIError(INTERNAL, f"failed to refetch macvlan {config.go_quote(ifname)}")
     return renamed
@@ -128,7 +129,7 @@ class MacvlanPlugin(skel.Plugin):
                 link = create_link(settings, master, req.ifname, container, host,
                                    container_fd, stack)
                 if not settings.ipam_type:
-                    netlink.set_link_up(container, link.index)
+                    rtlink.set_link_up(container, link.index)
                     result = config.build_result(req.ifname, link.mac, req.netns, None,
                                                  settings.dns, req.cni_version)
                 else:
@@ -157,7 +158,7 @@ class MacvlanPlugin(skel.Plugin):
             # the unmounted mount-point file is left)
             return
         with container:
-            link = netlink.get_link(container, req.ifname)
+            link = rtlink.get_link(container, req.ifname)
             if link is None:
                 return
             if link.kind != "macvlan":
@@ -168,7 +169,7 @@ class MacvlanPlugin(skel.Plugin):
                                  "link, not deleting it\n")
                 return
             try:
-                netlink.delete_link(container, link.index)
+                rtlink.delete_link(container, link.index)
             except netlink.NetlinkError as exc:
                 if exc.errno not in (19, 2):    # already gone
                     raise CNIError(INTERNAL, f"failed to delete {config.go_quote(req.ifname)}",
@@ -189,9 +190,9 @@ class MacvlanPlugin(skel.Plugin):
                 with netlink.RtNetlink() as host:
                     master = find_master(host, settings)
             config.check_mtu(settings.mtu, master.mtu)
-            found = netlink.get_link_info_data(container, intf.name)
+            found = rtlink.get_link_info_data(container, intf.name)
             link, data = found if found else (None, {})
-            checks.check_link(intf, link, netlink.macvlan_mode(data), settings.mode,
+            checks.check_link(intf, link, rtlink.macvlan_mode(data), settings.mode,
                               master.index)
             ips = checks.own_ips(prev, intf)
             ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)
@@ -217,7 +218,7 @@ def check_master_available(name: str) -> None:
                 name = default_route_master(nl)
             except CNIError as err:
                 raise CNIError(PLUGIN_NOT_AVAILABLE, err.msg, err.details) from None
-        link = netlink.get_link(nl, name)
+        link = rtlink.get_link(nl, name)
     if link is None:
         raise CNIError(PLUGIN_NOT_AVAILABLE, f"master interface {name} not found")
     if not link.is_up:

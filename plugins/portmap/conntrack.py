@@ -11,7 +11,7 @@ reported to the caller, which only logs them.
 import struct
 
 from pycni import netlink
-from pycni.netlink import NLA_F_NESTED, attr, parse_attrs
+from pycni.netlink import attr, NLA_F_NESTED, parse_attrs
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1

@@ -33,24 +33,15 @@ def _warn(text: str) -> None:
 
 def host_interface_to(ip: str) -> str:
     """The name of the interface the host routes `ip` through, or ""."""
-    import _socket as socket  # the C module: `socket` costs ~8 ms more
-    import struct
     from pycni import netlink
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    bits = 128 if family == socket.AF_INET6 else 32
-    body = struct.pack("=BBBBBBBBI", family, bits, 0, 0, 0, 0, 0, 0, 0)
-    body += netlink.attr(netlink.RTA_DST, socket.inet_pton(family, ip))
+    from pycni.netlink import link as rtlink, route as rtroute
     try:
         with netlink.RtNetlink() as nl:
-            for kind, payload in nl.request(netlink.RTM_GETROUTE, 0, body):
-                attrs = netlink.parse_attrs(payload[12:])
-                if netlink.RTA_OIF in attrs:
-                    index = struct.unpack("=I", attrs[netlink.RTA_OIF][:4])[0]
-                    link = netlink.get_link_by_index(nl, index)
-                    return link.name if link else ""
+            index = rtroute.get_route_oif(nl, ip)
+            link = rtlink.get_link_by_index(nl, index) if index else None
+            return link.name if link else ""
     except OSError:
         return ""
-    return ""
 
 
 def enable_route_localnet(cip: ContainerIP) -> None:

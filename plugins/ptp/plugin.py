@@ -11,6 +11,7 @@ plugin.
 """
 
 from pycni import invoke, netlink, netns, skel, undo
+from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute
 from pycni.errors import CNIError, INTERNAL, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
 from pycni.result import Interface, Result
@@ -21,7 +22,6 @@ from . import config
 ipmasq = lazy("pycni.ipmasq")
 sysctl = lazy("pycni.sysctl")
 veth = lazy("pycni.veth")
-kernel = lazy("pycni.plugins.ptp.kernel")
 checks = lazy("pycni.plugins.ptp.check")
 
 EEXIST, ESRCH, ENOENT, ENODEV = 17, 3, 2, 19
@@ -53,19 +53,19 @@ def configure_container(ifname: str, result: Result, layout: config.Plan) -> Non
     from pycni import ipconfig
     ipconfig.configure_iface(ifname, result)
     with netlink.RtNetlink() as nl:
-        link = netlink.get_link(nl, ifname)
+        link = rtlink.get_link(nl, ifname)
         if link is None:
             raise CNIError(INTERNAL, f'failed to look up "{ifname}": no such interface')
         for prefix in layout.connected:
             try:
-                kernel.delete_prefix_route(nl, link.index, prefix)
+                rtroute.delete_prefix_route(nl, link.index, prefix)
             except netlink.NetlinkError as exc:
                 if exc.errno != ESRCH:
                     raise CNIError(INTERNAL, f"failed to delete route {prefix} dev {ifname}",
                                    exc.strerror) from None
         for r in layout.container_routes:
             try:
-                netlink.add_route(nl, r.dst, gw=r.gw, oif=link.index, scope=r.scope,
+                rtroute.add_route(nl, r.dst, gw=r.gw, oif=link.index, scope=r.scope,
                                   src=r.src)
             except netlink.NetlinkError as exc:
                 via = f"via {r.gw} " if r.gw else ""
@@ -78,13 +78,13 @@ def configure_host(nl: netlink.RtNetlink, host: "veth.VethEnd", layout: config.P
     container address through it."""
     for cidr in layout.host_addresses:
         try:
-            netlink.add_address(nl, host.index, cidr)
+            rtaddr.add_address(nl, host.index, cidr)
         except netlink.NetlinkError as exc:
             raise CNIError(INTERNAL, f"failed to add IP addr {cidr} to veth {host.name}",
                            exc.strerror) from None
     for r in layout.host_routes:
         try:
-            netlink.add_route(nl, r.dst, oif=host.index, scope=r.scope)
+            rtroute.add_route(nl, r.dst, oif=host.index, scope=r.scope)
         except netlink.NetlinkError as exc:
             if exc.errno != EEXIST:
                 raise CNIError(INTERNAL, f"failed to add route on host: {r.dst} dev "
@@ -120,7 +120,7 @@ class PtpPlugin(skel.Plugin):
             enable_forwarding(layout.families)
             pair = veth.setup_veth(req.netns, req.ifname, settings.mtu)
             # its peer and routes go with it
-            stack.push(netlink.delete_link, nl, pair.host.index,
+            stack.push(rtlink.delete_link, nl, pair.host.index,
                        what=f"deleting {pair.host.name}")
             result = config.build_result(
                 req.cni_version, ipam_result,
@@ -130,7 +130,7 @@ class PtpPlugin(skel.Plugin):
             with netns.entered(req.netns):
                 configure_container(req.ifname, result, layout)
             configure_host(nl, pair.host, layout)
-            host = netlink.get_link_by_index(nl, pair.host.index)
+            host = rtlink.get_link_by_index(nl, pair.host.index)
             if host is not None:
                 result.interfaces[0].mac = host.mac
             masq_ips = [ip.address for ip in result.ips] if settings.conf.ip_masq else []
@@ -182,21 +182,21 @@ class PtpPlugin(skel.Plugin):
         ips = checks.own_ips(prev, intf)
         layout = config.plan(ips)
         with _socket_in(req.netns) as cnl:
-            link = netlink.get_link(cnl, intf.name) if intf.name else None
+            link = rtlink.get_link(cnl, intf.name) if intf.name else None
             checks.check_container_link(intf, link)
-            from pycni import checks as common, netlink_ecmp
-            addresses = [a.cidr for a in netlink.list_addresses(cnl, link.index)]
-            routes = netlink_ecmp.list_routes(cnl)    # multipath next hops expanded
+            from pycni import checks as common
+            addresses = [a.cidr for a in rtaddr.list_addresses(cnl, link.index)]
+            routes = rtroute.list_routes_ecmp(cnl)    # multipath next hops expanded
             common.check_addresses(req.ifname, ips, addresses, [r.dst for r in routes])
             common.check_routes(prev.routes, lambda table: routes if table is None else
-                                netlink_ecmp.list_routes(cnl, table=table))
+                                rtroute.list_routes_ecmp(cnl, table=table))
             checks.check_container_routes(req.ifname, layout, routes, link.index)
         with netlink.RtNetlink() as hnl:
-            host = netlink.get_link_by_index(hnl, link.link) if link.link else None
+            host = rtlink.get_link_by_index(hnl, link.link) if link.link else None
             checks.check_host_peer(checks.host_interface(prev, intf), link, host)
             checks.check_host_state(host.name, layout,
-                                    [a.cidr for a in netlink.list_addresses(hnl, host.index)],
-                                    netlink.list_routes(hnl), host.index)
+                                    [a.cidr for a in rtaddr.list_addresses(hnl, host.index)],
+                                    rtroute.list_routes(hnl), host.index)
 
     def gc(self, req: skel.Request) -> None:
         """IPAM GC, then the masquerading rules of this network's

@@ -25,7 +25,8 @@ container's namespace and dies with it.
 
 import sys
 
-from pycni import fwtools, ipaddr, netlink, netlink_rule, netns, skel, undo
+from pycni import fwtools, ipaddr, netlink, netns, skel, undo
+from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute, rule as rtrule
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Result
 
@@ -54,28 +55,28 @@ class _Undo:
         self.nl = nl
         self.rules: list[tuple[str, int]] = []
         self.tables: list[int] = []
-        self.removed: list[netlink_rule.RouteMsg] = []
+        self.removed: list[rtroute.RouteMsg] = []
 
     def run(self) -> None:
         nl = self.nl
         for source, table in reversed(self.rules):
             self._quietly(f"delete rule from {source} lookup {table}",
-                          netlink_rule.delete_rule_like, nl, source, table)
+                          rtrule.delete_rule_like, nl, source, table)
         if self.tables:
             # The tables were unused before this ADD: empty them again.
             try:
-                routes = netlink_rule.list_routes(nl)
+                routes = rtroute.list_route_msgs(nl)
             except OSError as exc:
                 _log(f"rollback: cannot list routes: {exc}")
                 routes = []
             for route in routes:
                 if route.table in self.tables:
                     self._quietly(f"delete route {route.dst} from table {route.table}",
-                                  netlink_rule.delete_route, nl, route)
+                                  rtroute.delete_route_msg, nl, route)
         # Device routes first: a gateway route needs its subnet's route.
         for route in sorted(self.removed, key=lambda r: bool(r.gw)):
             self._quietly(f"restore route {route.dst}",
-                          netlink_rule.add_route, nl, route, route.table)
+                          rtroute.add_route_msg, nl, route, route.table)
 
     @staticmethod
     def _quietly(what: str, step, *args) -> None:
@@ -90,21 +91,21 @@ def add_rules(nl: netlink.RtNetlink, ips, table: int, changes: _Undo) -> None:
     for ip in ips:
         source = config.host_address(ip)
         try:
-            netlink_rule.add_rule(nl, source, table)
+            rtrule.add_rule(nl, source, table)
         except OSError as exc:
             raise CNIError(INTERNAL, f"failed to add rule: {go_error(exc)}") from None
         changes.rules.append((source, table))
 
 
-def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[netlink_rule.RouteMsg]]:
+def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[rtroute.RouteMsg]]:
     """The tables a rule points to or a route lives in (any family), and
     every route (one dump serves both)."""
     try:
-        rules = netlink_rule.list_rules(nl)
+        rules = rtrule.list_rules(nl)
     except OSError as exc:
         raise CNIError(INTERNAL, f"Failed to list all rules: {go_error(exc)}") from None
     try:
-        routes = netlink_rule.list_routes(nl)
+        routes = rtroute.list_route_msgs(nl)
     except OSError as exc:
         raise CNIError(INTERNAL, f"Failed to list all routes: {go_error(exc)}") from None
     return {r.table for r in rules} | {r.table for r in routes}, routes
@@ -118,30 +119,30 @@ def move_routes(nl: netlink.RtNetlink, ips, ifname: str, changes: _Undo) -> None
     if not ips:
         return
     used, every_route = read_tables(nl)
-    link = netlink.get_link(nl, ifname)
+    link = rtlink.get_link(nl, ifname)
     if link is None:
         raise CNIError(INTERNAL, f"Cannot find network interface {ifname}: Link not found")
     # the interface's routes in the main table
     routes = [r for r in every_route
-              if r.table == netlink_rule.RT_TABLE_MAIN and r.oif == link.index]
+              if r.table == rtroute.RT_TABLE_MAIN and r.oif == link.index]
     plans = config.plan_tables(ips, [(r.prefsrc, r.gw) for r in routes], used)
     for plan in plans:
         try:
-            netlink_rule.add_rule(nl, plan.source, plan.table)
+            rtrule.add_rule(nl, plan.source, plan.table)
         except OSError as exc:
             raise CNIError(INTERNAL, f"Failed to add rule: {go_error(exc)}") from None
         changes.rules.append((plan.source, plan.table))
         changes.tables.append(plan.table)
         if plan.gateway:
             try:
-                netlink_rule.add_route(nl, netlink_rule.default_route(
+                rtroute.add_route_msg(nl, rtroute.default_route(
                     plan.gateway, link.index, plan.table), plan.table)
             except OSError as exc:
                 raise CNIError(INTERNAL, f"Failed to add default route to {plan.gateway}: "
                                f"{go_error(exc)}") from None
         for i in plan.copies:
             try:
-                netlink_rule.replace_route(nl, routes[i], plan.table)
+                rtroute.replace_route_msg(nl, routes[i], plan.table)
             except OSError as exc:
                 raise CNIError(INTERNAL, f"Failed to readd route: {go_error(exc)}",
                                f"{routes[i].dst} into table {plan.table}") from None
@@ -149,7 +150,7 @@ def move_routes(nl: netlink.RtNetlink, ips, ifname: str, changes: _Undo) -> None
     # gateway must still be reachable through the main table above.
     for route in routes:
         try:
-            netlink_rule.delete_route(nl, route)
+            rtroute.delete_route_msg(nl, route)
         except OSError as exc:
             raise CNIError(INTERNAL, f"Failed to delete route: {go_error(exc)}",
                            f"{route.dst} from the main table") from None
@@ -160,21 +161,21 @@ def tidy_rules(nl: netlink.RtNetlink, ifname: str, table: int | None) -> None:
     """DEL: remove the rules whose source is one of the interface's
     addresses; every rule is tried, the last failure is returned."""
     try:
-        rules = netlink_rule.list_rules(nl)
+        rules = rtrule.list_rules(nl)
     except OSError as exc:
         raise CNIError(INTERNAL, f"Failed to list all rules to tidy: {go_error(exc)}") from None
     if table is not None:
         rules = [r for r in rules if r.table == table]
-    link = netlink.get_link(nl, ifname)
+    link = rtlink.get_link(nl, ifname)
     if link is None:
         return      # the interface is gone, and its addresses with it
-    own = {a.address for a in netlink.list_addresses(nl, link.index)}
+    own = {a.address for a in rtaddr.list_addresses(nl, link.index)}
     failure = None
     for rule in rules:
         if not rule.src or rule.src not in own:
             continue
         try:
-            netlink_rule.delete_rule(nl, rule)
+            rtrule.delete_rule(nl, rule)
         except OSError as exc:
             if exc.errno in (ESRCH, ENOENT):
                 continue    # removed meanwhile
@@ -195,7 +196,7 @@ def same_address(a: str, b: str) -> bool:
         return False
 
 
-def missing_rules(rules: list[netlink_rule.Rule], ips, table: int | None) -> list[str]:
+def missing_rules(rules: list[rtrule.Rule], ips, table: int | None) -> list[str]:
     """CHECK: the addresses that have no `from ADDR lookup ...` rule
     (to `table` when one is configured)."""
     missing = []
@@ -203,13 +204,13 @@ def missing_rules(rules: list[netlink_rule.Rule], ips, table: int | None) -> lis
         source = config.host_address(ip)
         bits = 128 if ":" in source else 32
         if not any(same_address(r.src, source) and r.src_len == bits and r.dst_len == 0
-                   and r.action == netlink_rule.FR_ACT_TO_TBL
+                   and r.action == rtrule.FR_ACT_TO_TBL
                    and (table is None or r.table == table) for r in rules):
             missing.append(source)
     return missing
 
 
-def missing_gateways(rules: list[netlink_rule.Rule], routes: list[netlink_rule.RouteMsg],
+def missing_gateways(rules: list[rtrule.Rule], routes: list[rtroute.RouteMsg],
                      ips, oif: int) -> list[str]:
     """CHECK without `table`: the addresses with a gateway whose rule's
     table lacks the default route via that gateway on the interface."""
@@ -259,18 +260,18 @@ class SbrPlugin(skel.Plugin):
         prev = config.require_prev_result(req.prev_result)
         ips = config.interface_ips(prev, req.ifname)
         with netns.entered(req.netns), netlink.RtNetlink() as nl:
-            link = netlink.get_link(nl, req.ifname)
+            link = rtlink.get_link(nl, req.ifname)
             if table is None and link is None:
                 raise CNIError(INTERNAL, f"Cannot find network interface {req.ifname}: "
                                "Link not found")
-            rules = netlink_rule.list_rules(nl)
+            rules = rtrule.list_rules(nl)
             missing = missing_rules(rules, ips, table)
             if missing:
                 where = f"table {table}" if table is not None else "a table"
                 raise CNIError(INTERNAL, f"sbr: no rule sends traffic from "
                                f"{', '.join(missing)} of {req.ifname} to {where}")
             if table is None:     # the tables ADD filled: their default routes
-                gone = missing_gateways(rules, netlink_rule.list_routes(nl), ips, link.index)
+                gone = missing_gateways(rules, rtroute.list_route_msgs(nl), ips, link.index)
                 if gone:
                     raise CNIError(INTERNAL, f"sbr: no default route via {', '.join(gone)} "
                                    f"in its source table on {req.ifname}")

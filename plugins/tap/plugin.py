@@ -19,6 +19,7 @@ README.md for the differences from the reference plugin.
 import posix
 
 from pycni import invoke, netlink, netns, skel, tuntap, undo
+from pycni.netlink import link as rtlink
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
                           PLUGIN_NOT_AVAILABLE)
@@ -47,8 +48,8 @@ def open_in(path: str) -> tuple[netlink.RtNetlink, int]:
                         PLUGIN_NOT_AVAILABLE) from None
 
 
-def find_bridge(nl: netlink.RtNetlink, name: str) -> netlink.Link:
-    link = netlink.get_link(nl, name)
+def find_bridge(nl: netlink.RtNetlink, name: str) -> rtlink.Link:
+    link = rtlink.get_link(nl, name)
     if link is None:
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f"failed to get bridge {name}: Link not found",
@@ -57,7 +58,7 @@ def find_bridge(nl: netlink.RtNetlink, name: str) -> netlink.Link:
 
 
 def create_tap(fd: int, nl: netlink.RtNetlink, ifname: str,
-               settings: config.Settings) -> netlink.Link:
+               settings: config.Settings) -> rtlink.Link:
     """Name the device of `fd` `ifname` and configure it; returns the link."""
     try:
         name = tuntap.set_iff(fd, ifname, config.tun_flags(settings) | tuntap.IFF_TUN_EXCL)
@@ -77,26 +78,26 @@ def create_tap(fd: int, nl: netlink.RtNetlink, ifname: str,
             tuntap.set_group(fd, settings.group)
     except OSError as exc:
         raise _fail("failed to set the tap's owner or group", exc) from None
-    link = netlink.get_link(nl, ifname)
+    link = rtlink.get_link(nl, ifname)
     if link is None:
         raise CNIError(INTERNAL, f"failed to refetch tap {config.go_quote(ifname)}")
     try:
         if settings.mtu:
-            netlink.set_mtu(nl, link.index, settings.mtu)
+            rtlink.set_mtu(nl, link.index, settings.mtu)
         if settings.mac:
-            netlink.set_mac(nl, link.index, settings.mac)
+            rtlink.set_mac(nl, link.index, settings.mac)
     except OSError as exc:
         raise _fail(f"failed to set MTU {settings.mtu} / MAC {settings.mac or '-'} "
                     f"on tap {ifname}", exc) from None
     if settings.bridge:
         bridge = find_bridge(nl, settings.bridge)
         try:
-            netlink.set_master(nl, link.index, bridge.index)
+            rtlink.set_master(nl, link.index, bridge.index)
         except OSError as exc:
             raise _fail(f"failed to set tap {ifname} as a port of bridge "
                         f"{settings.bridge}", exc) from None
-    netlink.set_link_up(nl, link.index)
-    renewed = netlink.get_link_by_index(nl, link.index)
+    rtlink.set_link_up(nl, link.index)
+    renewed = rtlink.get_link_by_index(nl, link.index)
     if renewed is None:
         raise CNIError(INTERNAL, f"failed to refetch tap {config.go_quote(ifname)}")
     return renewed
@@ -165,7 +166,7 @@ class TapPlugin(skel.Plugin):
         except netns.GONE:
             return      # the container is gone, and its links with it
         with container:
-            found = netlink.get_link_info_data(container, req.ifname)
+            found = rtlink.get_link_info_data(container, req.ifname)
             if found is None:
                 return
             link, data = found
@@ -177,7 +178,7 @@ class TapPlugin(skel.Plugin):
                                  "not deleting it\n")
                 return
             try:
-                netlink.delete_link(container, link.index)
+                rtlink.delete_link(container, link.index)
             except netlink.NetlinkError as exc:
                 if exc.errno not in (ENODEV, ENOENT):
                     raise _fail(f"failed to delete {config.go_quote(req.ifname)}",
@@ -194,11 +195,11 @@ class TapPlugin(skel.Plugin):
                 invoke.delegate_check(req, settings.ipam_type)
             prev = checks.require_prev_result(req.prev_result)
             intf = checks.container_interface(prev, req.ifname, req.netns)
-            found = netlink.get_link_info_data(container, intf.name)
+            found = rtlink.get_link_info_data(container, intf.name)
             link, data = found if found else (None, {})
             bridge = None
             if settings.bridge:
-                bridge = netlink.get_link(container, settings.bridge)
+                bridge = rtlink.get_link(container, settings.bridge)
             checks.check_link(intf, link, tuntap.info(data), settings, bridge)
             ips = checks.own_ips(prev, intf)
             ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)

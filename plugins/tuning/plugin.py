@@ -22,6 +22,7 @@ from pycni import posixos as os
 import sys
 
 from pycni import netlink, netns, nodeconf, skel, undo
+from pycni.netlink import link as rtlink
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import Result
 
@@ -50,26 +51,26 @@ def _no_link(ifname: str) -> CNIError:
 
 # --- reading the link ----------------------------------------------------------
 
-def read_state(nl: netlink.RtNetlink, ifname: str) -> tuple[netlink.Link, int] | None:
+def read_state(nl: netlink.RtNetlink, ifname: str) -> tuple[rtlink.Link, int] | None:
     """The link and its transmit queue length, or None if there is none."""
-    got = netlink.get_link_attrs(nl, ifname)
+    got = rtlink.get_link_attrs(nl, ifname)
     if got is None:
         return None
     link, attrs = got
-    return link, netlink.attr_u32_value(attrs, netlink.IFLA_TXQLEN)
+    return link, netlink.attr_u32_value(attrs, rtlink.IFLA_TXQLEN)
 
 
-def original_state(link: netlink.Link, txqlen: int, settings: config.Settings) -> backup.LinkState:
+def original_state(link: rtlink.Link, txqlen: int, settings: config.Settings) -> backup.LinkState:
     """What ADD is about to change, as it is now."""
     state = backup.LinkState()
     if settings.mac:
         state.mac = link.mac
     if settings.promisc:
-        state.promisc = bool(link.flags & netlink.IFF_PROMISC)
+        state.promisc = bool(link.flags & rtlink.IFF_PROMISC)
     if settings.mtu:
         state.mtu = link.mtu
     if settings.allmulti is not None:
-        state.allmulti = bool(link.flags & netlink.IFF_ALLMULTI)
+        state.allmulti = bool(link.flags & rtlink.IFF_ALLMULTI)
     if settings.txqlen is not None:
         state.txqlen = txqlen
     return state
@@ -83,19 +84,19 @@ def apply_link(nl: netlink.RtNetlink, index: int, settings: config.Settings) -> 
     steps = []
     if settings.mac:
         steps.append((f"failed to set MAC address {settings.mac}",
-                      lambda: netlink.set_mac(nl, index, settings.mac)))
+                      lambda: rtlink.set_mac(nl, index, settings.mac)))
     if settings.promisc:
         steps.append(("failed to set promiscuous mode",
-                      lambda: netlink.set_promisc(nl, index, True)))
+                      lambda: rtlink.set_promisc(nl, index, True)))
     if settings.mtu:
         steps.append((f"failed to set MTU {settings.mtu}",
-                      lambda: netlink.set_mtu(nl, index, settings.mtu)))
+                      lambda: rtlink.set_mtu(nl, index, settings.mtu)))
     if settings.allmulti is not None:
         steps.append((f"failed to set all-multicast mode {str(settings.allmulti).lower()}",
-                      lambda: netlink.set_allmulti(nl, index, settings.allmulti)))
+                      lambda: rtlink.set_allmulti(nl, index, settings.allmulti)))
     if settings.txqlen is not None:
         steps.append((f"failed to set transmit queue length {settings.txqlen}",
-                      lambda: netlink.set_txqlen(nl, index, settings.txqlen)))
+                      lambda: rtlink.set_txqlen(nl, index, settings.txqlen)))
     for msg, step in steps:
         try:
             step()
@@ -109,19 +110,19 @@ def restore_link(nl: netlink.RtNetlink, index: int, state: backup.LinkState) -> 
     is reported, none stops the others."""
     steps = []
     if state.mtu:
-        steps.append(("failed to restore MTU", lambda: netlink.set_mtu(nl, index, state.mtu)))
+        steps.append(("failed to restore MTU", lambda: rtlink.set_mtu(nl, index, state.mtu)))
     if state.mac:
         steps.append(("failed to restore MAC address",
-                      lambda: netlink.set_mac(nl, index, config.parse_mac(state.mac))))
+                      lambda: rtlink.set_mac(nl, index, config.parse_mac(state.mac))))
     if state.promisc is not None:
         steps.append(("failed to restore promiscuous mode",
-                      lambda: netlink.set_promisc(nl, index, state.promisc)))
+                      lambda: rtlink.set_promisc(nl, index, state.promisc)))
     if state.allmulti is not None:
         steps.append(("failed to restore all-multicast mode",
-                      lambda: netlink.set_allmulti(nl, index, state.allmulti)))
+                      lambda: rtlink.set_allmulti(nl, index, state.allmulti)))
     if state.txqlen is not None:
         steps.append(("failed to restore transmit queue length",
-                      lambda: netlink.set_txqlen(nl, index, state.txqlen)))
+                      lambda: rtlink.set_txqlen(nl, index, state.txqlen)))
     errors = []
     for msg, step in steps:
         try:
@@ -310,13 +311,13 @@ class TuningPlugin(skel.Plugin):
             raise CNIError(INTERNAL, problem)
 
 
-def check_link(link: netlink.Link, txqlen: int, settings: config.Settings,
+def check_link(link: rtlink.Link, txqlen: int, settings: config.Settings,
                ifname: str) -> str:
     """The first configured attribute the link does not have ("" if none)."""
     if settings.mac and settings.mac != link.mac:
         return (f"Error: Tuning configured Ethernet of {ifname} is {settings.mac}, "
                 f"current value is {link.mac}")
-    promisc = bool(link.flags & netlink.IFF_PROMISC)
+    promisc = bool(link.flags & rtlink.IFF_PROMISC)
     if promisc != settings.promisc:
         return (f"Error: Tuning link {ifname} configured promisc is "
                 f"{str(settings.promisc).lower()}, current value is {int(promisc)}")
@@ -324,7 +325,7 @@ def check_link(link: netlink.Link, txqlen: int, settings: config.Settings,
         return (f"Error: Tuning configured MTU of {ifname} is {settings.mtu}, "
                 f"current value is {link.mtu}")
     if settings.allmulti is not None:
-        allmulti = bool(link.flags & netlink.IFF_ALLMULTI)
+        allmulti = bool(link.flags & rtlink.IFF_ALLMULTI)
         if allmulti != settings.allmulti:
             return (f"Error: Tuning configured all-multicast mode of {ifname} is "
                     f"{str(settings.allmulti).lower()}, current value is {str(allmulti).lower()}")

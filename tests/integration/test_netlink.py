@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from pycni import netlink, netns, sysctl
+from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute
 from pycni.netns_fixtures import netlink_testing as nlt
 
 
@@ -47,11 +48,11 @@ def test_open_netns_rejects_missing_and_non_netns(tmp_path):
 
 def test_links_and_flags(ns):
     with sock(ns) as nl:
-        a0 = netlink.get_link(nl, "a0")
+        a0 = rtlink.get_link(nl, "a0")
         assert a0 is not None and a0.kind == "veth" and a0.is_up
         assert a0.mac == ns.link("a0")["address"]
-        assert netlink.get_link(nl, "nope") is None
-        netlink.set_link_up(nl, a0.index, up=False)
+        assert rtlink.get_link(nl, "nope") is None
+        rtlink.set_link_up(nl, a0.index, up=False)
         assert "UP" not in ns.link("a0")["flags"]
         names = {link.name for link in nlt.list_links(nl)}
     assert {"lo", "a0", "a1"} <= names
@@ -59,28 +60,28 @@ def test_links_and_flags(ns):
 
 def test_addresses(ns):
     with sock(ns) as nl:
-        a0 = netlink.get_link(nl, "a0")
-        netlink.add_address(nl, a0.index, "10.99.0.2/24")
-        netlink.add_address(nl, a0.index, "fd99::2/64")
+        a0 = rtlink.get_link(nl, "a0")
+        rtaddr.add_address(nl, a0.index, "10.99.0.2/24")
+        rtaddr.add_address(nl, a0.index, "fd99::2/64")
         with pytest.raises(netlink.NetlinkError):   # EEXIST
-            netlink.add_address(nl, a0.index, "10.99.0.2/24")
-        ours = {a.cidr for a in netlink.list_addresses(nl, a0.index)}
+            rtaddr.add_address(nl, a0.index, "10.99.0.2/24")
+        ours = {a.cidr for a in rtaddr.list_addresses(nl, a0.index)}
         assert {"10.99.0.2/24", "fd99::2/64"} <= ours
         info = ns.ip_json("addr", "show", "dev", "a0")[0]["addr_info"]
         v4 = next(a for a in info if a["family"] == "inet")
         assert v4["broadcast"] == "10.99.0.255"
-        netlink.del_address(nl, a0.index, "10.99.0.2/24")
+        rtaddr.del_address(nl, a0.index, "10.99.0.2/24")
     assert "10.99.0.2/24" not in ns.addresses("a0")
 
 
 def test_routes(ns):
     with sock(ns) as nl:
-        a0 = netlink.get_link(nl, "a0")
-        netlink.add_address(nl, a0.index, "10.98.0.2/24")
-        netlink.add_route(nl, "0.0.0.0/0", gw="10.98.0.1", oif=a0.index)
-        netlink.add_route(nl, "192.0.2.0/24", gw="10.98.0.1", oif=a0.index,
+        a0 = rtlink.get_link(nl, "a0")
+        rtaddr.add_address(nl, a0.index, "10.98.0.2/24")
+        rtroute.add_route(nl, "0.0.0.0/0", gw="10.98.0.1", oif=a0.index)
+        rtroute.add_route(nl, "192.0.2.0/24", gw="10.98.0.1", oif=a0.index,
                           priority=50, mtu=1400)
-        routes = netlink.list_routes(nl, socket.AF_INET)
+        routes = rtroute.list_routes(nl, socket.AF_INET)
         default = next(r for r in routes if r.dst == "0.0.0.0/0")
         assert default.gw == "10.98.0.1" and default.oif == a0.index
         ip_routes = ns.ip_json("route", "show")
@@ -88,7 +89,7 @@ def test_routes(ns):
         assert doc["metric"] == 50 and doc["gateway"] == "10.98.0.1"
         assert "mtu" in (doc.get("metrics") or [{}])[0]
         nlt.del_route(nl, "192.0.2.0/24", gw="10.98.0.1", oif=a0.index, priority=50)
-        assert not any(r.dst == "192.0.2.0/24" for r in netlink.list_routes(nl))
+        assert not any(r.dst == "192.0.2.0/24" for r in rtroute.list_routes(nl))
 
 
 def test_sysctl_is_per_namespace(ns):
@@ -109,44 +110,44 @@ def test_veth_with_peer_in_other_namespace(world):
     ctr_fd = netns.open_netns(ctr.path)
     try:
         with sock(host) as nl:
-            netlink.create_veth(nl, "vethtest0", "eth0", peer_netns_fd=ctr_fd, mtu=1400,
+            rtlink.create_veth(nl, "vethtest0", "eth0", peer_netns_fd=ctr_fd, mtu=1400,
                                 peer_mac="0a:58:0a:00:00:05")
-            v = netlink.get_link(nl, "vethtest0")
+            v = rtlink.get_link(nl, "vethtest0")
             assert v.kind == "veth" and v.mtu == 1400
             with pytest.raises(netlink.NetlinkError):   # EEXIST
-                netlink.create_veth(nl, "vethtest0", "x1")
+                rtlink.create_veth(nl, "vethtest0", "x1")
     finally:
         os.close(ctr_fd)
     peer = ctr.link("eth0")
     assert peer["address"] == "0a:58:0a:00:00:05" and peer["mtu"] == 1400
     with sock(ctr) as nl:
-        eth0 = netlink.get_link(nl, "eth0")
-        netlink.set_link_up(nl, eth0.index)
-        netlink.set_link_up(nl, eth0.index, up=False)
-        netlink.rename_link(nl, eth0.index, "net1")
-        netlink.set_mac(nl, eth0.index, "0a:58:0a:00:00:06")
-        netlink.set_mtu(nl, eth0.index, 1300)
-        assert netlink.get_link_by_index(nl, eth0.index).name == "net1"
-        netlink.delete_link(nl, eth0.index)
-        assert netlink.get_link_by_index(nl, eth0.index) is None
+        eth0 = rtlink.get_link(nl, "eth0")
+        rtlink.set_link_up(nl, eth0.index)
+        rtlink.set_link_up(nl, eth0.index, up=False)
+        rtlink.rename_link(nl, eth0.index, "net1")
+        rtlink.set_mac(nl, eth0.index, "0a:58:0a:00:00:06")
+        rtlink.set_mtu(nl, eth0.index, 1300)
+        assert rtlink.get_link_by_index(nl, eth0.index).name == "net1"
+        rtlink.delete_link(nl, eth0.index)
+        assert rtlink.get_link_by_index(nl, eth0.index) is None
     assert host.link("vethtest0") is None   # deleting one end removes both
 
 
 def test_bridge_ports_and_flags(ns):
     with sock(ns) as nl:
-        netlink.create_bridge(nl, "br-test", mtu=1450)
-        br = netlink.get_link(nl, "br-test")
+        rtlink.create_bridge(nl, "br-test", mtu=1450)
+        br = rtlink.get_link(nl, "br-test")
         assert br.kind == "bridge"
-        a0 = netlink.get_link(nl, "a0")
-        netlink.set_master(nl, a0.index, br.index)
-        netlink.set_bridge_port(nl, a0.index, hairpin=True, isolated=True)
-        netlink.set_promisc(nl, br.index)
-        assert netlink.get_link(nl, "a0").master == br.index
-        assert netlink.get_link(nl, "br-test").flags & netlink.IFF_PROMISC
+        a0 = rtlink.get_link(nl, "a0")
+        rtlink.set_master(nl, a0.index, br.index)
+        rtlink.set_bridge_port(nl, a0.index, hairpin=True, isolated=True)
+        rtlink.set_promisc(nl, br.index)
+        assert rtlink.get_link(nl, "a0").master == br.index
+        assert rtlink.get_link(nl, "br-test").flags & rtlink.IFF_PROMISC
     info = ns.link("a0")["linkinfo"]["info_slave_data"]
     assert info["hairpin"] is True and info["isolated"] is True
     with sock(ns) as nl:
-        netlink.set_master(nl, netlink.get_link(nl, "a0").index, 0)
+        rtlink.set_master(nl, rtlink.get_link(nl, "a0").index, 0)
     assert "master" not in ns.link("a0")
 
 
@@ -155,8 +156,8 @@ def test_macvlan_on_veth_parent(ns, world):
     fd = netns.open_netns(ctr.path)
     try:
         with sock(ns) as nl:
-            a0 = netlink.get_link(nl, "a0")
-            netlink.create_macvlan_ext(nl, "mv0", a0.index, mode="private", netns_fd=fd)
+            a0 = rtlink.get_link(nl, "a0")
+            rtlink.create_macvlan_ext(nl, "mv0", a0.index, mode="private", netns_fd=fd)
     finally:
         os.close(fd)
     info = ctr.link("mv0")

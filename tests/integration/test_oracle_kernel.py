@@ -4,7 +4,7 @@ Each test runs our plugins as a runtime does (exec'ed in the world's
 "host" namespace), then reads links, addresses, routes, qdiscs and
 filters with pyroute2's IPRoute inside the world's namespaces and checks
 them against two things: what the plugin's result says, and what our own
-netlink codec (pycni.netlink, netlink_ecmp, bandwidth's tc) reads from
+netlink codec (pycni.netlink and its families, bandwidth's tc) reads from
 the same namespace. A plugin could agree with its own codec and still be
 wrong; pyroute2 is written by others.
 
@@ -27,10 +27,10 @@ from pyroute2 import IPRoute   # noqa: E402
 from netns_world import World                    # noqa: E402
 from pytest_netns import missing_prerequisite    # noqa: E402
 
-from pycni import netlink, netlink_ecmp, netns   # noqa: E402
+from pycni import netlink, netns   # noqa: E402
+from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute   # noqa: E402
 from pycni.netns_fixtures import netlink_testing as nlt   # noqa: E402
 from pycni.plugins.bandwidth import tc           # noqa: E402
-from pycni.plugins.ptp import kernel as ptp_kernel   # noqa: E402
 
 pytestmark = pytest.mark.netns
 
@@ -102,12 +102,12 @@ def oracle_links(ipr) -> dict[int, tuple]:
         out[m["index"]] = (m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_MTU") or 0,
                            m.get_attr("IFLA_ADDRESS") or "", kind or "",
                            m.get_attr("IFLA_MASTER") or 0, m.get_attr("IFLA_LINK") or 0,
-                           m["flags"] & netlink.IFF_UP)
+                           m["flags"] & rtlink.IFF_UP)
     return out
 
 
 def our_links(nl) -> dict[int, tuple]:
-    return {l.index: (l.name, l.mtu, l.mac, l.kind, l.master, l.link, l.flags & netlink.IFF_UP)
+    return {l.index: (l.name, l.mtu, l.mac, l.kind, l.master, l.link, l.flags & rtlink.IFF_UP)
             for l in nlt.list_links(nl)}
 
 
@@ -121,7 +121,7 @@ def oracle_addresses(ipr) -> list[tuple]:
 
 def our_addresses(nl) -> list[tuple]:
     return sorted((a.family, a.address, a.prefixlen, a.scope, a.index)
-                  for a in netlink.list_addresses(nl))
+                  for a in rtaddr.list_addresses(nl))
 
 
 def oracle_routes(ipr) -> list[tuple]:
@@ -129,7 +129,7 @@ def oracle_routes(ipr) -> list[tuple]:
     out = []
     for m in ipr.get_routes():
         table = m.get_attr("RTA_TABLE") or m["table"]
-        if table != netlink.RT_TABLE_MAIN or m["type"] != netlink.RTN_UNICAST:
+        if table != rtroute.RT_TABLE_MAIN or m["type"] != rtroute.RTN_UNICAST:
             continue
         family = m["family"]
         zero = "::" if family == socket.AF_INET6 else "0.0.0.0"
@@ -147,7 +147,7 @@ def oracle_routes(ipr) -> list[tuple]:
 
 def our_routes(nl) -> list[tuple]:
     return sorted((r.family, r.dst, r.gw, r.oif, r.priority, r.scope, r.src)
-                  for r in netlink_ecmp.list_routes(nl))
+                  for r in rtroute.list_routes_ecmp(nl))
 
 
 def state(ns) -> dict:
@@ -282,8 +282,8 @@ def test_macvlan_add_as_pyroute2_reads_it(world, cni_path, data_dir, mode):
         data = m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
         assert data.get_attr("IFLA_MACVLAN_MODE") == mode
     with ours(ctr) as nl:
-        _, our_data = netlink.get_link_info_data(nl, "eth0")
-        assert netlink.macvlan_mode(our_data) == mode
+        _, our_data = rtlink.get_link_info_data(nl, "eth0")
+        assert rtlink.macvlan_mode(our_data) == mode
     check(world, cni_path, "macvlan", conf, result, ctr)
     delete(world, cni_path, "macvlan", conf, ctr)
     assert link_named(state(ctr), "eth0") is None
@@ -455,9 +455,8 @@ def test_host_device_add_as_pyroute2_reads_it(world, cni_path, data_dir, tmp_pat
     with oracle(ctr) as ipr:
         [m] = ipr.get_links(index)
         oracle_alias = m.get_attr("IFLA_IFALIAS")
-    from pycni import netlink_hostdev
     with ours(ctr) as nl:
-        info = netlink_hostdev.get_link_info(nl, "eth0")
+        info = rtlink.get_link_info(nl, "eth0")
     assert info.alias == (oracle_alias or "")
     check(world, cni_path, "host-device", conf, result, ctr)
     delete(world, cni_path, "host-device", conf, ctr)
@@ -643,9 +642,9 @@ def test_link_requests_do_what_they_say(world):
     ns = world.container("orccodec")
     other = world.container("orcother")
     with ours(ns) as nl:
-        netlink.create_veth(nl, "orcv0", "orcv1", mtu=1400, mac="02:97:00:00:00:01",
+        rtlink.create_veth(nl, "orcv0", "orcv1", mtu=1400, mac="02:97:00:00:00:01",
                             peer_mac="02:97:00:00:00:02")
-        v0, v1 = netlink.get_link(nl, "orcv0"), netlink.get_link(nl, "orcv1")
+        v0, v1 = rtlink.get_link(nl, "orcv0"), rtlink.get_link(nl, "orcv1")
         a, b = oracle_link(ns, "orcv0"), oracle_link(ns, "orcv1")
         assert (a["index"], b["index"]) == (v0.index, v1.index)
         assert (a.get_attr("IFLA_LINK"), b.get_attr("IFLA_LINK")) == (v1.index, v0.index)
@@ -653,69 +652,68 @@ def test_link_requests_do_what_they_say(world):
         assert (a.get_attr("IFLA_ADDRESS"), b.get_attr("IFLA_ADDRESS")) == \
             ("02:97:00:00:00:01", "02:97:00:00:00:02")
 
-        netlink.set_mtu(nl, v0.index, 1280)
-        netlink.set_mac(nl, v0.index, "02:97:00:00:00:09")
-        netlink.set_txqlen(nl, v0.index, 77)
-        netlink.set_promisc(nl, v0.index, True)
-        netlink.set_allmulti(nl, v0.index, True)
-        netlink.set_link_up(nl, v0.index)
+        rtlink.set_mtu(nl, v0.index, 1280)
+        rtlink.set_mac(nl, v0.index, "02:97:00:00:00:09")
+        rtlink.set_txqlen(nl, v0.index, 77)
+        rtlink.set_promisc(nl, v0.index, True)
+        rtlink.set_allmulti(nl, v0.index, True)
+        rtlink.set_link_up(nl, v0.index)
         a = oracle_link(ns, "orcv0")
         assert (a.get_attr("IFLA_MTU"), a.get_attr("IFLA_ADDRESS"), a.get_attr("IFLA_TXQLEN")) \
             == (1280, "02:97:00:00:00:09", 77)
-        bits = netlink.IFF_PROMISC | netlink.IFF_ALLMULTI | netlink.IFF_UP
+        bits = rtlink.IFF_PROMISC | rtlink.IFF_ALLMULTI | rtlink.IFF_UP
         assert a["flags"] & bits == bits
-        netlink.set_promisc(nl, v0.index, False)
-        netlink.set_allmulti(nl, v0.index, False)
-        netlink.set_link_up(nl, v0.index, False)
+        rtlink.set_promisc(nl, v0.index, False)
+        rtlink.set_allmulti(nl, v0.index, False)
+        rtlink.set_link_up(nl, v0.index, False)
         assert oracle_link(ns, "orcv0")["flags"] & bits == 0
 
-        netlink.rename_link(nl, v0.index, "orcv9")
+        rtlink.rename_link(nl, v0.index, "orcv9")
         assert oracle_link(ns, "orcv0") is None
         assert oracle_link(ns, "orcv9")["index"] == v0.index
 
-        netlink.create_bridge(nl, "orcb0", mtu=1280)
-        bridge = netlink.get_link(nl, "orcb0")
-        netlink.set_master(nl, v0.index, bridge.index)
-        netlink.set_bridge_port(nl, v0.index, hairpin=True, isolated=True)
+        rtlink.create_bridge(nl, "orcb0", mtu=1280)
+        bridge = rtlink.get_link(nl, "orcb0")
+        rtlink.set_master(nl, v0.index, bridge.index)
+        rtlink.set_bridge_port(nl, v0.index, hairpin=True, isolated=True)
         assert oracle_link(ns, "orcv9").get_attr("IFLA_MASTER") == bridge.index
         port = bridge_ports(ns)["orcv9"]
         assert (port["hairpin"], port["isolated"], port["master"]) == (1, 1, bridge.index)
-        netlink.set_bridge_port(nl, v0.index, hairpin=False)
+        rtlink.set_bridge_port(nl, v0.index, hairpin=False)
         assert bridge_ports(ns)["orcv9"]["hairpin"] == 0
-        netlink.set_master(nl, v0.index, 0)
+        rtlink.set_master(nl, v0.index, 0)
         assert not oracle_link(ns, "orcv9").get_attr("IFLA_MASTER")
 
-        netlink.create_macvlan_ext(nl, "orcmv", v1.index, mode="private", mtu=1200,
+        rtlink.create_macvlan_ext(nl, "orcmv", v1.index, mode="private", mtu=1200,
                                    bc_queue_len=2000)
         mv = oracle_link(ns, "orcmv")
         assert mv.get_attr("IFLA_LINK") == v1.index
         data = mv.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
         assert data.get_attr("IFLA_MACVLAN_MODE") == "private"
-        _, ours_data = netlink.get_link_info_data(nl, "orcmv")
-        assert netlink.macvlan_mode(ours_data) == "private"
-        if netlink.IFLA_MACVLAN_BC_QUEUE_LEN in ours_data:        # kernel >= 5.11
-            assert netlink.attr_u32_value(ours_data, netlink.IFLA_MACVLAN_BC_QUEUE_LEN) == 2000
+        _, ours_data = rtlink.get_link_info_data(nl, "orcmv")
+        assert rtlink.macvlan_mode(ours_data) == "private"
+        if rtlink.IFLA_MACVLAN_BC_QUEUE_LEN in ours_data:        # kernel >= 5.11
+            assert netlink.attr_u32_value(ours_data, rtlink.IFLA_MACVLAN_BC_QUEUE_LEN) == 2000
 
-        netlink.create_link(nl, "orcifb", "ifb", up=True, txqlen=0)
+        rtlink.create_link(nl, "orcifb", "ifb", up=True, txqlen=0)
         ifb = oracle_link(ns, "orcifb")
         assert ifb.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == "ifb"
-        assert (ifb.get_attr("IFLA_TXQLEN"), ifb["flags"] & netlink.IFF_UP) == (0, 1)
+        assert (ifb.get_attr("IFLA_TXQLEN"), ifb["flags"] & rtlink.IFF_UP) == (0, 1)
 
         # a move into another namespace that renames there (host-device)
-        from pycni import netlink_hostdev
-        netlink_hostdev.set_alias(nl, v1.index, "orc-uplink")
+        rtlink.set_alias(nl, v1.index, "orc-uplink")
         assert oracle_link(ns, "orcv1").get_attr("IFLA_IFALIAS") == "orc-uplink"
-        netlink.delete_link(nl, netlink.get_link(nl, "orcmv").index)
+        rtlink.delete_link(nl, rtlink.get_link(nl, "orcmv").index)
         fd = os.open(other.path, os.O_RDONLY)
         try:
-            netlink_hostdev.move_link(nl, v1.index, fd, "net1")
+            rtlink.move_link(nl, v1.index, fd, "net1")
         finally:
             os.close(fd)
         assert oracle_link(ns, "orcv1") is None
         moved = oracle_link(other, "net1")
         assert moved.get_attr("IFLA_IFALIAS") == "orc-uplink"
         assert moved.get_attr("IFLA_ADDRESS") == "02:97:00:00:00:02"
-        netlink.delete_link(nl, netlink.get_link(nl, "orcifb").index)
+        rtlink.delete_link(nl, rtlink.get_link(nl, "orcifb").index)
         assert oracle_link(ns, "orcifb") is None
     state(ns)
     state(other)
@@ -727,10 +725,10 @@ def test_address_and_route_requests_do_what_they_say(world):
     ns.run("ip", "link", "set", "orca0", "up")
     ns.run("ip", "link", "set", "orca1", "up")
     with ours(ns) as nl:
-        index = netlink.get_link(nl, "orca0").index
-        netlink.add_address(nl, index, "10.97.0.2/24")
-        netlink.add_address(nl, index, "10.98.0.4/31")
-        netlink.add_address(nl, index, "fd97::2/64")
+        index = rtlink.get_link(nl, "orca0").index
+        rtaddr.add_address(nl, index, "10.97.0.2/24")
+        rtaddr.add_address(nl, index, "10.98.0.4/31")
+        rtaddr.add_address(nl, index, "fd97::2/64")
         with oracle(ns) as ipr:
             v4 = {m.get_attr("IFA_LOCAL"): m for m in ipr.get_addr(index=index, family=2)}
         assert v4["10.97.0.2"].get_attr("IFA_BROADCAST") == "10.97.0.255"
@@ -738,13 +736,13 @@ def test_address_and_route_requests_do_what_they_say(world):
         assert v4["10.98.0.4"].get_attr("IFA_BROADCAST") is None
         # the kernel's prefix routes, removed the way ptp removes them
         assert any(r[1] == "10.97.0.0/24" and r[3] == index for r in state(ns)["routes"])
-        ptp_kernel.delete_prefix_route(nl, index, "10.97.0.0/24")
+        rtroute.delete_prefix_route(nl, index, "10.97.0.0/24")
         assert not any(r[1] == "10.97.0.0/24" for r in state(ns)["routes"])
 
-        netlink.add_route(nl, "10.97.0.1/32", oif=index, src="10.97.0.2")
-        netlink.add_route(nl, "10.50.0.0/16", gw="10.97.0.1", oif=index, priority=300,
+        rtroute.add_route(nl, "10.97.0.1/32", oif=index, src="10.97.0.2")
+        rtroute.add_route(nl, "10.50.0.0/16", gw="10.97.0.1", oif=index, priority=300,
                           mtu=1300, advmss=1260)
-        netlink.add_route(nl, "0.0.0.0/0", gw="10.97.0.1", oif=index, table=1000)
+        rtroute.add_route(nl, "0.0.0.0/0", gw="10.97.0.1", oif=index, table=1000)
         with oracle(ns) as ipr:
             [m] = [r for r in ipr.get_routes(family=2) if r["dst_len"] == 16]
             assert (m.get_attr("RTA_DST"), m.get_attr("RTA_GATEWAY"),
@@ -757,61 +755,60 @@ def test_address_and_route_requests_do_what_they_say(world):
             [t1000] = [r for r in ipr.get_routes(family=2, table=1000)]
             assert (t1000.get_attr("RTA_TABLE"), t1000["dst_len"],
                     t1000.get_attr("RTA_GATEWAY")) == (1000, 0, "10.97.0.1")
-        assert [r.gw for r in netlink.list_routes(nl, table=1000)] == ["10.97.0.1"]
+        assert [r.gw for r in rtroute.list_routes(nl, table=1000)] == ["10.97.0.1"]
         nlt.del_route(nl, "0.0.0.0/0", gw="10.97.0.1", oif=index, table=1000)
-        assert netlink.list_routes(nl, table=1000) == []
+        assert rtroute.list_routes(nl, table=1000) == []
 
         # IPv6 routes to one destination via two gateways: one multipath route
         ecmp_hops = [("fd97::a", index), ("fd97::b", index)]
         for gw, oif in ecmp_hops:
-            netlink_ecmp.add_route(nl, "fd50::/64", gw=gw, oif=oif, priority=1024)
+            rtroute.add_route_ecmp(nl, "fd50::/64", gw=gw, oif=oif, priority=1024)
         with oracle(ns) as ipr:
             [m] = [r for r in ipr.get_routes(family=10) if r.get_attr("RTA_DST") == "fd50::"]
             hops = sorted((h.get_attr("RTA_GATEWAY"), h["oif"])
                           for h in m.get_attr("RTA_MULTIPATH"))
         assert hops == ecmp_hops
-        ours_hops = sorted((r.gw, r.oif) for r in netlink_ecmp.list_routes(nl)
+        ours_hops = sorted((r.gw, r.oif) for r in rtroute.list_routes_ecmp(nl)
                            if r.dst == "fd50::/64")
         assert ours_hops == ecmp_hops
-        netlink.del_address(nl, index, "10.98.0.4/31")
+        rtaddr.del_address(nl, index, "10.98.0.4/31")
         state(ns)
 
 
 def test_dad_flags_as_pyroute2_reads_them(world):
     """An IPv6 address on a link without carrier stays tentative: both
     readers see the same 32-bit flags."""
-    from pycni import netlink_dad
     ns = world.container("orcdad")
     ns.run("ip", "link", "add", "orcd0", "type", "veth", "peer", "name", "orcd1")
     ns.run("ip", "link", "set", "orcd0", "up")            # the peer stays down: no carrier
     with ours(ns) as nl:
-        index = netlink.get_link(nl, "orcd0").index
-        netlink.add_address(nl, index, "fd97::d/64")
-        ours_flags = dict(netlink_dad.address_flags(nl, index))
+        index = rtlink.get_link(nl, "orcd0").index
+        rtaddr.add_address(nl, index, "fd97::d/64")
+        ours_flags = dict(rtaddr.address_flags(nl, index))
     with oracle(ns) as ipr:
         theirs = {m.get_attr("IFA_ADDRESS"): m.get_attr("IFA_FLAGS")
                   for m in ipr.get_addr(index=index, family=socket.AF_INET6)}
     assert ours_flags["fd97::d"] == theirs["fd97::d"]
-    assert ours_flags["fd97::d"] & netlink_dad.IFA_F_TENTATIVE
+    assert ours_flags["fd97::d"] & rtaddr.IFA_F_TENTATIVE
 
 
 def test_rule_requests_do_what_they_say(world):
-    from pycni import netlink_rule
+    from pycni.netlink import rule as rtrule
     ns = world.container("orcrule")
     with ours(ns) as nl:
-        netlink_rule.add_rule(nl, "10.97.0.5", 100)
-        netlink_rule.add_rule(nl, "fd97::5", 5000)
+        rtrule.add_rule(nl, "10.97.0.5", 100)
+        rtrule.add_rule(nl, "fd97::5", 5000)
         with oracle(ns) as ipr:
             theirs = sorted((m["family"], m.get_attr("FRA_SRC"), m["src_len"],
                              m.get_attr("FRA_TABLE"), m.get_attr("FRA_PRIORITY"))
                             for m in ipr.get_rules() if m.get_attr("FRA_SRC"))
         mine = sorted((r.family, r.src, r.src_len, r.table, r.priority)
-                      for r in netlink_rule.list_rules(nl) if r.src)
+                      for r in rtrule.list_rules(nl) if r.src)
         assert mine == theirs
         assert [t[1:4] for t in theirs] == [("10.97.0.5", 32, 100), ("fd97::5", 128, 5000)]
-        for r in netlink_rule.list_rules(nl):
+        for r in rtrule.list_rules(nl):
             if r.src:
-                netlink_rule.delete_rule(nl, r)
+                rtrule.delete_rule(nl, r)
         with oracle(ns) as ipr:
             assert not [m for m in ipr.get_rules() if m.get_attr("FRA_SRC")]
 

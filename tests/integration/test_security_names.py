@@ -6,14 +6,15 @@ name; now no link has such a name."""
 import pytest
 
 from pycni import netlink
+from pycni.netlink import link as rtlink
 
 pytestmark = pytest.mark.netns
 
 
 def test_attr_str_refuses_nul():
     with pytest.raises(netlink.NetlinkError):
-        netlink.attr_str(netlink.IFLA_IFNAME, "eth0\0x")
-    assert netlink.attr_str(netlink.IFLA_IFNAME, "eth0").endswith(b"eth0\0" + b"\0" * 3)
+        netlink.attr_str(rtlink.IFLA_IFNAME, "eth0\0x")
+    assert netlink.attr_str(rtlink.IFLA_IFNAME, "eth0").endswith(b"eth0\0" + b"\0" * 3)
 
 
 @pytest.mark.parametrize("master", ["mst0\u0000x", "mst0\u0000"])

@@ -82,7 +82,7 @@ def test_dns_override_only_when_configured():
 
 def test_global_unicast_matches_go():
     import socket
-    from pycni.netlink import Address
+    from pycni.netlink.addr import Address
     from pycni.veth import _global_unicast
 
     def g(a):

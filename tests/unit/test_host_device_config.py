@@ -5,8 +5,8 @@ import os
 import pytest
 
 from pycni.errors import CNIError
-from pycni.netlink import IFF_LOOPBACK, IFF_UP, Link
-from pycni.netlink_hostdev import LinkInfo
+from pycni.netlink.link import IFF_LOOPBACK, IFF_UP, Link
+from pycni.netlink.link import LinkInfo
 from pycni.plugins.host_device import check, config, state
 from pycni.result import DNS, IPConfig, Result, Route, parse_result
 

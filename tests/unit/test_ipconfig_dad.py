@@ -1,4 +1,4 @@
-"""DAD settling (pycni.netlink_dad, pycni.ipconfig): the pure decisions,
+"""DAD settling (pycni.netlink.addr, pycni.ipconfig): the pure decisions,
 address flag parsing, and the settle loop over a scripted kernel."""
 
 import socket
@@ -6,11 +6,11 @@ import struct
 
 import pytest
 
-from pycni import ipconfig, netlink, netlink_dad
+from pycni import ipconfig, netlink
+from pycni.netlink import link as rtlink, addr as rtaddr
 from pycni.errors import INTERNAL
 from pycni.ipconfig import IfacePlan, settle_error, should_settle
-from pycni.netlink_dad import (FAILED, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE,
-                               SETTLED, TIMED_OUT, WAIT, settle_state)
+from pycni.netlink.addr import (FAILED, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, settle_state, SETTLED, TIMED_OUT, WAIT)
 
 OK = 0x80        # IFA_F_PERMANENT: a settled static address
 
@@ -90,32 +90,32 @@ def newaddr(address: str, flags: int, index: int = 2, extended: int | None = Non
             family: int = socket.AF_INET6) -> bytes:
     raw = socket.inet_pton(family, address)
     body = struct.pack("=BBBBI", family, 64, flags & 0xFF, 0, index)
-    body += netlink.attr(netlink.IFA_ADDRESS, raw)
+    body += netlink.attr(rtaddr.IFA_ADDRESS, raw)
     if extended is not None:
-        body += netlink.attr(netlink_dad.IFA_FLAGS, struct.pack("=I", extended))
+        body += netlink.attr(rtaddr.IFA_FLAGS, struct.pack("=I", extended))
     return body
 
 
 def test_parse_address_reads_the_header_flags():
-    assert netlink_dad.parse_address(newaddr("fd00::2", IFA_F_TENTATIVE)) == \
+    assert rtaddr.parse_address(newaddr("fd00::2", IFA_F_TENTATIVE)) == \
         (2, "fd00::2", IFA_F_TENTATIVE)
 
 
 def test_parse_address_prefers_the_32_bit_ifa_flags_attribute():
     flags = IFA_F_DADFAILED | IFA_F_TENTATIVE | 0x100   # 0x100: IFA_F_MANAGETEMPADDR
-    assert netlink_dad.parse_address(newaddr("fd00::2", 0, extended=flags)) == \
+    assert rtaddr.parse_address(newaddr("fd00::2", 0, extended=flags)) == \
         (2, "fd00::2", flags)
 
 
 def test_parse_address_skips_ipv4():
-    assert netlink_dad.parse_address(newaddr("10.0.0.2", 0, family=socket.AF_INET)) is None
+    assert rtaddr.parse_address(newaddr("10.0.0.2", 0, family=socket.AF_INET)) is None
 
 
 # --- the loop, over a scripted kernel --------------------------------------------------
 
 def newlink(index: int, operstate: int = 6, flags: int = 0x10041) -> bytes:
     body = struct.pack("=BxHiII", 0, 1, index, flags, 0)
-    return body + netlink.attr(netlink.IFLA_OPERSTATE, bytes([operstate]))
+    return body + netlink.attr(rtlink.IFLA_OPERSTATE, bytes([operstate]))
 
 
 class ScriptedKernel:
@@ -128,13 +128,13 @@ class ScriptedKernel:
         self.dumps = 0
 
     def request(self, msg_type, flags, body):
-        if msg_type == netlink.RTM_GETLINK:
+        if msg_type == rtlink.RTM_GETLINK:
             (index,) = struct.unpack_from("=i", body, 4)
-            return [(netlink.RTM_NEWLINK, newlink(index, self.operstate, self.flags))]
-        assert msg_type == netlink.RTM_GETADDR
+            return [(rtlink.RTM_NEWLINK, newlink(index, self.operstate, self.flags))]
+        assert msg_type == rtaddr.RTM_GETADDR
         look = self.looks[min(self.dumps, len(self.looks) - 1)]
         self.dumps += 1
-        return [(netlink.RTM_NEWADDR, newaddr(a, f, index=2)) for a, f in look]
+        return [(rtaddr.RTM_NEWADDR, newaddr(a, f, index=2)) for a, f in look]
 
 
 @pytest.fixture
@@ -145,13 +145,13 @@ def fake_time(monkeypatch):
     def wait(sock, seconds):
         waits.append(seconds)
         now[0] += seconds
-    monkeypatch.setattr(netlink_dad, "_listener", lambda: None)
-    monkeypatch.setattr(netlink_dad, "_wait", wait)
+    monkeypatch.setattr(rtaddr, "_listener", lambda: None)
+    monkeypatch.setattr(rtaddr, "_wait", wait)
     return now, waits
 
 
 def run_settle(kernel, now, timeout=5.0):
-    return netlink_dad.settle(kernel, 2, timeout=timeout, clock=lambda: now[0])
+    return rtaddr.settle(kernel, 2, timeout=timeout, clock=lambda: now[0])
 
 
 def test_settle_returns_at_once_when_nothing_is_tentative(fake_time):
@@ -172,7 +172,7 @@ def test_settle_raises_dadfailed(fake_time):
     now, _ = fake_time
     kernel = ScriptedKernel([[("fd00::2", IFA_F_TENTATIVE)],
                              [("fd00::2", IFA_F_TENTATIVE | IFA_F_DADFAILED)]])
-    with pytest.raises(netlink_dad.DadFailed) as exc:
+    with pytest.raises(rtaddr.DadFailed) as exc:
         run_settle(kernel, now)
     assert exc.value.address == "fd00::2"
 
@@ -180,7 +180,7 @@ def test_settle_raises_dadfailed(fake_time):
 def test_settle_is_bounded(fake_time):
     now, waits = fake_time
     kernel = ScriptedKernel([[("fd00::2", IFA_F_TENTATIVE)]])
-    with pytest.raises(netlink_dad.StillTentative):
+    with pytest.raises(rtaddr.StillTentative):
         run_settle(kernel, now, timeout=1.0)
     assert 0.99 <= sum(waits) <= 1.01
 
@@ -219,22 +219,22 @@ class EndlessSocket:
 
 def test_wait_drains_a_bounded_number_of_messages():
     sock = EndlessSocket()
-    netlink_dad._wait(sock, 0.05)
-    assert sock.reads == 1 + netlink_dad.DRAIN_READS
+    rtaddr._wait(sock, 0.05)
+    assert sock.reads == 1 + rtaddr.DRAIN_READS
 
 
 def test_wait_returns_on_a_timeout():
     class Quiet(EndlessSocket):
         def recv(self, size):
             raise TimeoutError("timed out")
-    netlink_dad._wait(Quiet(), 0.05)
+    rtaddr._wait(Quiet(), 0.05)
 
 
 def test_the_listener_joins_the_ipv6_address_group():
-    sock = netlink_dad._listener()
+    sock = rtaddr._listener()
     if sock is None:
         pytest.skip("no netlink here")
     try:
-        assert sock.getsockname()[1] == 1 << (netlink_dad.RTNLGRP_IPV6_IFADDR - 1)
+        assert sock.getsockname()[1] == 1 << (rtaddr.RTNLGRP_IPV6_IFADDR - 1)
     finally:
         sock.close()

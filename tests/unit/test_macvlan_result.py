@@ -4,7 +4,8 @@ import pytest
 
 from pycni import checks as shared_checks
 from pycni.errors import CNIError
-from pycni.netlink import Link, RouteEntry
+from pycni.netlink.link import Link
+from pycni.netlink.route import RouteEntry
 from pycni.plugins.macvlan import check, config
 from pycni.result import DNS, IPConfig, Result, Route, parse_result
 

@@ -1,17 +1,17 @@
 """Every rtnetlink message pycni builds, decoded by pyroute2 (the oracle).
 
-pycni's plugins carry their own netlink codec (lib/netlink*.py,
-plugins/bandwidth/tc.py, plugins/ptp/kernel.py, lib/nfnetlink.py) because
-importing pyroute2 costs more than a whole plugin call. Here pyroute2's
+pycni's plugins carry their own netlink codec (lib/netlink/,
+plugins/bandwidth/tc.py, lib/nfnetlink.py) because importing pyroute2 costs more than a whole plugin call. Here pyroute2's
 message classes (ifinfmsg, ifaddrmsg, rtmsg, tcmsg, nft_table_msg)
 decode what our code would send, and every field is compared with what
 the call meant; in the other direction our parsers read messages that
 pyroute2 encodes the way the kernel dumps them.
 
 No kernel is involved: a `Capture` stands where an RtNetlink socket is
-expected and records each request (type, flags, body). lib/netlink_rule.py's
-rule and route messages are covered by test_sbr_netlink_rule.py; this
-file only adds its request types and flags.
+expected and records each request (type, flags, body). The rule messages
+(lib/netlink/rule.py) and whole route messages (route.py's RouteMsg) are
+covered by test_sbr_netlink_rule.py; this file only adds their request
+types and flags.
 """
 
 import socket
@@ -25,14 +25,10 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 from pycni import netlink as nl
-from pycni import netlink_dad as dad
-from pycni import netlink_ecmp as ecmp
-from pycni import netlink_hostdev as hostdev
-from pycni import netlink_rule as rule
+from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute, rule as rtrule
 from pycni import nfnetlink
 from pycni.plugins.bandwidth import tc
 from pycni.plugins.bandwidth.config import TbfParams
-from pycni.plugins.ptp import kernel as ptp_kernel
 from pycni.netns_fixtures import netlink_testing as nlt
 
 NLMSGHDR = struct.Struct("=IHHII")
@@ -109,10 +105,10 @@ def raw_attr(body: bytes, offset: int, path: list[int]) -> bytes | None:
 # --- links ---------------------------------------------------------------------
 
 def test_create_veth_names_both_ends_and_puts_the_peer_in_its_namespace():
-    msg_type, flags, msg = sent(ifinfmsg, nl.create_veth, "veth1", "eth0", peer_netns_fd=7,
+    msg_type, flags, msg = sent(ifinfmsg, rtlink.create_veth, "veth1", "eth0", peer_netns_fd=7,
                                 mtu=1400, mac="02:00:00:00:00:01",
                                 peer_mac="02:00:00:00:00:02")
-    assert (msg_type, flags) == (nl.RTM_NEWLINK, CREATE_EXCL)
+    assert (msg_type, flags) == (rtlink.RTM_NEWLINK, CREATE_EXCL)
     assert (msg["family"], msg["index"], msg["flags"], msg["change"]) == (0, 0, 0, 0)
     assert msg.get_attr("IFLA_IFNAME") == "veth1"
     assert msg.get_attr("IFLA_MTU") == 1400
@@ -127,7 +123,7 @@ def test_create_veth_names_both_ends_and_puts_the_peer_in_its_namespace():
 
 
 def test_create_veth_minimal_sends_only_the_names():
-    _, _, msg = sent(ifinfmsg, nl.create_veth, "v0", "p0")
+    _, _, msg = sent(ifinfmsg, rtlink.create_veth, "v0", "p0")
     assert names(msg) == ["IFLA_IFNAME", "IFLA_LINKINFO"]
     peer = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
     assert attrs(peer) == [("IFLA_IFNAME", "p0")]
@@ -135,9 +131,9 @@ def test_create_veth_minimal_sends_only_the_names():
 
 @pytest.mark.parametrize("filtering", [None, False, True])
 def test_create_bridge(filtering):
-    msg_type, flags, msg = sent(ifinfmsg, nl.create_bridge, "cni0", mtu=9000,
+    msg_type, flags, msg = sent(ifinfmsg, rtlink.create_bridge, "cni0", mtu=9000,
                                 vlan_filtering=filtering, mac="0a:58:0a:f4:00:01")
-    assert (msg_type, flags) == (nl.RTM_NEWLINK, CREATE_EXCL)
+    assert (msg_type, flags) == (rtlink.RTM_NEWLINK, CREATE_EXCL)
     assert msg.get_attr("IFLA_IFNAME") == "cni0"
     assert msg.get_attr("IFLA_MTU") == 9000
     assert msg.get_attr("IFLA_ADDRESS") == "0a:58:0a:f4:00:01"
@@ -150,9 +146,9 @@ def test_create_bridge(filtering):
         assert attrs(data) == [("IFLA_BR_VLAN_FILTERING", int(filtering))]
 
 
-@pytest.mark.parametrize("mode", sorted(nl.MACVLAN_MODES))
+@pytest.mark.parametrize("mode", sorted(rtlink.MACVLAN_MODES))
 def test_create_macvlan_modes(mode):
-    _, flags, msg = sent(ifinfmsg, nl.create_macvlan_ext, "mv0", 3, mode=mode, netns_fd=9,
+    _, flags, msg = sent(ifinfmsg, rtlink.create_macvlan_ext, "mv0", 3, mode=mode, netns_fd=9,
                          mtu=1500, mac="02:42:ac:11:00:02")
     assert flags == CREATE_EXCL
     assert attrs(msg)[:5] == [("IFLA_IFNAME", "mv0"), ("IFLA_MTU", 1500),
@@ -166,15 +162,15 @@ def test_create_macvlan_modes(mode):
 @pytest.mark.parametrize("queue_len", [0, 1, 100, 1 << 20])
 def test_create_macvlan_ext_broadcast_queue_length(queue_len):
     cap = Capture()
-    nl.create_macvlan_ext(cap, "mv1", 4, mode="private", netns_fd=5, bc_queue_len=queue_len)
+    rtlink.create_macvlan_ext(cap, "mv1", 4, mode="private", netns_fd=5, bc_queue_len=queue_len)
     _, _, body = cap.only()
-    msg = decoded(ifinfmsg, nl.RTM_NEWLINK, body)
+    msg = decoded(ifinfmsg, rtlink.RTM_NEWLINK, body)
     assert attrs(msg)[:3] == [("IFLA_IFNAME", "mv1"), ("IFLA_NET_NS_FD", 5), ("IFLA_LINK", 4)]
     data = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
     assert data.get_attr("IFLA_MACVLAN_MODE") == "private"
     # pyroute2 0.9 does not name IFLA_MACVLAN_BC_QUEUE_LEN (7): read it raw
-    raw = raw_attr(body, 16, [nl.IFLA_LINKINFO, nl.IFLA_INFO_DATA,
-                              nl.IFLA_MACVLAN_BC_QUEUE_LEN])
+    raw = raw_attr(body, 16, [rtlink.IFLA_LINKINFO, rtlink.IFLA_INFO_DATA,
+                              rtlink.IFLA_MACVLAN_BC_QUEUE_LEN])
     if queue_len:
         assert raw == struct.pack("=I", queue_len)
         assert [a[0] for a in data["attrs"]] == ["IFLA_MACVLAN_MODE", "UNKNOWN"]
@@ -185,42 +181,42 @@ def test_create_macvlan_ext_broadcast_queue_length(queue_len):
 
 @pytest.mark.parametrize("up", [False, True])
 def test_create_link_ifb(up):
-    _, flags, msg = sent(ifinfmsg, nl.create_link, "bwp0", "ifb", mtu=1450, up=up, txqlen=0)
+    _, flags, msg = sent(ifinfmsg, rtlink.create_link, "bwp0", "ifb", mtu=1450, up=up, txqlen=0)
     assert flags == CREATE_EXCL
-    want = nl.IFF_UP if up else 0
+    want = rtlink.IFF_UP if up else 0
     assert (msg["flags"], msg["change"]) == (want, want)
     assert attrs(msg)[:3] == [("IFLA_IFNAME", "bwp0"), ("IFLA_MTU", 1450), ("IFLA_TXQLEN", 0)]
     assert msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == "ifb"
 
 
 def test_create_link_without_txqlen_keeps_the_driver_default():
-    _, _, msg = sent(ifinfmsg, nl.create_link, "bwp1", "ifb")
+    _, _, msg = sent(ifinfmsg, rtlink.create_link, "bwp1", "ifb")
     assert names(msg) == ["IFLA_IFNAME", "IFLA_LINKINFO"]
 
 
 @pytest.mark.parametrize("call, args, want", [
-    (nl.set_master, (8,), [("IFLA_MASTER", 8)]),
-    (nl.set_master, (0,), [("IFLA_MASTER", 0)]),
-    (nl.set_mtu, (1280,), [("IFLA_MTU", 1280)]),
-    (nl.set_mac, ("ce:3f:00:12:ab:ff",), [("IFLA_ADDRESS", "ce:3f:00:12:ab:ff")]),
-    (nl.set_txqlen, (0,), [("IFLA_TXQLEN", 0)]),
-    (nl.set_txqlen, (5000,), [("IFLA_TXQLEN", 5000)]),
-    (nl.rename_link, ("eth1",), [("IFLA_IFNAME", "eth1")]),
+    (rtlink.set_master, (8,), [("IFLA_MASTER", 8)]),
+    (rtlink.set_master, (0,), [("IFLA_MASTER", 0)]),
+    (rtlink.set_mtu, (1280,), [("IFLA_MTU", 1280)]),
+    (rtlink.set_mac, ("ce:3f:00:12:ab:ff",), [("IFLA_ADDRESS", "ce:3f:00:12:ab:ff")]),
+    (rtlink.set_txqlen, (0,), [("IFLA_TXQLEN", 0)]),
+    (rtlink.set_txqlen, (5000,), [("IFLA_TXQLEN", 5000)]),
+    (rtlink.rename_link, ("eth1",), [("IFLA_IFNAME", "eth1")]),
 ])
 def test_link_attribute_changes(call, args, want):
     msg_type, flags, msg = sent(ifinfmsg, call, 42, *args)
-    assert (msg_type, flags) == (nl.RTM_NEWLINK, 0)
+    assert (msg_type, flags) == (rtlink.RTM_NEWLINK, 0)
     assert (msg["family"], msg["index"], msg["flags"], msg["change"]) == (0, 42, 0, 0)
     assert attrs(msg) == want
 
 
-@pytest.mark.parametrize("call, bit", [(nl.set_promisc, nl.IFF_PROMISC),
-                                       (nl.set_allmulti, nl.IFF_ALLMULTI),
-                                       (nl.set_link_up, nl.IFF_UP)])
+@pytest.mark.parametrize("call, bit", [(rtlink.set_promisc, rtlink.IFF_PROMISC),
+                                       (rtlink.set_allmulti, rtlink.IFF_ALLMULTI),
+                                       (rtlink.set_link_up, rtlink.IFF_UP)])
 @pytest.mark.parametrize("on", [True, False])
 def test_link_flag_changes_touch_only_their_bit(call, bit, on):
     msg_type, flags, msg = sent(ifinfmsg, call, 6, on)
-    assert (msg_type, flags) == (nl.RTM_NEWLINK, 0)
+    assert (msg_type, flags) == (rtlink.RTM_NEWLINK, 0)
     assert msg["index"] == 6
     assert msg["change"] == bit
     assert msg["flags"] == (bit if on else 0)
@@ -228,8 +224,8 @@ def test_link_flag_changes_touch_only_their_bit(call, bit, on):
 
 
 def test_delete_link():
-    msg_type, flags, msg = sent(ifinfmsg, nl.delete_link, 17)
-    assert (msg_type, flags) == (nl.RTM_DELLINK, 0)
+    msg_type, flags, msg = sent(ifinfmsg, rtlink.delete_link, 17)
+    assert (msg_type, flags) == (rtlink.RTM_DELLINK, 0)
     assert (msg["family"], msg["index"], msg["flags"], msg["change"]) == (0, 17, 0, 0)
     assert attrs(msg) == []
 
@@ -242,58 +238,58 @@ def test_delete_link():
 ])
 def test_bridge_port_flags_are_nested_protinfo_of_the_bridge_family(hairpin, isolated, want):
     cap = Capture()
-    nl.set_bridge_port(cap, 9, hairpin=hairpin, isolated=isolated)
+    rtlink.set_bridge_port(cap, 9, hairpin=hairpin, isolated=isolated)
     msg_type, flags, body = cap.only()
-    assert (msg_type, flags) == (nl.RTM_SETLINK, 0)
+    assert (msg_type, flags) == (rtlink.RTM_SETLINK, 0)
     msg = decoded(ifinfmsg, msg_type, body)
     assert (msg["family"], msg["index"]) == (socket.AF_BRIDGE, 9)
     [protinfo] = msg["attrs"]
     assert protinfo[0] == "IFLA_PROTINFO"
     # the kernel wants NLA_F_NESTED on it (pyroute2 strips the flag when decoding)
-    assert struct.unpack_from("=HH", body, 16)[1] == nl.IFLA_PROTINFO | nl.NLA_F_NESTED
+    assert struct.unpack_from("=HH", body, 16)[1] == rtlink.IFLA_PROTINFO | nl.NLA_F_NESTED
     assert attrs(protinfo[1]) == want
 
 
 def test_bridge_port_without_flags_sends_nothing():
     cap = Capture()
-    nl.set_bridge_port(cap, 9)
+    rtlink.set_bridge_port(cap, 9)
     assert cap.sent == []
 
 
 @pytest.mark.parametrize("call, kw, want_index, want_attrs", [
-    (nl.get_link, {"name": "eth0"}, 0, [("IFLA_IFNAME", "eth0")]),
-    (nl.get_link_by_index, {"index": 12}, 12, []),
-    (hostdev.get_link_info, {"name": "ens5"}, 0, [("IFLA_IFNAME", "ens5")]),
-    (hostdev.get_link_info, {"index": 3}, 3, []),
+    (rtlink.get_link, {"name": "eth0"}, 0, [("IFLA_IFNAME", "eth0")]),
+    (rtlink.get_link_by_index, {"index": 12}, 12, []),
+    (rtlink.get_link_info, {"name": "ens5"}, 0, [("IFLA_IFNAME", "ens5")]),
+    (rtlink.get_link_info, {"index": 3}, 3, []),
 ])
 def test_link_queries(call, kw, want_index, want_attrs):
     msg_type, flags, msg = sent(ifinfmsg, call, **kw)
-    assert (msg_type, flags) == (nl.RTM_GETLINK, 0)
+    assert (msg_type, flags) == (rtlink.RTM_GETLINK, 0)
     assert (msg["family"], msg["index"]) == (0, want_index)
     assert attrs(msg) == want_attrs
 
 
-@pytest.mark.parametrize("call", [nlt.list_links, hostdev.list_link_infos])
+@pytest.mark.parametrize("call", [nlt.list_links, rtlink.list_link_infos])
 def test_link_dumps(call):
     msg_type, flags, msg = sent(ifinfmsg, call)
-    assert (msg_type, flags) == (nl.RTM_GETLINK, nl.NLM_F_DUMP)
+    assert (msg_type, flags) == (rtlink.RTM_GETLINK, nl.NLM_F_DUMP)
     assert (msg["family"], msg["index"], attrs(msg)) == (0, 0, [])
 
 
 def test_names_with_a_nul_are_refused_before_anything_is_sent():
     cap = Capture()
     with pytest.raises(nl.NetlinkError):
-        nl.rename_link(cap, 3, "eth0\0x")
-    assert nl.get_link(cap, "eth0\0x") is None
-    assert hostdev.get_link_info(cap, "eth0\0x") is None
+        rtlink.rename_link(cap, 3, "eth0\0x")
+    assert rtlink.get_link(cap, "eth0\0x") is None
+    assert rtlink.get_link_info(cap, "eth0\0x") is None
     assert cap.sent == []
 
 
 # --- host-device -----------------------------------------------------------------
 
 def test_set_alias():
-    msg_type, flags, msg = sent(ifinfmsg, hostdev.set_alias, 4, "ens5")
-    assert (msg_type, flags) == (nl.RTM_NEWLINK, 0)
+    msg_type, flags, msg = sent(ifinfmsg, rtlink.set_alias, 4, "ens5")
+    assert (msg_type, flags) == (rtlink.RTM_NEWLINK, 0)
     assert msg["index"] == 4
     # IFLA_IFALIAS goes without a NUL (as iproute2 sends it); pyroute2 reads it as text
     assert attrs(msg) == [("IFLA_IFALIAS", "ens5")]
@@ -301,14 +297,14 @@ def test_set_alias():
 
 def test_set_alias_empty_removes_it():
     cap = Capture()
-    hostdev.set_alias(cap, 4, "")
+    rtlink.set_alias(cap, 4, "")
     _, _, body = cap.only()
-    assert raw_attr(body, 16, [hostdev.IFLA_IFALIAS]) == b""
+    assert raw_attr(body, 16, [rtlink.IFLA_IFALIAS]) == b""
 
 
 def test_move_link_moves_and_renames_in_one_request():
-    msg_type, flags, msg = sent(ifinfmsg, hostdev.move_link, 5, 8, "net1")
-    assert (msg_type, flags) == (nl.RTM_NEWLINK, 0)
+    msg_type, flags, msg = sent(ifinfmsg, rtlink.move_link, 5, 8, "net1")
+    assert (msg_type, flags) == (rtlink.RTM_NEWLINK, 0)
     assert msg["index"] == 5
     assert attrs(msg) == [("IFLA_NET_NS_FD", 8), ("IFLA_IFNAME", "net1")]
 
@@ -331,32 +327,32 @@ def test_parse_link_reads_what_pyroute2_encodes():
         IFLA_MASTER=3, IFLA_LINK=4, IFLA_OPERSTATE="UP",
         IFLA_LINKINFO={"attrs": [("IFLA_INFO_KIND", "macvlan"), ("IFLA_INFO_DATA", {
             "attrs": [("IFLA_MACVLAN_MODE", "passthru")]})]})
-    link = nl._parse_link(body)
-    assert link == nl.Link(index=7, name="mv0", flags=0x11043, mtu=1450,
+    link = rtlink._parse_link(body)
+    assert link == rtlink.Link(index=7, name="mv0", flags=0x11043, mtu=1450,
                            mac="02:11:22:33:44:55", kind="macvlan", master=3, link=4,
                            operstate=6)
     assert link.is_up
-    cap = Capture([(nl.RTM_NEWLINK, body)])
-    found, data = nl.get_link_info_data(cap, "mv0")
+    cap = Capture([(rtlink.RTM_NEWLINK, body)])
+    found, data = rtlink.get_link_info_data(cap, "mv0")
     assert found == link
-    assert nl.macvlan_mode(data) == "passthru"
-    assert nl.get_link_attrs(cap, "mv0")[1][nl.IFLA_MTU] == struct.pack("=I", 1450)
+    assert rtlink.macvlan_mode(data) == "passthru"
+    assert rtlink.get_link_attrs(cap, "mv0")[1][rtlink.IFLA_MTU] == struct.pack("=I", 1450)
 
 
-@pytest.mark.parametrize("mode", sorted(nl.MACVLAN_MODES))
+@pytest.mark.parametrize("mode", sorted(rtlink.MACVLAN_MODES))
 def test_macvlan_mode_reads_pyroute2s_encoding(mode):
     body = kernel_link(IFLA_IFNAME="m", IFLA_LINKINFO={"attrs": [
         ("IFLA_INFO_KIND", "macvlan"),
         ("IFLA_INFO_DATA", {"attrs": [("IFLA_MACVLAN_MODE", mode)]})]})
-    _, data = nl.get_link_info_data(Capture([(nl.RTM_NEWLINK, body)]), "m")
-    assert nl.macvlan_mode(data) == mode
+    _, data = rtlink.get_link_info_data(Capture([(rtlink.RTM_NEWLINK, body)]), "m")
+    assert rtlink.macvlan_mode(data) == mode
 
 
 def test_list_links_keeps_only_link_messages():
     a = kernel_link(1, 0x49, IFLA_IFNAME="lo", IFLA_MTU=65536)
     b = kernel_link(2, 0x1003, IFLA_IFNAME="eth0", IFLA_ADDRESS="aa:bb:cc:dd:ee:ff")
-    links = nlt.list_links(Capture([(nl.RTM_NEWLINK, a), (nl.RTM_NEWADDR, b"junk"),
-                                    (nl.RTM_NEWLINK, b)]))
+    links = nlt.list_links(Capture([(rtlink.RTM_NEWLINK, a), (rtaddr.RTM_NEWADDR, b"junk"),
+                                    (rtlink.RTM_NEWLINK, b)]))
     assert [(link.index, link.name, link.mtu, link.mac) for link in links] == [
         (1, "lo", 65536, ""), (2, "eth0", 0, "aa:bb:cc:dd:ee:ff")]
 
@@ -367,21 +363,21 @@ def test_parse_link_info_identity():
                        IFLA_IFALIAS="uplink", IFLA_PARENT_DEV_NAME="0000:00:05.0",
                        IFLA_PARENT_DEV_BUS_NAME="pci")
     # IFLA_PERM_ADDRESS is raw bytes on the wire (pyroute2 maps it as 'hex' text)
-    body += nl.attr(hostdev.IFLA_PERM_ADDRESS, perm)
-    info = hostdev.parse_link_info(body)
+    body += nl.attr(rtlink.IFLA_PERM_ADDRESS, perm)
+    info = rtlink.parse_link_info(body)
     assert (info.index, info.name, info.link.mtu, info.link.mac) == \
         (7, "ens5", 9001, "02:11:22:33:44:55")
     assert info.alias == "uplink"
     assert info.perm_mac == "02:aa:bb:cc:dd:ee"
     assert (info.parent, info.parent_bus) == ("0000:00:05.0", "pci")
     assert info.raw_mac == bytes.fromhex("021122334455")
-    check = decoded(ifinfmsg, nl.RTM_NEWLINK, body)      # the oracle agrees on the bytes
+    check = decoded(ifinfmsg, rtlink.RTM_NEWLINK, body)      # the oracle agrees on the bytes
     assert check.get_attr("IFLA_PERM_ADDRESS") == "02:aa:bb:cc:dd:ee"
 
 
 def test_parse_link_info_without_a_permanent_address():
-    info = hostdev.parse_link_info(kernel_link(1, 0x49, IFLA_IFNAME="lo") +
-                                   nl.attr(hostdev.IFLA_PERM_ADDRESS, bytes(6)))
+    info = rtlink.parse_link_info(kernel_link(1, 0x49, IFLA_IFNAME="lo") +
+                                   nl.attr(rtlink.IFLA_PERM_ADDRESS, bytes(6)))
     assert info.perm_mac == ""
     assert info.is_loopback
 
@@ -401,8 +397,8 @@ def test_parse_link_info_without_a_permanent_address():
     ("2001:db8::ffff:1/127", socket.AF_INET6, 127, None),
 ])
 @pytest.mark.parametrize("call, msg_type, flags", [
-    (nl.add_address, nl.RTM_NEWADDR, CREATE_EXCL),
-    (nl.del_address, nl.RTM_DELADDR, 0),
+    (rtaddr.add_address, rtaddr.RTM_NEWADDR, CREATE_EXCL),
+    (rtaddr.del_address, rtaddr.RTM_DELADDR, 0),
 ])
 def test_address_messages(call, msg_type, flags, cidr, family, prefixlen, broadcast):
     got_type, got_flags, msg = sent(ifaddrmsg, call, 5, cidr)
@@ -434,24 +430,24 @@ def kernel_address(family, address, prefixlen, index, scope=0, flags=0, ifa_flag
 
 def test_list_addresses_reads_what_pyroute2_encodes():
     replies = [
-        (nl.RTM_NEWADDR, kernel_address(socket.AF_INET, "10.1.2.3", 24, 5)),
-        (nl.RTM_NEWADDR, kernel_address(socket.AF_INET6, "fd00::3", 64, 5)),
-        (nl.RTM_NEWADDR, kernel_address(socket.AF_INET6, "fe80::1", 64, 5, scope=253)),
-        (nl.RTM_NEWADDR, kernel_address(socket.AF_INET, "10.9.9.9", 32, 6)),
+        (rtaddr.RTM_NEWADDR, kernel_address(socket.AF_INET, "10.1.2.3", 24, 5)),
+        (rtaddr.RTM_NEWADDR, kernel_address(socket.AF_INET6, "fd00::3", 64, 5)),
+        (rtaddr.RTM_NEWADDR, kernel_address(socket.AF_INET6, "fe80::1", 64, 5, scope=253)),
+        (rtaddr.RTM_NEWADDR, kernel_address(socket.AF_INET, "10.9.9.9", 32, 6)),
         # point-to-point: IFA_LOCAL is ours, IFA_ADDRESS the peer
-        (nl.RTM_NEWADDR, kernel_address(socket.AF_INET, "10.7.0.1", 32, 5, peer="10.7.0.2")),
-        (nl.RTM_NEWLINK, b"not an address"),
+        (rtaddr.RTM_NEWADDR, kernel_address(socket.AF_INET, "10.7.0.1", 32, 5, peer="10.7.0.2")),
+        (rtlink.RTM_NEWLINK, b"not an address"),
     ]
     cap = Capture(replies)
-    got = nl.list_addresses(cap, 5)
+    got = rtaddr.list_addresses(cap, 5)
     assert [(a.family, a.cidr, a.scope, a.index) for a in got] == [
         (socket.AF_INET, "10.1.2.3/24", 0, 5),
         (socket.AF_INET6, "fd00::3/64", 0, 5),
         (socket.AF_INET6, "fe80::1/64", 253, 5),
         (socket.AF_INET, "10.7.0.1/32", 0, 5)]
-    assert len(nl.list_addresses(cap)) == 5
+    assert len(rtaddr.list_addresses(cap)) == 5
     msg_type, flags, body = cap.sent[0]
-    assert (msg_type, flags) == (nl.RTM_GETADDR, nl.NLM_F_DUMP)
+    assert (msg_type, flags) == (rtaddr.RTM_GETADDR, nl.NLM_F_DUMP)
     assert decoded(ifaddrmsg, msg_type, body)["family"] == socket.AF_UNSPEC
 
 
@@ -459,29 +455,29 @@ def test_list_addresses_reads_what_pyroute2_encodes():
 
 def test_dad_asks_for_the_links_ipv6_addresses():
     cap = Capture()
-    dad.address_flags(cap, 9)
+    rtaddr.address_flags(cap, 9)
     msg_type, flags, body = cap.only()
-    assert (msg_type, flags) == (nl.RTM_GETADDR, nl.NLM_F_DUMP)
+    assert (msg_type, flags) == (rtaddr.RTM_GETADDR, nl.NLM_F_DUMP)
     msg = decoded(ifaddrmsg, msg_type, body)
     assert (msg["family"], msg["index"]) == (socket.AF_INET6, 9)
 
 
-@pytest.mark.parametrize("ifa_flags", [None, dad.IFA_F_TENTATIVE, dad.IFA_F_DADFAILED,
-                                       dad.IFA_F_TENTATIVE | 0x100, 0x200])
+@pytest.mark.parametrize("ifa_flags", [None, rtaddr.IFA_F_TENTATIVE, rtaddr.IFA_F_DADFAILED,
+                                       rtaddr.IFA_F_TENTATIVE | 0x100, 0x200])
 def test_dad_flags_prefer_the_32_bit_attribute(ifa_flags):
     header = 0x80 | (ifa_flags or 0) & 0xFF            # permanent + the low bits
     body = kernel_address(socket.AF_INET6, "fd00::9", 64, 9, flags=header,
                           ifa_flags=ifa_flags)
-    assert decoded(ifaddrmsg, nl.RTM_NEWADDR, body)["flags"] == header & 0xFF
+    assert decoded(ifaddrmsg, rtaddr.RTM_NEWADDR, body)["flags"] == header & 0xFF
     want = header if ifa_flags is None else ifa_flags
-    assert dad.parse_address(body) == (9, "fd00::9", want)
-    cap = Capture([(nl.RTM_NEWADDR, body),
-                   (nl.RTM_NEWADDR, kernel_address(socket.AF_INET6, "fd00::8", 64, 8))])
-    assert dad.address_flags(cap, 9) == [("fd00::9", want)]
+    assert rtaddr.parse_address(body) == (9, "fd00::9", want)
+    cap = Capture([(rtaddr.RTM_NEWADDR, body),
+                   (rtaddr.RTM_NEWADDR, kernel_address(socket.AF_INET6, "fd00::8", 64, 8))])
+    assert rtaddr.address_flags(cap, 9) == [("fd00::9", want)]
 
 
 def test_dad_ignores_ipv4():
-    assert dad.parse_address(kernel_address(socket.AF_INET, "10.0.0.1", 24, 1)) is None
+    assert rtaddr.parse_address(kernel_address(socket.AF_INET, "10.0.0.1", 24, 1)) is None
 
 
 # --- routes ----------------------------------------------------------------------
@@ -510,9 +506,9 @@ ROUTE_CASES = [
 
 @pytest.mark.parametrize("kw, family, dst_len, table, scope, want", ROUTE_CASES)
 @pytest.mark.parametrize("call, msg_type, flags", [
-    (nl.add_route, nl.RTM_NEWROUTE, CREATE_EXCL),
-    (nlt.del_route, nl.RTM_DELROUTE, 0),
-    (ecmp.add_route, nl.RTM_NEWROUTE, nl.NLM_F_CREATE),   # RouteAddEcmp: no EXCL
+    (rtroute.add_route, rtroute.RTM_NEWROUTE, CREATE_EXCL),
+    (nlt.del_route, rtroute.RTM_DELROUTE, 0),
+    (rtroute.add_route_ecmp, rtroute.RTM_NEWROUTE, nl.NLM_F_CREATE),   # RouteAddEcmp: no EXCL
 ])
 def test_route_messages(call, msg_type, flags, kw, family, dst_len, table, scope, want):
     got_type, got_flags, msg = sent(rtmsg, call, **kw)
@@ -520,40 +516,40 @@ def test_route_messages(call, msg_type, flags, kw, family, dst_len, table, scope
     assert (msg["family"], msg["dst_len"], msg["src_len"], msg["tos"]) == \
         (family, dst_len, 0, 0)
     assert (msg["table"], msg["proto"], msg["scope"], msg["type"], msg["flags"]) == \
-        (table, nl.RTPROT_BOOT, scope, nl.RTN_UNICAST, 0)
+        (table, rtroute.RTPROT_BOOT, scope, rtroute.RTN_UNICAST, 0)
     assert attrs(msg) == want
 
 
-@pytest.mark.parametrize("builder", [nl._route_body, ecmp.route_body])
+@pytest.mark.parametrize("builder", [rtroute.route_body, rtroute.route_body])
 def test_route_metrics_are_nested(builder):
     body = builder("10.9.0.0/16", gw="10.1.2.1", mtu=1400, advmss=1360)
-    msg = decoded(rtmsg, nl.RTM_NEWROUTE, body)
+    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE, body)
     metrics = msg.get_attr("RTA_METRICS")
     assert attrs(metrics) == [("RTAX_MTU", 1400), ("RTAX_ADVMSS", 1360)]
-    only_mtu = decoded(rtmsg, nl.RTM_NEWROUTE, builder("10.9.0.0/16", oif=2, mtu=9000))
+    only_mtu = decoded(rtmsg, rtroute.RTM_NEWROUTE, builder("10.9.0.0/16", oif=2, mtu=9000))
     assert attrs(only_mtu.get_attr("RTA_METRICS")) == [("RTAX_MTU", 9000)]
 
 
 def test_route_preferred_source():
-    msg = decoded(rtmsg, nl.RTM_NEWROUTE,
-                  nl._route_body("10.9.0.0/16", gw="10.1.2.1", src="10.1.2.3"))
+    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE,
+                  rtroute.route_body("10.9.0.0/16", gw="10.1.2.1", src="10.1.2.3"))
     assert msg.get_attr("RTA_PREFSRC") == "10.1.2.3"
-    msg6 = decoded(rtmsg, nl.RTM_NEWROUTE, nl._route_body("::/0", gw="fe80::1", src="fd00::3"))
+    msg6 = decoded(rtmsg, rtroute.RTM_NEWROUTE, rtroute.route_body("::/0", gw="fe80::1", src="fd00::3"))
     assert msg6.get_attr("RTA_PREFSRC") == "fd00::3"
 
 
 def test_both_route_builders_agree_where_they_overlap():
     for kw, *_ in ROUTE_CASES:
-        assert nl._route_body(**kw) == ecmp.route_body(**kw)
+        assert rtroute.route_body(**kw) == rtroute.route_body(**kw)
 
 
 def test_ptp_deletes_the_kernels_prefix_route_with_any_protocol_and_scope():
     for cidr, family, dst in [("10.1.2.0/24", socket.AF_INET, "10.1.2.0"),
                               ("fd00:1::/64", socket.AF_INET6, "fd00:1::")]:
-        msg_type, flags, msg = sent(rtmsg, ptp_kernel.delete_prefix_route, 6, cidr)
-        assert (msg_type, flags) == (nl.RTM_DELROUTE, 0)
+        msg_type, flags, msg = sent(rtmsg, rtroute.delete_prefix_route, 6, cidr)
+        assert (msg_type, flags) == (rtroute.RTM_DELROUTE, 0)
         assert (msg["family"], msg["dst_len"], msg["table"]) == \
-            (family, int(cidr.split("/")[1]), nl.RT_TABLE_MAIN)
+            (family, int(cidr.split("/")[1]), rtroute.RT_TABLE_MAIN)
         assert (msg["proto"], msg["scope"], msg["type"]) == (0, 255, 0)   # any
         assert attrs(msg) == [("RTA_DST", dst), ("RTA_OIF", 6)]
 
@@ -573,28 +569,28 @@ def kernel_route(family=socket.AF_INET, dst_len=0, table=254, scope=0, rtype=1,
 
 def test_list_routes_reads_what_pyroute2_encodes():
     replies = [
-        (nl.RTM_NEWROUTE, kernel_route(RTA_GATEWAY="10.1.2.1", RTA_OIF=2)),
-        (nl.RTM_NEWROUTE, kernel_route(dst_len=24, scope=253, RTA_DST="10.1.2.0",
+        (rtroute.RTM_NEWROUTE, kernel_route(RTA_GATEWAY="10.1.2.1", RTA_OIF=2)),
+        (rtroute.RTM_NEWROUTE, kernel_route(dst_len=24, scope=253, RTA_DST="10.1.2.0",
                                        RTA_OIF=2, RTA_PREFSRC="10.1.2.3", RTA_PRIORITY=5)),
-        (nl.RTM_NEWROUTE, kernel_route(table=252, dst_len=24, RTA_DST="10.5.0.0",
+        (rtroute.RTM_NEWROUTE, kernel_route(table=252, dst_len=24, RTA_DST="10.5.0.0",
                                        RTA_TABLE=1000, RTA_OIF=2)),
-        (nl.RTM_NEWROUTE, kernel_route(table=255, dst_len=32, rtype=2,      # local
+        (rtroute.RTM_NEWROUTE, kernel_route(table=255, dst_len=32, rtype=2,      # local
                                        RTA_DST="10.1.2.3", RTA_OIF=2)),
-        (nl.RTM_NEWROUTE, kernel_route(socket.AF_INET6, 64, RTA_DST="fd00::",
+        (rtroute.RTM_NEWROUTE, kernel_route(socket.AF_INET6, 64, RTA_DST="fd00::",
                                        RTA_OIF=2, RTA_PRIORITY=256)),
     ]
     cap = Capture(replies)
-    main = nl.list_routes(cap)
+    main = rtroute.list_routes(cap)
     assert main == [
-        nl.RouteEntry(socket.AF_INET, "0.0.0.0/0", gw="10.1.2.1", oif=2),
-        nl.RouteEntry(socket.AF_INET, "10.1.2.0/24", oif=2, priority=5, scope=253,
+        rtroute.RouteEntry(socket.AF_INET, "0.0.0.0/0", gw="10.1.2.1", oif=2),
+        rtroute.RouteEntry(socket.AF_INET, "10.1.2.0/24", oif=2, priority=5, scope=253,
                       src="10.1.2.3"),
-        nl.RouteEntry(socket.AF_INET6, "fd00::/64", oif=2, priority=256)]
-    assert ecmp.list_routes(cap) == main
-    assert [r.dst for r in nl.list_routes(cap, table=1000)] == ["10.5.0.0/24"]
-    assert len(nl.list_routes(cap, table=None)) == 4     # the local route is not unicast
+        rtroute.RouteEntry(socket.AF_INET6, "fd00::/64", oif=2, priority=256)]
+    assert rtroute.list_routes_ecmp(cap) == main
+    assert [r.dst for r in rtroute.list_routes(cap, table=1000)] == ["10.5.0.0/24"]
+    assert len(rtroute.list_routes(cap, table=None)) == 4     # the local route is not unicast
     msg_type, flags, body = cap.sent[0]
-    assert (msg_type, flags) == (nl.RTM_GETROUTE, nl.NLM_F_DUMP)
+    assert (msg_type, flags) == (rtroute.RTM_GETROUTE, nl.NLM_F_DUMP)
     assert decoded(rtmsg, msg_type, body)["family"] == socket.AF_UNSPEC
 
 
@@ -604,30 +600,30 @@ def test_multipath_route_is_one_entry_per_next_hop():
                             {"oif": 3, "hops": 0, "attrs": [("RTA_GATEWAY", "fe80::1")]},
                             {"oif": 4, "hops": 1, "attrs": [("RTA_GATEWAY", "fe80::2")]},
                             {"oif": 5, "hops": 0, "attrs": []}])
-    assert ecmp.parse_route(body) == [
-        nl.RouteEntry(socket.AF_INET6, "fd00:9::/64", gw="fe80::1", oif=3, priority=1024),
-        nl.RouteEntry(socket.AF_INET6, "fd00:9::/64", gw="fe80::2", oif=4, priority=1024),
-        nl.RouteEntry(socket.AF_INET6, "fd00:9::/64", gw="", oif=5, priority=1024)]
+    assert rtroute.parse_route_ecmp(body) == [
+        rtroute.RouteEntry(socket.AF_INET6, "fd00:9::/64", gw="fe80::1", oif=3, priority=1024),
+        rtroute.RouteEntry(socket.AF_INET6, "fd00:9::/64", gw="fe80::2", oif=4, priority=1024),
+        rtroute.RouteEntry(socket.AF_INET6, "fd00:9::/64", gw="", oif=5, priority=1024)]
     v4 = kernel_route(dst_len=0, RTA_MULTIPATH=[
         {"oif": 7, "attrs": [("RTA_GATEWAY", "10.0.0.1")]},
         {"oif": 7, "attrs": [("RTA_GATEWAY", "10.0.0.2")]}])
-    assert [(r.gw, r.oif) for r in ecmp.parse_route(v4)] == [("10.0.0.1", 7), ("10.0.0.2", 7)]
+    assert [(r.gw, r.oif) for r in rtroute.parse_route_ecmp(v4)] == [("10.0.0.1", 7), ("10.0.0.2", 7)]
 
 
 def test_netlink_rule_request_types_and_flags():
     cases = [
-        (rule.add_rule, ("10.9.0.5", 100), rule.RTM_NEWRULE, CREATE_EXCL),
-        (rule.delete_rule_like, ("10.9.0.5", 100), rule.RTM_DELRULE, 0),
+        (rtrule.add_rule, ("10.9.0.5", 100), rtrule.RTM_NEWRULE, CREATE_EXCL),
+        (rtrule.delete_rule_like, ("10.9.0.5", 100), rtrule.RTM_DELRULE, 0),
     ]
     for call, args, msg_type, flags in cases:
         cap = Capture()
         call(cap, *args)
         got_type, got_flags, body = cap.only()
         assert (got_type, got_flags) == (msg_type, flags)
-        assert body == rule.rule_message(*args)
-    route = rule.default_route("10.9.0.1", 3, 100)
-    for call, msg_type, flags in [(rule.add_route, rule.RTM_NEWROUTE, CREATE_EXCL),
-                                  (rule.replace_route, rule.RTM_NEWROUTE,
+        assert body == rtrule.rule_message(*args)
+    route = rtroute.default_route("10.9.0.1", 3, 100)
+    for call, msg_type, flags in [(rtroute.add_route_msg, rtroute.RTM_NEWROUTE, CREATE_EXCL),
+                                  (rtroute.replace_route_msg, rtroute.RTM_NEWROUTE,
                                    nl.NLM_F_CREATE | nl.NLM_F_REPLACE)]:
         cap = Capture()
         call(cap, route, 100)
@@ -862,13 +858,13 @@ def test_portmap_asks_the_kernel_for_the_route_to_the_container(monkeypatch):
     class Routes(Capture):
         def request(self, msg_type, flags, body):
             self.sent.append((msg_type, flags, body))
-            return [(nl.RTM_NEWROUTE, route)] if msg_type == nl.RTM_GETROUTE \
-                else [(nl.RTM_NEWLINK, link)]
+            return [(rtroute.RTM_NEWROUTE, route)] if msg_type == rtroute.RTM_GETROUTE \
+                else [(rtlink.RTM_NEWLINK, link)]
     cap = Routes()
     monkeypatch.setattr(nl, "RtNetlink", lambda: cap)
     assert portmap_plugin.host_interface_to("10.97.0.2") == "cni0"
     msg_type, flags, body = cap.sent[0]
-    assert (msg_type, flags) == (nl.RTM_GETROUTE, 0)
+    assert (msg_type, flags) == (rtroute.RTM_GETROUTE, 0)
     msg = decoded(rtmsg, msg_type, body)
     assert (msg["family"], msg["dst_len"]) == (socket.AF_INET, 32)
     assert attrs(msg) == [("RTA_DST", "10.97.0.2")]

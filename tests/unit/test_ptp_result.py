@@ -4,7 +4,8 @@ CHECK (no root)."""
 import pytest
 
 from pycni.errors import CNIError
-from pycni.netlink import Link, RouteEntry
+from pycni.netlink.link import Link
+from pycni.netlink.route import RouteEntry
 from pycni.plugins.ptp import check, config
 from pycni.result import DNS, Interface, IPConfig, Result, parse_result
 
@@ -215,16 +216,16 @@ class RecordingSocket:
 def test_prefix_route_delete_matches_any_protocol_and_scope(cidr, family, dst):
     import struct
     from pycni import netlink
-    from pycni.plugins.ptp import kernel
+    from pycni.netlink import route as rtroute
     nl = RecordingSocket()
-    kernel.delete_prefix_route(nl, 7, cidr)
+    rtroute.delete_prefix_route(nl, 7, cidr)
     (msg_type, flags, body), = nl.sent
-    assert (msg_type, flags) == (netlink.RTM_DELROUTE, 0)
+    assert (msg_type, flags) == (rtroute.RTM_DELROUTE, 0)
     fam, dst_len, _src_len, _tos, table, proto, scope, rtype, _f = \
         struct.unpack_from("=BBBBBBBBI", body)
     # protocol 0 and scope "nowhere" match the kernel's own route
     assert (fam, dst_len, table, proto, scope, rtype) == \
         (family, int(cidr.split("/")[1]), 254, 0, 255, 0)
     attrs = netlink.parse_attrs(body[12:])
-    assert attrs[netlink.RTA_DST] == dst
-    assert struct.unpack("=I", attrs[netlink.RTA_OIF]) == (7,)
+    assert attrs[rtroute.RTA_DST] == dst
+    assert struct.unpack("=I", attrs[rtroute.RTA_OIF]) == (7,)

@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from pycni import netlink_rule, skel
+from pycni import skel
+from pycni.netlink import route as rtroute, rule as rtrule
 from pycni.plugins.sbr import plugin
 from pycni.result import parse_result
 
@@ -74,10 +75,10 @@ def test_supports_every_version():
 
 # --- CHECK's verdict -------------------------------------------------------------
 
-def rule(src: str, table: int, src_len: int | None = None, **kw) -> netlink_rule.Rule:
+def rule(src: str, table: int, src_len: int | None = None, **kw) -> rtrule.Rule:
     family = socket.AF_INET6 if ":" in src else socket.AF_INET
     bits = 128 if family == socket.AF_INET6 else 32
-    return netlink_rule.Rule(family=family, table=table, src=src,
+    return rtrule.Rule(family=family, table=table, src=src,
                              src_len=bits if src_len is None else src_len, **kw)
 
 
@@ -86,8 +87,8 @@ def ips(*addresses):
                          "ips": [{"address": a} for a in addresses]}, "1.0.0").ips
 
 
-DEFAULT_RULES = [netlink_rule.Rule(family=2, table=255, priority=0),
-                 netlink_rule.Rule(family=2, table=254, priority=32766)]
+DEFAULT_RULES = [rtrule.Rule(family=2, table=255, priority=0),
+                 rtrule.Rule(family=2, table=254, priority=32766)]
 
 
 def test_check_finds_every_rule():
@@ -129,8 +130,8 @@ def test_check_compares_addresses_not_their_spelling():
     assert not plugin.same_address("10.9.0.1", "fd09::1")
 
 
-def route(table: int, gw: str, oif: int = 2, dst_len: int = 0) -> netlink_rule.RouteMsg:
-    r = netlink_rule.default_route(gw, oif, table)
+def route(table: int, gw: str, oif: int = 2, dst_len: int = 0) -> rtroute.RouteMsg:
+    r = rtroute.default_route(gw, oif, table)
     r.dst_len = dst_len
     return r
 
@@ -163,24 +164,24 @@ def test_check_notices_a_missing_default_route(routes):
 def test_rollback_deletes_rules_empties_the_tables_and_restores_device_routes_first(
         monkeypatch):
     calls = []
-    main = [netlink_rule.parse_route(netlink_rule.route_message(r, 254)) for r in (
-        netlink_rule.default_route("10.9.0.1", 2, 254),
-        netlink_rule.RouteMsg(family=socket.AF_INET, dst_len=24, src_len=0, tos=0, table=254,
+    main = [rtroute.parse_route_msg(rtroute.route_message(r, 254)) for r in (
+        rtroute.default_route("10.9.0.1", 2, 254),
+        rtroute.RouteMsg(family=socket.AF_INET, dst_len=24, src_len=0, tos=0, table=254,
                               protocol=2, scope=253, type=1, flags=0,
-                              attrs={netlink_rule.RTA_DST: socket.inet_aton("10.9.0.0"),
-                                     netlink_rule.RTA_OIF: (2).to_bytes(4, "little")}))]
+                              attrs={rtroute.RTA_DST: socket.inet_aton("10.9.0.0"),
+                                     rtroute.RTA_OIF: (2).to_bytes(4, "little")}))]
     in_tables = [route(100, "10.9.0.1"), route(101, "10.9.0.1"), route(300, "10.9.0.1")]
-    monkeypatch.setattr(netlink_rule, "delete_rule_like",
+    monkeypatch.setattr(rtrule, "delete_rule_like",
                         lambda nl, src, table: calls.append(("del rule", src, table)))
-    monkeypatch.setattr(netlink_rule, "list_routes", lambda nl: in_tables)
-    monkeypatch.setattr(netlink_rule, "delete_route",
+    monkeypatch.setattr(rtroute, "list_route_msgs", lambda nl: in_tables)
+    monkeypatch.setattr(rtroute, "delete_route_msg",
                         lambda nl, r: calls.append(("del route", r.table)))
 
     def add_route(nl, r, table):
         calls.append(("add route", r.dst, table))
         if r.gw:
             raise OSError(101, "Network is unreachable")   # logged, the rest goes on
-    monkeypatch.setattr(netlink_rule, "add_route", add_route)
+    monkeypatch.setattr(rtroute, "add_route_msg", add_route)
     undo = plugin._Undo(object())
     undo.rules = [("10.9.0.5", 100), ("10.9.0.6", 101)]
     undo.tables = [100, 101]

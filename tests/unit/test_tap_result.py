@@ -3,7 +3,7 @@
 import pytest
 
 from pycni.errors import CNIError
-from pycni.netlink import Link
+from pycni.netlink.link import Link
 from pycni.plugins.tap import check, config
 from pycni.result import DNS, Interface, Result, parse_result
 

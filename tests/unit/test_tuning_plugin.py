@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from pycni import netlink, skel
+from pycni import skel
+from pycni.netlink import link as rtlink
 from pycni.errors import CNIError
 from pycni.plugins.tuning import config as c
 from pycni.plugins.tuning import plugin as p
@@ -64,8 +65,8 @@ def test_result_mac_updated_for_the_interface_only():
         ["02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:09"]
 
 
-def link(flags=0, mtu=1500, mac="02:00:00:00:00:01") -> netlink.Link:
-    return netlink.Link(index=3, name="eth0", flags=flags, mtu=mtu, mac=mac)
+def link(flags=0, mtu=1500, mac="02:00:00:00:00:01") -> rtlink.Link:
+    return rtlink.Link(index=3, name="eth0", flags=flags, mtu=mtu, mac=mac)
 
 
 def settings(**keys) -> c.Settings:
@@ -73,7 +74,7 @@ def settings(**keys) -> c.Settings:
 
 
 def test_original_state_records_only_what_changes():
-    now = link(flags=netlink.IFF_PROMISC | netlink.IFF_ALLMULTI, mtu=9000)
+    now = link(flags=rtlink.IFF_PROMISC | rtlink.IFF_ALLMULTI, mtu=9000)
     assert p.original_state(now, 1000, settings(mtu=1400)) == \
         p.backup.LinkState(mtu=9000)
     assert p.original_state(now, 1000, settings(mac="02:00:00:00:00:09", promisc=True,
@@ -82,7 +83,7 @@ def test_original_state_records_only_what_changes():
 
 
 def test_check_link_passes():
-    now = link(flags=netlink.IFF_PROMISC | netlink.IFF_ALLMULTI, mtu=1400)
+    now = link(flags=rtlink.IFF_PROMISC | rtlink.IFF_ALLMULTI, mtu=1400)
     assert p.check_link(now, 7, settings(mac="02:00:00:00:00:01", promisc=True, mtu=1400,
                                          allmulti=True, txqlen=7), "eth0") == ""
 
@@ -93,10 +94,10 @@ def test_check_link_passes():
      "current value is 02:00:00:00:00:01"),
     ({"promisc": True}, 0,
      "Error: Tuning link eth0 configured promisc is true, current value is 0"),
-    ({}, netlink.IFF_PROMISC,
+    ({}, rtlink.IFF_PROMISC,
      "Error: Tuning link eth0 configured promisc is false, current value is 1"),
     ({"mtu": 1400}, 0, "Error: Tuning configured MTU of eth0 is 1400, current value is 1500"),
-    ({"allmulti": False}, netlink.IFF_ALLMULTI,
+    ({"allmulti": False}, rtlink.IFF_ALLMULTI,
      "Error: Tuning configured all-multicast mode of eth0 is false, current value is true"),
     ({"txqlen": 0}, 0,
      "Error: Tuning configured Transmit Queue Length of eth0 is 0, current value is 7"),

@@ -9,7 +9,8 @@ an interface that is gone is success (the routes went with it).
 
 import sys
 
-from pycni import netlink, netlink_ecmp, netns, skel
+from pycni import netlink, netns, skel
+from pycni.netlink import link as rtlink, route as rtroute
 from pycni.checks import check_routes
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Result
@@ -20,15 +21,15 @@ EEXIST, ENOENT, ESRCH = 17, 2, 3
 
 
 def _link(nl, ifname: str):
-    link = netlink.get_link(nl, ifname)
+    link = rtlink.get_link(nl, ifname)
     if link is None:
         raise CNIError(INTERNAL, f'extra-routes: no interface "{ifname}" in the container')
     return link
 
 
 def _delete(nl, route, oif: int) -> None:
-    body = netlink_ecmp.route_body(route.dst, route.gw, oif, priority=route.priority)
-    nl.request(netlink.RTM_DELROUTE, 0, body)
+    body = rtroute.route_body(route.dst, route.gw, oif, priority=route.priority)
+    nl.request(rtroute.RTM_DELROUTE, 0, body)
 
 
 class ExtraRoutes(skel.Plugin):
@@ -48,7 +49,7 @@ class ExtraRoutes(skel.Plugin):
             try:
                 for r in routes:
                     try:
-                        netlink_ecmp.add_route(nl, r.dst, gw=r.gw, oif=link.index,
+                        rtroute.add_route_ecmp(nl, r.dst, gw=r.gw, oif=link.index,
                                                priority=r.priority)
                     except netlink.NetlinkError as exc:
                         if exc.errno == EEXIST:
@@ -73,8 +74,8 @@ class ExtraRoutes(skel.Plugin):
         routes = config.plan(routes, prev, req.ifname)
         with netns.entered(req.netns), netlink.RtNetlink() as nl:
             _link(nl, req.ifname)
-            check_routes(routes, lambda table: netlink_ecmp.list_routes(
-                nl, table=netlink.RT_TABLE_MAIN if table is None else table))
+            check_routes(routes, lambda table: rtroute.list_routes_ecmp(
+                nl, table=rtroute.RT_TABLE_MAIN if table is None else table))
 
     def delete(self, req: skel.Request) -> None:
         routes = config.load_for_delete(req.config)
@@ -87,7 +88,7 @@ class ExtraRoutes(skel.Plugin):
             return
         try:
             with netns.entered(req.netns), netlink.RtNetlink() as nl:
-                link = netlink.get_link(nl, req.ifname)
+                link = rtlink.get_link(nl, req.ifname)
                 if link is None:
                     return
                 for r in routes:

@@ -1,14 +1,16 @@
-"""IPv6 duplicate address detection (DAD): wait until a link's addresses
-have settled, as the reference's ip.SettleAddresses does.
+"""Addresses (ifaddrmsg): RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR, and
+IPv6 duplicate address detection (DAD).
 
-A new IPv6 address is `tentative` until DAD has run on it (one neighbour
-solicitation, then a second's wait, after a random delay of up to one
-more; immediately when DAD is off for the link), and is marked
-`dadfailed` when another node answered for it. The kernel announces both
-changes as RTM_NEWADDR on the RTNLGRP_IPV6_IFADDR group: `settle` listens
-on that group, so it returns as soon as the state changes instead of a
-polling interval later, and still re-reads the addresses at least every
-50 ms (the reference's interval) in case a message was lost.
+DAD: wait until a link's addresses have settled, as the reference's
+ip.SettleAddresses does. A new IPv6 address is `tentative` until DAD has
+run on it (one neighbour solicitation, then a second's wait, after a
+random delay of up to one more; immediately when DAD is off for the
+link), and is marked `dadfailed` when another node answered for it. The
+kernel announces both changes as RTM_NEWADDR on the RTNLGRP_IPV6_IFADDR
+group: `settle` listens on that group, so it returns as soon as the
+state changes instead of a polling interval later, and still re-reads
+the addresses at least every 50 ms (the reference's interval) in case a
+message was lost.
 
 `settle_state` is the pure decision; `settle` gathers the state with
 netlink and raises `DadFailed` / `StillTentative`, which callers turn
@@ -20,13 +22,21 @@ import time
 
 import _socket as socket
 
-from . import netlink
+from ..model import dataclass
+from . import (NETLINK_ROUTE, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, RT_SCOPE_UNIVERSE,
+               RtNetlink, attr, parse_attrs)
+
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_BROADCAST = 4
+IFA_FLAGS = 8
 
 IFA_F_NODAD = 0x02
 IFA_F_OPTIMISTIC = 0x04
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
-IFA_FLAGS = 8
 
 RTNLGRP_IPV6_IFADDR = 9
 IF_OPER_UP = 6
@@ -40,6 +50,66 @@ _IFADDRMSG = struct.Struct("=BBBBI")
 SETTLED, WAIT, FAILED, TIMED_OUT = "settled", "wait", "failed", "timed-out"
 
 
+@dataclass
+class Address:
+    family: int
+    address: str
+    prefixlen: int
+    scope: int
+    index: int
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+
+def list_addresses(nl: RtNetlink, index: int = 0,
+                   family: int = socket.AF_UNSPEC) -> list[Address]:
+    """Addresses of link `index` (all links if 0), in kernel order."""
+    body = _IFADDRMSG.pack(family, 0, 0, 0, 0)
+    out = []
+    for kind, payload in nl.request(RTM_GETADDR, NLM_F_DUMP, body):
+        if kind != RTM_NEWADDR:
+            continue
+        fam, prefixlen, _flags, scope, ifindex = _IFADDRMSG.unpack_from(payload)
+        if index and ifindex != index:
+            continue
+        attrs = parse_attrs(payload[_IFADDRMSG.size:])
+        raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+        if raw is None:
+            continue
+        out.append(Address(fam, socket.inet_ntop(fam, raw), prefixlen, scope, ifindex))
+    return out
+
+
+def _addr_body(index: int, cidr: str) -> tuple[int, bytes]:
+    address, _, prefix = cidr.partition("/")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    bits = 128 if family == socket.AF_INET6 else 32
+    prefixlen = int(prefix) if prefix else bits
+    raw = socket.inet_pton(family, address)
+    body = _IFADDRMSG.pack(family, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
+    body += attr(IFA_LOCAL, raw) + attr(IFA_ADDRESS, raw)
+    if family == socket.AF_INET and prefixlen < 31:
+        host_bits = (1 << (32 - prefixlen)) - 1
+        (value,) = struct.unpack("!I", raw)
+        body += attr(IFA_BROADCAST, struct.pack("!I", value | host_bits))
+    return family, body
+
+
+def add_address(nl: RtNetlink, index: int, cidr: str) -> None:
+    """Add `cidr` ("10.1.2.3/24", "fd00::3/64") to link `index`."""
+    _, body = _addr_body(index, cidr)
+    nl.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def del_address(nl: RtNetlink, index: int, cidr: str) -> None:
+    _, body = _addr_body(index, cidr)
+    nl.request(RTM_DELADDR, 0, body)
+
+
+# --- duplicate address detection ------------------------------------------------
+
 class DadFailed(Exception):
     def __init__(self, address: str):
         super().__init__(address)
@@ -50,14 +120,14 @@ class StillTentative(Exception):
     pass
 
 
-def address_flags(nl: netlink.RtNetlink, index: int) -> list[tuple[str, int]]:
+def address_flags(nl: RtNetlink, index: int) -> list[tuple[str, int]]:
     """(address, IFA_F_* flags) of each IPv6 address of link `index`. The
     32-bit IFA_FLAGS attribute when present (the header byte holds only
     the low 8 bits)."""
     body = _IFADDRMSG.pack(socket.AF_INET6, 0, 0, 0, index)
     out = []
-    for kind, payload in nl.request(netlink.RTM_GETADDR, netlink.NLM_F_DUMP, body):
-        if kind != netlink.RTM_NEWADDR:
+    for kind, payload in nl.request(RTM_GETADDR, NLM_F_DUMP, body):
+        if kind != RTM_NEWADDR:
             continue
         parsed = parse_address(payload)
         if parsed is not None and parsed[0] == index:
@@ -71,8 +141,8 @@ def parse_address(payload: bytes) -> tuple[int, str, int] | None:
     family, _prefixlen, flags, _scope, ifindex = _IFADDRMSG.unpack_from(payload)
     if family != socket.AF_INET6:
         return None
-    attrs = netlink.parse_attrs(payload[_IFADDRMSG.size:])
-    raw = attrs.get(netlink.IFA_LOCAL) or attrs.get(netlink.IFA_ADDRESS)
+    attrs = parse_attrs(payload[_IFADDRMSG.size:])
+    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
     if raw is None or len(raw) != 16:
         return None
     if len(attrs.get(IFA_FLAGS, b"")) == 4:
@@ -110,7 +180,7 @@ def _listener() -> "socket.socket | None":
     (then `settle` only polls)."""
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                             netlink.NETLINK_ROUTE)
+                             NETLINK_ROUTE)
     except OSError:
         return None
     try:
@@ -141,24 +211,25 @@ def _wait(sock, seconds: float) -> None:
         pass
 
 
-def settle(nl: netlink.RtNetlink, index: int, timeout: float = SETTLE_TIMEOUT,
+def settle(nl: RtNetlink, index: int, timeout: float = SETTLE_TIMEOUT,
            interval: float = SETTLE_INTERVAL, clock=time.monotonic) -> None:
     """Return once no IPv6 address of link `index` is tentative (or DAD
     cannot run: no carrier; or the deadline passed on a link that is not
     up). Raises DadFailed(address) or StillTentative. Must run in the
     link's network namespace (the listener is opened there)."""
+    from . import link as rtlink    # only DAD looks at the link
     sock = _listener()
     try:
         deadline = clock() + timeout
         while True:
-            link = netlink.get_link_by_index(nl, index)
+            link = rtlink.get_link_by_index(nl, index)
             if link is None:
                 return    # gone: whoever removed it reports that
             addresses = address_flags(nl, index)
             now = clock()
             state, address = settle_state(
                 addresses, now >= deadline, link.operstate == IF_OPER_UP,
-                bool(link.flags & netlink.IFF_LOWER_UP))
+                bool(link.flags & rtlink.IFF_LOWER_UP))
             if state == SETTLED:
                 return
             if state == FAILED:
