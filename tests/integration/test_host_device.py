@@ -15,6 +15,7 @@ namespace is deleted.
 
 import json
 import os
+import time
 
 import pytest
 from netns_world import delete_namespace
@@ -454,6 +455,12 @@ def test_netns_gone_reference_leaks_the_address_pycni_does_not(world, lan, plugi
     conf = make_conf()
     for impl, path in (("ref", [ref, plugin_dir]), ("pycni", plugin_dir)):
         world.host.run("ip", "link", "del", DEV, check=False)
+        # the previous round's pair goes with its namespace, which the
+        # kernel tears down asynchronously: wait for its host end
+        for _ in range(100):
+            if world.host.run("ip", "link", "show", "hdq0", check=False).returncode != 0:
+                break
+            time.sleep(0.05)
         world.host.run("ip", "link", "add", DEV, "type", "veth", "peer", "name", "hdq0")
         ctr = world.container(f"g{impl}")
         r = world.run_plugin(path, "host-device", "ADD", conf, ctr, container_id=impl)
