@@ -19,3 +19,16 @@ else:
 # config's dataDir there (pycni.nodeconf) is made for every plugin a test
 # starts. Tests of the rule itself pass an environment without it.
 os.environ.setdefault("PYCNI_STATE_DIRS", "/tmp")
+
+# Property tests (hypothesis): no example database in the tree, no deadline
+# on a loaded machine, and under CI the same examples every run (a random
+# new example belongs to a developer's run, not to a merge gate).
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:
+    pass
+else:
+    _hypothesis_settings.register_profile(
+        "pycni-default", deadline=None, database=None,
+        derandomize=os.environ.get("CI") == "true")
+    _hypothesis_settings.load_profile("pycni-default")
