@@ -71,7 +71,7 @@ for arg in "$@"; do
 done
 
 # 1. The static interpreter, rebuilt when its sources here changed.
-stamp=$(cat scripts/portable/build-python.sh scripts/portable/pycni_linux.c | sha256sum | cut -d' ' -f1)
+stamp=$(cat scripts/portable/build-python.sh lib/_pycni_linux.c | sha256sum | cut -d' ' -f1)
 if [ -n "${PYCNI_PYTHON_ROOT:-}" ]; then
     [ -x "$PYROOT/python" ] || { echo "build.sh: no interpreter in $PYROOT" >&2; exit 1; }
 elif [ "$rebuild" = 1 ] || [ "$(cat "$PYROOT/.stamp" 2>/dev/null)" != "$stamp" ] \

@@ -112,10 +112,10 @@ PKG_CONFIG_LIBDIR=/nonexistent PKG_CONFIG_PATH= ./configure -q --prefix=/ --disa
 # On Linux configure leaves Modules/Setup.stdlib (the detected modules, here
 # all *static*) to setup.py, which builds shared extensions: name them in
 # Setup.local instead, so that makesetup links them into the interpreter.
-# _pycni_linux (setns: scripts/portable/pycni_linux.c) is built in too.
+# _pycni_linux (setns: lib/_pycni_linux.c, also pip's optional extension) is built in too.
 cp Modules/Setup.stdlib Modules/Setup.local
-cp "$ROOT/scripts/portable/pycni_linux.c" Modules/
-printf '\n*static*\n_pycni_linux pycni_linux.c\n' >> Modules/Setup.local
+cp "$ROOT/lib/_pycni_linux.c" Modules/
+printf '\n*static*\n_pycni_linux _pycni_linux.c\n' >> Modules/Setup.local
 make -s Makefile >>"$WORK/make.log" 2>&1
 echo "build-python.sh: compiling (make -j$JOBS)" >&2
 make -s -j"$JOBS" python >"$WORK/make.log" 2>&1 || { tail -40 "$WORK/make.log" >&2; exit 1; }
