@@ -7,6 +7,7 @@ from `Request.config` with `decode.decode(MyConf, req.config)`.
 from .model import dataclass, field
 
 from .decode import key
+from .result import DNS
 
 
 @dataclass
@@ -16,13 +17,9 @@ class IPAMConf:
     type: str = ""
 
 
-@dataclass
-class DNSConf:
-    """A config's `dns`."""
-    nameservers: list[str] = field(default_factory=list)
-    domain: str = ""
-    search: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
+# A config's `dns` has the result's shape (the reference decodes both into
+# types.DNS): one class, pycni.result.DNS, under its config name.
+DNSConf = DNS
 
 
 @dataclass

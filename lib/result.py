@@ -17,6 +17,23 @@ from . import version as versions
 from .errors import CNIError, DECODING_FAILURE, INCOMPATIBLE_VERSION, INTERNAL
 
 
+# How omit_empty writes a field, after its Go struct tag: always (no
+# omitempty), left out when empty ("", 0, False, None, []: `omitempty`), or
+# left out only when None (a pointer field tagged `omitempty`: its zero
+# value is written).
+ALWAYS, OMITEMPTY, POINTER = 0, 1, 2
+
+
+def omit_empty(*fields: tuple) -> dict:
+    """A JSON object as Go's encoding/json writes a struct: `fields` are
+    (key, value, ALWAYS | OMITEMPTY | POINTER), in the struct's order."""
+    out = {}
+    for key, value, tag in fields:
+        if value if tag == OMITEMPTY else (tag == ALWAYS or value is not None):
+            out[key] = value
+    return out
+
+
 @dataclass
 class Interface:
     """One entry of a result's `interfaces`: a link the plugin created or
@@ -91,20 +108,10 @@ class Route:
 
     def to_dict(self) -> dict:
         """The JSON object (keys with zero values left out)."""
-        out = {"dst": self.dst}
-        if self.gw:
-            out["gw"] = self.gw
-        if self.mtu:
-            out["mtu"] = self.mtu
-        if self.advmss:
-            out["advmss"] = self.advmss
-        if self.priority:
-            out["priority"] = self.priority
-        if self.table is not None:
-            out["table"] = self.table
-        if self.scope is not None:
-            out["scope"] = self.scope
-        return out
+        return omit_empty(("dst", self.dst, ALWAYS), ("gw", self.gw, OMITEMPTY),
+                          ("mtu", self.mtu, OMITEMPTY), ("advmss", self.advmss, OMITEMPTY),
+                          ("priority", self.priority, OMITEMPTY),
+                          ("table", self.table, POINTER), ("scope", self.scope, POINTER))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pycni import jsontext
 from pycni.model import dataclass
 
 from pycni.files import read_file, write_atomic
+from pycni.result import OMITEMPTY, POINTER, omit_empty
 
 MAX_BACKUP = 1 << 16
 
@@ -46,17 +47,9 @@ def file_path(data_dir: str, container_id: str, ifname: str) -> str:
 
 def to_json(state: LinkState) -> str:
     """The file's text, key for key what the reference writes."""
-    out: dict = {}
-    if state.mac:
-        out["mac"] = state.mac
-    if state.promisc is not None:
-        out["promisc"] = state.promisc
-    if state.mtu:
-        out["mtu"] = state.mtu
-    if state.allmulti is not None:
-        out["allmulti"] = state.allmulti
-    if state.txqlen is not None:
-        out["txQLen"] = state.txqlen
+    out = omit_empty(("mac", state.mac, OMITEMPTY), ("promisc", state.promisc, POINTER),
+                     ("mtu", state.mtu, OMITEMPTY), ("allmulti", state.allmulti, POINTER),
+                     ("txQLen", state.txqlen, POINTER))
     return jsontext.dumps(out, indent=1)
 
 
