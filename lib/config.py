@@ -1,7 +1,8 @@
 """The network configuration keys every plugin shares.
 
-A plugin's config model is a dataclass extending `NetConf`; decode it
-from `Request.config` with `decode.decode(MyConf, req.config)`.
+A plugin's config model is a dataclass extending `NetConf` (an IPAM
+plugin's: `IPAMPluginConf`); decode it from `Request.config` with
+`decode.decode(MyConf, req.config)`.
 """
 
 from .model import dataclass, field
@@ -51,6 +52,29 @@ class CniArgsConf:
 class ArgsConf:
     """A config's `args`, as the IPAM plugins read it."""
     cni: CniArgsConf | None = None
+
+
+@dataclass
+class IPAMRuntimeConf:
+    """`runtimeConfig` as an IPAM plugin reads it: the `ips` capability;
+    `ipRanges` (host-local's) stays raw JSON here, for the plugin that reads
+    it to redefine."""
+    ip_ranges: object = None
+    ips: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IPAMPluginConf:
+    """The keys an IPAM plugin reads from the network config (the `Net`
+    struct of the reference's host-local and static): extend it and give
+    `ipam` the plugin's own model (``@dataclass class MyConf(IPAMPluginConf):
+    ipam: MyIPAMConf | None = None``), `runtime_config` too if it reads
+    more. Fields are decoded in this order, a redefined one in its place."""
+    name: str = ""
+    cni_version: str = ""
+    ipam: object = None
+    runtime_config: IPAMRuntimeConf = field(default_factory=IPAMRuntimeConf)
+    args: ArgsConf | None = None
 
 
 @dataclass

@@ -39,7 +39,8 @@ class RequestOption:
 
 
 @dataclass
-class IPAMConf:
+class DhcpIPAMConf:
+    """The config's `ipam`, as dhcp reads it (the reference's IPAMConfig)."""
     type: str = ""
     daemon_socket_path: str = ""
     provide: list[ProvideOption] = field(default_factory=list)
@@ -48,20 +49,22 @@ class IPAMConf:
 
 
 @dataclass
-class NetConf:
+class DhcpConf:
+    """The keys of the network config dhcp reads (of the reference's
+    NetConf: the common types.NetConf keys and `ipam`)."""
     name: str = ""
     cni_version: str = ""
-    ipam: IPAMConf | None = None
+    ipam: DhcpIPAMConf | None = None
 
 
 def refusal(msg: str, details: str = "") -> CNIError:
     return CNIError(INTERNAL, msg, details)
 
 
-def load(config: dict) -> NetConf:
+def load(config: dict) -> DhcpConf:
     """Decode the network config; `ipam` must be there (the reference
     dereferences it and panics without it)."""
-    conf = decode(NetConf, config)
+    conf = decode(DhcpConf, config)
     if conf.ipam is None:
         raise CNIError(INVALID_NETWORK_CONFIG, "IPAM config missing 'ipam' key")
     if not -(1 << 63) <= conf.ipam.priority < 1 << 63:
@@ -70,7 +73,7 @@ def load(config: dict) -> NetConf:
     return conf
 
 
-def socket_path(conf: NetConf) -> str:
+def socket_path(conf: DhcpConf) -> str:
     """Where the daemon listens: ipam.daemonSocketPath or the default.
     Refused when it is no absolute path a unix socket can have."""
     assert conf.ipam is not None        # load refuses a config without it
@@ -107,7 +110,7 @@ def _cni_args_map(args_text: str) -> dict:
     return out
 
 
-def prepare_options(conf: NetConf, args_text: str) -> list[tuple[int, bytes]]:
+def prepare_options(conf: DhcpConf, args_text: str) -> list[tuple[int, bytes]]:
     """The options (code, value) every DHCP request of this attachment
     carries, in the order the reference applies them (a later one of the
     same code replaces an earlier one: Options.Update)."""

@@ -12,7 +12,7 @@ dns.py, for ADD).
 from pycni.model import dataclass, field
 
 from pycni import version as versions
-from pycni.config import ArgsConf
+from pycni.config import IPAMConf, IPAMPluginConf, IPAMRuntimeConf
 from pycni.decode import decode, key
 from pycni.errors import CNIError, INVALID_ENVIRONMENT, INVALID_NETWORK_CONFIG, invalid_config
 
@@ -25,14 +25,10 @@ DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 # ---------------------------------------------------------------- JSON model
 
 @dataclass
-class HostLocalIPAMConf:
-    """The config's `ipam`, as host-local reads it (the reference's IPAMConfig)."""
-    type: str = ""
-    # legacy single range, directly under ipam
-    subnet: str = ""
-    range_start: str = ""
-    range_end: str = ""
-    gateway: str = ""
+class HostLocalIPAMConf(RangeConf, IPAMConf):
+    """The config's `ipam`, as host-local reads it (the reference's
+    IPAMConfig): the IPAM `type`, a legacy single range directly under ipam
+    (RangeConf's keys), then host-local's own keys."""
     ranges: list[list[RangeConf]] = field(default_factory=list)
     routes: list[dict] = field(default_factory=list)
     data_dir: str = ""
@@ -40,20 +36,16 @@ class HostLocalIPAMConf:
 
 
 @dataclass
-class RuntimeConf:
+class RuntimeConf(IPAMRuntimeConf):
+    """runtimeConfig: the ipRanges and ips capabilities."""
     ip_ranges: list[list[RangeConf]] = key("ipRanges", default_factory=list)
-    ips: list[str] = field(default_factory=list)
 
 
 @dataclass
-class HostLocalConf:
-    """The whole network config, as host-local reads it (the reference's
-    Net; not a pycni.config.NetConf: an IPAM plugin reads other keys)."""
-    name: str = ""
-    cni_version: str = ""
+class HostLocalConf(IPAMPluginConf):
+    """The whole network config, as host-local reads it (the reference's Net)."""
     ipam: HostLocalIPAMConf | None = None
     runtime_config: RuntimeConf = field(default_factory=RuntimeConf)
-    args: ArgsConf | None = None
 
 
 # ------------------------------------------------------------ loaded form

@@ -17,7 +17,7 @@ replacement keeps the codes callers may test for.
 from pycni.model import dataclass, field
 
 from pycni import version as versions
-from pycni.config import ArgsConf, DNSConf
+from pycni.config import DNSConf, IPAMPluginConf
 from pycni.decode import DecodeError, decode
 from pycni.errors import CNIError, INTERNAL
 
@@ -35,7 +35,8 @@ class AddressConf:
 
 
 @dataclass
-class IPAMConf:
+class StaticIPAMConf:
+    """The config's `ipam`, as static reads it (the reference's IPAMConfig)."""
     name: str = ""          # the Go struct has it (untagged): it must be a string
     type: str = ""
     routes: list[object] = field(default_factory=list)
@@ -44,17 +45,10 @@ class IPAMConf:
 
 
 @dataclass
-class RuntimeConf:
-    ips: list[str] = field(default_factory=list)
-
-
-@dataclass
-class NetConf:
-    name: str = ""
-    cni_version: str = ""
-    ipam: IPAMConf | None = None
-    runtime_config: RuntimeConf = field(default_factory=RuntimeConf)
-    args: ArgsConf | None = None
+class StaticConf(IPAMPluginConf):
+    """The whole network config, as static reads it (the reference's Net:
+    runtimeConfig has the `ips` capability only)."""
+    ipam: StaticIPAMConf | None = None
 
 
 # ----------------------------------------------------------------- addresses
@@ -162,7 +156,7 @@ class Address:
         self.gateway = gateway
 
 
-class Config:
+class Settings:
     """A loaded, validated static configuration."""
 
     def __init__(self, name: str, cni_version: str, addresses: list, routes: list, dns):
@@ -324,7 +318,7 @@ def _at_least(version: str, minimum: str) -> bool:
         return False
 
 
-def decode_netconf(config: dict) -> tuple[NetConf, list]:
+def decode_netconf(config: dict) -> tuple[StaticConf, list]:
     """The config decoded as Go decodes it into the reference's Net struct,
     and the parsed value of each address's `Address` key (see
     `parsed_address`); a value of the wrong JSON type is refused (code 999,
@@ -346,7 +340,7 @@ def decode_netconf(config: dict) -> tuple[NetConf, list]:
         # replaced where they stand: the keys Go applies last stay last
         config = {**config, ipam_key: {**ipam, addresses_key: stripped}}
     try:
-        return decode(NetConf, config), parsed
+        return decode(StaticConf, config), parsed
     except DecodeError as err:
         raise refusal(err.msg, err.details) from None
 
@@ -397,7 +391,7 @@ def parsed_address(raw, i: int) -> "CIDR | None":
     return CIDR(ip, prefix)
 
 
-def load(config: dict, args_text: str = "") -> Config:
+def load(config: dict, args_text: str = "") -> Settings:
     """Decode and validate a static config: the reference's LoadIPAMConfig."""
     from pycni.result import DNS
     conf, parsed = decode_netconf(config)
@@ -438,10 +432,10 @@ def load(config: dict, args_text: str = "") -> Config:
     d = ipam.dns
     dns = DNS(nameservers=list(d.nameservers), domain=d.domain, search=list(d.search),
               options=list(d.options))
-    return Config(conf.name, conf.cni_version or versions.DEFAULT, addresses, routes, dns)
+    return Settings(conf.name, conf.cni_version or versions.DEFAULT, addresses, routes, dns)
 
 
-def result_ips(conf: Config) -> list:
+def result_ips(conf: Settings) -> list:
     """The result's `ips`: each address with its gateway, no interface index."""
     from pycni.result import IPConfig
     return [IPConfig(address=str(a.cidr), gateway=str(a.gateway) if a.gateway else "")
@@ -455,7 +449,7 @@ def result_ips(conf: Config) -> list:
 _RESULT_TYPES = (("0.1.0", "0.2.0"), ("0.3.0", "0.3.1", "0.4.0"), ("1.0.0", "1.1.0"))
 
 
-def check_problem(conf: Config, prev, ifname: str) -> str:
+def check_problem(conf: Settings, prev, ifname: str) -> str:
     """The reference's CHECK: every configured address that prevResult
     lists (the first entry with the same IP decides) must carry the
     configured gateway, if one is configured. An address prevResult does

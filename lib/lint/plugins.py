@@ -32,9 +32,9 @@ MODELS = {
 }
 IPAM_MODELS = {
     "host-local": ("pycni.ipam.host_local.config", "HostLocalIPAMConf"),
-    "static": ("pycni.ipam.static.config", "IPAMConf"),
+    "static": ("pycni.ipam.static.config", "StaticIPAMConf"),
     # pycni's dhcp when this installation has it (else refdata's key set)
-    "dhcp": ("pycni.ipam.dhcp.config", "IPAMConf"),
+    "dhcp": ("pycni.ipam.dhcp.config", "DhcpIPAMConf"),
 }
 # Keys a plugin reads from the raw config, outside its model.
 RAW_KEYS = {

@@ -14,7 +14,7 @@ def conf(ipam=None, v="1.0.0", **top):
     return {"cniVersion": v, "name": "st-net", "ipam": {"type": "static", **(ipam or {})}, **top}
 
 
-def texts(c: cfg.Config) -> list[tuple[str, str]]:
+def texts(c: cfg.Settings) -> list[tuple[str, str]]:
     return [(str(a.cidr), str(a.gateway) if a.gateway else "") for a in c.addresses]
 
 
