@@ -9,6 +9,8 @@ router, static routes 33, classless static routes 121, lease times).
 
 import struct
 
+from .model import dataclass
+
 BOOTREQUEST, BOOTREPLY = 1, 2
 MAGIC = b"\x63\x82\x53\x63"
 BROADCAST_FLAG = 0x8000
@@ -119,19 +121,18 @@ def build(msg_type: int, xid: int, mac: str, options=(), *, ciaddr: str = "0.0.0
     return msg
 
 
+@dataclass
 class Message:
-    """A parsed DHCP message: header fields and options (code -> bytes,
-    split instances concatenated as RFC 3396 says)."""
-
-    def __init__(self, op, xid, flags, ciaddr, yiaddr, siaddr, chaddr, options):
-        self.op = op
-        self.xid = xid
-        self.flags = flags
-        self.ciaddr = ciaddr
-        self.yiaddr = yiaddr
-        self.siaddr = siaddr
-        self.chaddr = chaddr
-        self.options = options
+    """A parsed DHCP message: header fields (addresses as text) and options
+    (code -> bytes, split instances concatenated as RFC 3396 says)."""
+    op: int
+    xid: int
+    flags: int
+    ciaddr: str
+    yiaddr: str
+    siaddr: str
+    chaddr: bytes
+    options: dict[int, bytes]
 
     @property
     def type(self) -> int:

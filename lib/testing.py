@@ -30,6 +30,7 @@ import json
 
 from . import skel
 from .errors import CNIError
+from .model import dataclass
 from .result import Result, parse_result
 
 # World, Namespace, missing_prerequisite: served by __getattr__ below (F822).
@@ -37,6 +38,7 @@ __all__ = ["Outcome", "run", "call", "plugin_instance", "World", "Namespace",  #
            "missing_prerequisite"]  # noqa: F822
 
 
+@dataclass
 class Outcome:
     """What one in-process call answered.
 
@@ -44,13 +46,11 @@ class Outcome:
     success), `stdout` what it printed there (the result or the error
     object; empty for DEL, CHECK, GC and STATUS on success), `stderr` its
     diagnostics (a traceback for a bug in the plugin)."""
-
-    def __init__(self, command: str, cni_version: str, code: int, stdout: str, stderr: str):
-        self.command = command
-        self.cni_version = cni_version
-        self.code = code
-        self.stdout = stdout
-        self.stderr = stderr
+    command: str
+    cni_version: str
+    code: int
+    stdout: str
+    stderr: str
 
     @property
     def ok(self) -> bool:
