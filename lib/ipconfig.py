@@ -8,12 +8,14 @@ and must be called inside `netns.entered(container)`.
 
 As in the reference: addresses, link up, then (with IPv6 addresses) a
 bounded wait until duplicate address detection has settled
-(`rtaddr.settle`: a `dadfailed` address fails the ADD, so the
+(`addr_dad.settle`: a `dadfailed` address fails the ADD, so the
 caller's rollback releases it), then routes, each added beside any
 other route to the same destination (`rtroute.add_route_ecmp`: IPv4
 keeps them as separate routes, IPv6 joins them into one multipath
 route).
 """
+
+import errno
 
 from .model import dataclass, field
 
@@ -110,12 +112,13 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
                                exc.strerror) from None
         rtlink.set_link_up(nl, link.index)
         if should_settle(plan, settle):
-            timeout = rtaddr.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
+            from .netlink import addr_dad     # only where an IPv6 address was added
+            timeout = addr_dad.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
             try:
-                rtaddr.settle(nl, link.index, timeout)
-            except rtaddr.DadFailed as exc:
+                addr_dad.settle(nl, link.index, timeout)
+            except addr_dad.DadFailed as exc:
                 raise settle_error(ifname, failed_address=exc.address) from None
-            except rtaddr.StillTentative:
+            except addr_dad.StillTentative:
                 raise settle_error(ifname, timeout=timeout) from None
             except netlink.NetlinkError as exc:
                 raise CNIError(INTERNAL, f'failed to settle addresses for "{ifname}": '
@@ -129,10 +132,29 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
             try:
                 rtroute.add_route_ecmp(nl, r.dst, gw=r.gw, oif=link.index, **kw)
             except netlink.NetlinkError as exc:
-                if exc.errno == 17:   # EEXIST: this very route is already there
+                if exc.errno == errno.EEXIST:   # this very route is already there
                     continue
                 raise CNIError(INTERNAL, f"failed to add route {r.dst} via "
                                f"{r.gw or ifname}", exc.strerror) from None
+
+
+# the keys that make the kernel announce an address when its link comes up
+ANNOUNCE_KEYS = {"ipv4": "arp_notify", "ipv6": "ndisc_notify"}
+
+
+def configure_in(netns_path: str, ifname: str, result: Result,
+                 announce: tuple[str, ...] = ()) -> None:
+    """configure_iface inside the container at `netns_path`. With
+    `announce`, the kernel is asked first to announce the new addresses
+    when the link comes up (gratuitous ARP for "ipv4", unsolicited
+    neighbour advertisements for "ipv6"), so the LAN learns the MAC at
+    once; a family whose key is absent (IPv6 disabled or compiled out)
+    has nothing to announce."""
+    from . import netns
+    with netns.entered(netns_path):
+        for family in announce:
+            _try_sysctl("1", "net", family, "conf", ifname, ANNOUNCE_KEYS[family])
+        configure_iface(ifname, result)
 
 
 def _try_sysctl(value: str, *parts: str) -> None:

@@ -11,9 +11,11 @@ DEL releases IPAM first, then removes the link; a missing netns or link
 is success. See README.md for the differences from the reference plugin.
 """
 
+import errno
+
 from pycni import posixos as os
 
-from pycni import invoke, netlink, netns, skel, undo
+from pycni import containerlink, invoke, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink, route as rtroute
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
@@ -24,12 +26,6 @@ from . import check as checks
 from . import config
 
 TEMP_NAME_TRIES = 3
-EEXIST = 17
-
-
-def _socket_in(path: str) -> netlink.RtNetlink:
-    with netns.entered(path):
-        return netlink.RtNetlink()
 
 
 def temp_name() -> str:
@@ -79,7 +75,7 @@ def create_link(settings: config.Settings, master: rtlink.Link, ifname: str,
                                            settings.bc_queue_len)
             break
         except netlink.NetlinkError as exc:
-            if exc.errno == EEXIST and attempt + 1 < TEMP_NAME_TRIES:
+            if exc.errno == errno.EEXIST and attempt + 1 < TEMP_NAME_TRIES:
                 continue    # temporary name taken in the container: draw again
             raise CNIError(INTERNAL, "failed to create macvlan", exc.strerror) from None
     link = rtlink.get_link(container, tmp)
@@ -90,7 +86,7 @@ def create_link(settings: config.Settings, master: rtlink.Link, ifname: str,
         rtlink.rename_link(container, link.index, ifname)
     except netlink.NetlinkError as exc:
         details = exc.strerror
-        if exc.errno == EEXIST:
+        if exc.errno == errno.EEXIST:
             details = f"an interface named {ifname} already exists in the container"
         raise CNIError(INTERNAL, f"failed to rename macvlan to {config.go_quote(ifname)}",
                        details) from None
@@ -98,116 +94,6 @@ def create_link(settings: config.Settings, master: rtlink.Link, ifname: str,
     if renamed is None:
         raise CNIError(INTERNAL, f"failed to refetch macvlan {config.go_quote(ifname)}")
     return renamed
-
-
-def announce_and_configure(ifname: str, result: Result) -> None:
-    """Inside the container: ask the kernel to announce the addresses when
-    the link comes up (gratuitous ARP, unsolicited NA), then configure."""
-    from pycni import ipconfig, sysctl
-    for family, knob in (("ipv4", "arp_notify"), ("ipv6", "ndisc_notify")):
-        try:
-            sysctl.write("1", "net", family, "conf", ifname, knob)
-        except OSError:
-            pass    # IPv6 disabled or compiled out: nothing to announce there
-    ipconfig.configure_iface(ifname, result)
-
-
-class MacvlanPlugin(skel.Plugin):
-    name = "macvlan"
-    about = "CNI macvlan plugin (pycni)"
-
-    def add(self, req: skel.Request) -> Result:
-        settings = config.load(req.config, req.cni_args)
-        container_fd = netns.open_netns(req.netns)
-        host = None
-        try:
-            with _socket_in(req.netns) as container, undo.Stack("macvlan") as stack:
-                if not settings.link_in_container:
-                    host = netlink.RtNetlink()
-                master = find_master(host or container, settings)
-                config.check_mtu(settings.mtu, master.mtu)
-                link = create_link(settings, master, req.ifname, container, host,
-                                   container_fd, stack)
-                if not settings.ipam_type:
-                    rtlink.set_link_up(container, link.index)
-                    result = config.build_result(req.ifname, link.mac, req.netns, None,
-                                                 settings.dns, req.cni_version)
-                else:
-                    ipam_result = invoke.ipam_add(req, settings.ipam_type, stack)
-                    result = config.build_result(req.ifname, link.mac, req.netns,
-                                                 ipam_result, settings.dns, req.cni_version)
-                    with netns.entered(req.netns):
-                        announce_and_configure(req.ifname, result)
-                stack.commit()
-                return result
-        finally:
-            os.close(container_fd)
-            if host is not None:
-                host.close()
-
-    def delete(self, req: skel.Request) -> None:
-        ipam_type = config.load_for_delete(req.config)
-        if ipam_type:
-            invoke.delegate_del(req, ipam_type)
-        if not req.netns:
-            return
-        try:
-            container = _socket_in(req.netns)
-        except netns.GONE:
-            # the container is gone, and its links with it (also when only
-            # the unmounted mount-point file is left)
-            return
-        with container:
-            link = rtlink.get_link(container, req.ifname)
-            if link is None:
-                return
-            if link.kind != "macvlan":
-                # Not ours (an ADD that failed on a name clash is followed
-                # by a DEL): leave another plugin's interface alone.
-                import sys
-                sys.stderr.write(f"macvlan: {req.ifname} is a {link.kind or 'non-macvlan'} "
-                                 "link, not deleting it\n")
-                return
-            try:
-                rtlink.delete_link(container, link.index)
-            except netlink.NetlinkError as exc:
-                if exc.errno not in (19, 2):    # already gone
-                    raise CNIError(INTERNAL, f"failed to delete {config.go_quote(req.ifname)}",
-                                   exc.strerror) from None
-
-    def check(self, req: skel.Request) -> None:
-        from pycni import ipconfig
-        settings = config.load(req.config, req.cni_args)
-        with _socket_in(req.netns) as container:
-            if settings.ipam_type:
-                invoke.delegate_check(req, settings.ipam_type)
-            prev = checks.require_prev_result(req.prev_result, checks.PREV_MISSING)
-            intf = checks.container_interface(prev, req.ifname, req.netns,
-                                              checks.SANDBOX_MISMATCH)
-            if settings.link_in_container:
-                master = find_master(container, settings)
-            else:
-                with netlink.RtNetlink() as host:
-                    master = find_master(host, settings)
-            config.check_mtu(settings.mtu, master.mtu)
-            found = rtlink.get_link_info_data(container, intf.name)
-            link, data = found if found else (None, {})
-            checks.check_link(intf, link, rtlink.macvlan_mode(data), settings.mode,
-                              master.index)
-            ips = checks.own_ips(prev, intf)
-            ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)
-
-    def gc(self, req: skel.Request) -> None:
-        ipam_type = config.load_for_delete(req.config)
-        if ipam_type:
-            invoke.delegate_gc(req, ipam_type)
-
-    def status(self, req: skel.Request) -> None:
-        conf = decode(config.MacvlanConf, req.config)
-        if not conf.link_in_container:      # no container to look into
-            check_master_available(conf.master)
-        if conf.ipam.type:
-            invoke.delegate_status(req, conf.ipam.type)
 
 
 def check_master_available(name: str) -> None:
@@ -223,6 +109,74 @@ def check_master_available(name: str) -> None:
         raise CNIError(PLUGIN_NOT_AVAILABLE, f"master interface {name} not found")
     if not link.is_up:
         raise CNIError(PLUGIN_NOT_AVAILABLE, f"master interface {name} is down")
+
+
+class MacvlanPlugin(containerlink.Plugin):
+    name = "macvlan"
+    about = "CNI macvlan plugin (pycni)"
+
+    def add(self, req: skel.Request) -> Result:
+        settings = config.load(req.config, req.cni_args)
+        container_fd = netns.open_netns(req.netns)
+        host = None
+        try:
+            with containerlink.socket_in(req.netns) as container, undo.Stack("macvlan") as stack:
+                if not settings.link_in_container:
+                    host = netlink.RtNetlink()
+                master = find_master(host or container, settings)
+                config.check_mtu(settings.mtu, master.mtu)
+                link = create_link(settings, master, req.ifname, container, host,
+                                   container_fd, stack)
+                if not settings.ipam_type:
+                    rtlink.set_link_up(container, link.index)
+                    result = config.build_result(req.ifname, link.mac, req.netns, None,
+                                                 settings.dns, req.cni_version)
+                else:
+                    ipam_result = invoke.ipam_add(req, settings.ipam_type, stack)
+                    result = config.build_result(req.ifname, link.mac, req.netns,
+                                                 ipam_result, settings.dns, req.cni_version)
+                    from pycni import ipconfig
+                    ipconfig.configure_in(req.netns, req.ifname, result,
+                                          announce=("ipv4", "ipv6"))
+                stack.commit()
+                return result
+        finally:
+            os.close(container_fd)
+            if host is not None:
+                host.close()
+
+    def ipam_type_for_delete(self, conf: dict) -> str:
+        return config.load_for_delete(conf)
+
+    @staticmethod
+    def is_ours(link: rtlink.Link, info_data: dict) -> bool:
+        return link.kind == "macvlan"
+
+    def check(self, req: skel.Request) -> None:
+        settings = config.load(req.config, req.cni_args)
+        with containerlink.socket_in(req.netns) as container:
+            if settings.ipam_type:
+                invoke.delegate_check(req, settings.ipam_type)
+            prev = checks.require_prev_result(req.prev_result, checks.PREV_MISSING)
+            intf = checks.container_interface(prev, req.ifname, req.netns,
+                                              checks.SANDBOX_MISMATCH)
+            if settings.link_in_container:
+                master = find_master(container, settings)
+            else:
+                with netlink.RtNetlink() as host:
+                    master = find_master(host, settings)
+            config.check_mtu(settings.mtu, master.mtu)
+            found = rtlink.get_link_info_data(container, intf.name)
+            link, data = found if found else (None, {})
+            checks.check_link(intf, link, rtlink.macvlan_mode(data), settings.mode,
+                              master.index)
+            containerlink.check_addressing(container, req.ifname, link.index, prev, intf)
+
+    def ready(self, conf: dict) -> str:
+        settings = decode(config.MacvlanConf, conf)
+        if not settings.link_in_container:      # no container to look into
+            check_master_available(settings.master)
+        return settings.ipam.type
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ layout and README.md for the keys and the differences from the reference
 plugin.
 """
 
-from pycni import invoke, netlink, netns, skel, undo
+from pycni import containerlink, invoke, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute
 from pycni.errors import CNIError, INTERNAL, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
@@ -36,11 +36,6 @@ def _load(req: skel.Request, masq_setup: bool = False) -> config.Settings:
         for text in settings.warnings:
             log.warning(f"ptp: {text}")
     return settings
-
-
-def _socket_in(path: str) -> netlink.RtNetlink:
-    with netns.entered(path):
-        return netlink.RtNetlink()
 
 
 # --- ADD: the two ends ---------------------------------------------------------------
@@ -181,7 +176,7 @@ class PtpPlugin(skel.Plugin):
         intf = checks.container_interface(prev, req.ifname, req.netns, name_other=False)
         ips = checks.own_ips(prev, intf)
         layout = config.plan(ips)
-        with _socket_in(req.netns) as cnl:
+        with containerlink.socket_in(req.netns) as cnl:
             link = rtlink.get_link(cnl, intf.name) if intf.name else None
             checks.check_container_link(intf, link)
             from pycni import checks as common

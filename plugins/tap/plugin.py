@@ -16,9 +16,10 @@ success, and a link of that name that is not a tap is left alone. See
 README.md for the differences from the reference plugin.
 """
 
+import errno
 import posix
 
-from pycni import invoke, netlink, netns, skel, tuntap, undo
+from pycni import containerlink, invoke, netlink, netns, skel, tuntap, undo
 from pycni.netlink import link as rtlink
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
@@ -26,9 +27,6 @@ from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
 from pycni.result import Result
 
 from . import config
-
-EBUSY = 16
-ENODEV, ENOENT = 19, 2
 
 
 def _fail(msg: str, exc: OSError | None = None, code: int = INTERNAL) -> CNIError:
@@ -63,7 +61,7 @@ def create_tap(fd: int, nl: netlink.RtNetlink, ifname: str,
     try:
         name = tuntap.set_iff(fd, ifname, config.tun_flags(settings) | tuntap.IFF_TUN_EXCL)
     except OSError as exc:
-        if exc.errno == EBUSY:
+        if exc.errno == errno.EBUSY:
             raise CNIError(INTERNAL, f"failed to create tap {config.go_quote(ifname)}",
                            f"an interface named {ifname} already exists in the "
                            "container") from None
@@ -103,18 +101,7 @@ def create_tap(fd: int, nl: netlink.RtNetlink, ifname: str,
     return renewed
 
 
-def configure(ifname: str, result: Result) -> None:
-    """Inside the container: gratuitous ARP when the addresses come up
-    (as the reference: arp_notify only), then addresses and routes."""
-    from pycni import ipconfig, sysctl
-    try:
-        sysctl.write("1", "net", "ipv4", "conf", ifname, "arp_notify")
-    except OSError:
-        pass
-    ipconfig.configure_iface(ifname, result)
-
-
-class TapPlugin(skel.Plugin):
+class TapPlugin(containerlink.Plugin):
     name = "tap"
     about = "CNI tap plugin (pycni)"
 
@@ -132,8 +119,8 @@ class TapPlugin(skel.Plugin):
                 result = config.build_result(req.ifname, link.mac, req.netns, ipam_result,
                                              settings.dns, req.cni_version)
                 if ipam_result is not None:
-                    with netns.entered(req.netns):
-                        configure(req.ifname, result)
+                    from pycni import ipconfig     # gratuitous ARP only, as the reference
+                    ipconfig.configure_in(req.netns, req.ifname, result, announce=("ipv4",))
                 self._persist(fd, req.ifname, result, req.cni_version)
                 stack.commit()
             return result
@@ -154,43 +141,17 @@ class TapPlugin(skel.Plugin):
         except OSError as exc:
             raise _fail(f"failed to make tap {ifname} persistent", exc) from None
 
-    def delete(self, req: skel.Request) -> None:
-        ipam_type = config.load_for_delete(req.config)
-        if ipam_type:
-            invoke.delegate_del(req, ipam_type)
-        if not req.netns:
-            return
-        try:
-            with netns.entered(req.netns):
-                container = netlink.RtNetlink()
-        except netns.GONE:
-            return      # the container is gone, and its links with it
-        with container:
-            found = rtlink.get_link_info_data(container, req.ifname)
-            if found is None:
-                return
-            link, data = found
-            if link.kind != "tun" or tuntap.info(data)["type"] != "tap":
-                # Not ours (an ADD that failed on a name clash is followed
-                # by a DEL): leave another plugin's interface alone.
-                import sys
-                sys.stderr.write(f"tap: {req.ifname} is a {link.kind or 'non-tap'} link, "
-                                 "not deleting it\n")
-                return
-            try:
-                rtlink.delete_link(container, link.index)
-            except netlink.NetlinkError as exc:
-                if exc.errno not in (ENODEV, ENOENT):
-                    raise _fail(f"failed to delete {config.go_quote(req.ifname)}",
-                                exc) from None
+    def ipam_type_for_delete(self, conf: dict) -> str:
+        return config.load_for_delete(conf)
+
+    @staticmethod
+    def is_ours(link: rtlink.Link, info_data: dict) -> bool:
+        return link.kind == "tun" and tuntap.info(info_data)["type"] == "tap"
 
     def check(self, req: skel.Request) -> None:
         from . import check as checks
-        from pycni import ipconfig
         settings = config.load(req.config, req.cni_args)
-        with netns.entered(req.netns):
-            container = netlink.RtNetlink()
-        with container:
+        with containerlink.socket_in(req.netns) as container:
             if settings.ipam_type:
                 invoke.delegate_check(req, settings.ipam_type)
             prev = checks.require_prev_result(req.prev_result)
@@ -201,21 +162,14 @@ class TapPlugin(skel.Plugin):
             if settings.bridge:
                 bridge = rtlink.get_link(container, settings.bridge)
             checks.check_link(intf, link, tuntap.info(data), settings, bridge)
-            ips = checks.own_ips(prev, intf)
-            ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)
+            containerlink.check_addressing(container, req.ifname, link.index, prev, intf)
 
-    def gc(self, req: skel.Request) -> None:
-        ipam_type = config.load_for_delete(req.config)
-        if ipam_type:
-            invoke.delegate_gc(req, ipam_type)
-
-    def status(self, req: skel.Request) -> None:
-        conf = decode(config.TapConf, req.config)
+    def ready(self, conf: dict) -> str:
+        settings = decode(config.TapConf, conf)
         problem = tuntap.clone_device_problem()
         if problem:
             raise CNIError(PLUGIN_NOT_AVAILABLE, "cannot create taps", problem)
-        if conf.ipam.type:
-            invoke.delegate_status(req, conf.ipam.type)
+        return settings.ipam.type
 
 
 def main() -> None:
