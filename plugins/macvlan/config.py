@@ -8,7 +8,7 @@ the master's MTU) is looked up by plugin.py and then validated here.
 from pycni.model import dataclass, field
 
 from pycni.config import DNSConf, NetConf
-from pycni.decode import decode, key, lenient, lookup
+from pycni.decode import decode, key, lenient
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
 from pycni.result import DNS
 from pycni.result import link_result as build_result  # noqa: F401  (the ADD result)
@@ -75,30 +75,15 @@ def parse_mac(text: str) -> str:
     return mac.interface_mac(text)
 
 
-def _string_at(obj, path: str, *keys: str) -> str:
-    """obj[k1][k2].. looked up Go-style; "" if absent, error if not a string."""
-    value = obj
-    for k in keys:
-        if not isinstance(value, dict):
-            return ""
-        value = lookup(value, k)
-        if value is None:
-            return ""
-    if not isinstance(value, str):
-        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid value for {path}: expected a string")
-    return value
-
-
 def choose_mac(conf: MacvlanConf, cni_args_mac: str) -> str:
     """The first one set of runtimeConfig.mac, args.cni.mac, CNI_ARGS MAC
-    and mac: per-container values beat the network-wide `mac`, the runtime's
-    capability beats `args`, and `args` supersedes the deprecated CNI_ARGS."""
-    for candidate in (_string_at(conf.runtime_config, "runtimeConfig.mac", "mac"),
-                      _string_at(conf.args, "args.cni.mac", "cni", "mac"),
-                      cni_args_mac, conf.mac):
-        if candidate:
-            return candidate
-    return ""
+    and mac, normalised ("" = the kernel's choice): per-container values
+    beat the network-wide `mac`, the runtime's capability beats `args`,
+    and `args` supersedes the deprecated CNI_ARGS."""
+    from pycni import mac
+    return mac.choose(mac.config_string(conf.runtime_config, "runtimeConfig.mac", "mac"),
+                      mac.config_string(conf.args, "args.cni.mac", "cni", "mac"),
+                      cni_args_mac, conf.mac)
 
 
 def dns_from_conf(dns: DNSConf) -> DNS:
@@ -108,18 +93,15 @@ def dns_from_conf(dns: DNSConf) -> DNS:
 
 def load(config: dict, cni_args=None) -> Settings:
     """Decode and validate the config (plus CNI_ARGS MAC=) for ADD/CHECK."""
+    from pycni import mac
     conf = decode(MacvlanConf, config)
-    cni_args_mac = ""
-    if cni_args is not None and cni_args.pairs:
-        cni_args.require_known({"MAC"})
-        cni_args_mac = cni_args.get("MAC")
+    cni_args_mac = mac.from_cni_args(cni_args)
     mode = parse_mode(conf.mode)
     check_bc_queue_len(conf.bcqueuelen)
     if conf.mtu < 0:
         raise CNIError(INVALID_NETWORK_CONFIG, f"invalid MTU {conf.mtu}, must not be negative")
-    mac = choose_mac(conf, cni_args_mac)
     return Settings(master=conf.master, mode=mode, mtu=conf.mtu,
-                    mac=parse_mac(mac) if mac else "",
+                    mac=choose_mac(conf, cni_args_mac),
                     link_in_container=conf.link_in_container,
                     bc_queue_len=conf.bcqueuelen, ipam_type=conf.ipam.type,
                     dns=dns_from_conf(conf.dns))

@@ -8,7 +8,7 @@ the reference would use, and the ADD result.
 from pycni.model import dataclass, field
 
 from pycni.config import NetConf
-from pycni.decode import decode, key, lenient, lookup
+from pycni.decode import decode, key, lenient
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
 from pycni.result import DNS
 from pycni.result import link_result as build_result  # noqa: F401  (the ADD result)
@@ -102,20 +102,12 @@ def check_selinux(context: str) -> None:
                        "plugin on SELinux nodes")
 
 
-def _runtime_mac(conf: TapConf) -> str:
-    value = lookup(conf.runtime_config, "mac") if conf.runtime_config else None
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise CNIError(INVALID_NETWORK_CONFIG,
-                       "invalid value for runtimeConfig.mac: expected a string")
-    return value
-
-
 def choose_mac(conf: TapConf, cni_args_mac: str) -> str:
     """The reference's order: runtimeConfig.mac (capability `mac`), then
-    CNI_ARGS MAC=, then `mac`."""
-    return _runtime_mac(conf) or cni_args_mac or conf.mac
+    CNI_ARGS MAC=, then `mac`; normalised ("" = the kernel's random one)."""
+    from pycni import mac
+    return mac.choose(mac.config_string(conf.runtime_config, "runtimeConfig.mac", "mac"),
+                      cni_args_mac, conf.mac)
 
 
 def dns_from_conf(conf: TapConf) -> DNS:
@@ -126,18 +118,15 @@ def dns_from_conf(conf: TapConf) -> DNS:
 
 def load(config: dict, cni_args=None) -> Settings:
     """Decode and validate the config (plus CNI_ARGS MAC=) for ADD/CHECK."""
+    from pycni import mac
     conf = decode(TapConf, config)
-    cni_args_mac = ""
-    if cni_args is not None and cni_args.pairs:
-        cni_args.require_known({"MAC"})
-        cni_args_mac = cni_args.get("MAC")
+    cni_args_mac = mac.from_cni_args(cni_args)
     check_selinux(conf.selinux_context)
     check_mtu(conf.mtu)
     owner = check_id("owner", conf.owner)
     group = check_id("group", conf.group)
     check_bridge(conf.bridge)
-    mac = choose_mac(conf, cni_args_mac)
-    return Settings(mac=parse_mac(mac) if mac else "", mtu=conf.mtu,
+    return Settings(mac=choose_mac(conf, cni_args_mac), mtu=conf.mtu,
                     multi_queue=conf.multi_queue, owner=owner, group=group,
                     bridge=conf.bridge, ipam_type=conf.ipam.type,
                     dns=dns_from_conf(conf))

@@ -36,3 +36,39 @@ def test_unicast_problem():
     assert mac.unicast_problem(bytes.fromhex("020000000001")) is None
     assert "multicast" in mac.unicast_problem(bytes.fromhex("010000000001"))
     assert "all-zero" in mac.unicast_problem(bytes(6))
+
+
+# --- the MAC of a new link: CNI_ARGS, config strings, the choice ----------------
+
+def test_from_cni_args():
+    from pycni.args import parse_cni_args
+    from pycni.errors import CNIError, INVALID_ENVIRONMENT
+    assert mac.from_cni_args(None) == ""
+    assert mac.from_cni_args(parse_cni_args("")) == ""
+    assert mac.from_cni_args(parse_cni_args("MAC=02:00:00:00:00:01")) == "02:00:00:00:00:01"
+    assert mac.from_cni_args(parse_cni_args("IgnoreUnknown=1;X=1")) == ""
+    with pytest.raises(CNIError) as err:
+        mac.from_cni_args(parse_cni_args("MAC=02:00:00:00:00:01;X=1"))
+    assert (err.value.code, err.value.msg) == (INVALID_ENVIRONMENT, 'unknown CNI_ARGS key "X"')
+
+
+def test_config_string():
+    from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
+    assert mac.config_string({"cni": {"MAC": "x"}}, "args.cni.mac", "cni", "mac") == "x"
+    for absent in ({}, {"cni": None}, {"cni": "text"}, {"cni": {}}, None):
+        assert mac.config_string(absent, "args.cni.mac", "cni", "mac") == ""
+    with pytest.raises(CNIError) as err:
+        mac.config_string({"mac": 1}, "runtimeConfig.mac", "mac")
+    assert (err.value.code, err.value.msg) == (
+        INVALID_NETWORK_CONFIG, "invalid value for runtimeConfig.mac: expected a string")
+
+
+def test_choose_first_set_normalised():
+    from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
+    assert mac.choose("", "", "") == ""
+    assert mac.choose("", "02-00-00-00-00-0A", "02:00:00:00:00:01") == "02:00:00:00:00:0a"
+    with pytest.raises(CNIError) as err:     # only the chosen one is parsed
+        mac.choose("01:00:00:00:00:01", "nonsense")
+    assert err.value.code == INVALID_NETWORK_CONFIG
+    assert err.value.msg == ("invalid args 01:00:00:00:00:01 for MAC addr: "
+                             "a multicast address cannot be an interface address")
