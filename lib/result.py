@@ -48,7 +48,7 @@ class Interface:
 
     def to_dict(self, new_fields: bool) -> dict:
         """The JSON object; `new_fields`: include 1.1.0's fields."""
-        out = {"name": self.name}
+        out: dict = {"name": self.name}
         if self.mac:
             out["mac"] = self.mac
         if new_fields and self.mtu:
@@ -77,7 +77,7 @@ class IPConfig:
 
     def to_dict(self, with_version: bool) -> dict:
         """The JSON object; `with_version`: 0.3.x/0.4.0's "version" key."""
-        out = {}
+        out: dict = {}
         if with_version:
             out["version"] = str(self.family)
         if self.interface is not None:
@@ -128,7 +128,7 @@ class DNS:
 
     def to_dict(self) -> dict:
         """The JSON object, empty fields left out."""
-        out = {}
+        out: dict = {}
         if self.nameservers:
             out["nameservers"] = list(self.nameservers)
         if self.domain:

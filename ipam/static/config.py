@@ -327,8 +327,9 @@ def decode_netconf(config: dict) -> tuple[StaticConf, list]:
     ipam_key = _last_key(config, "ipam")
     ipam = config[ipam_key] if ipam_key is not None else None
     addresses_key = _last_key(ipam, "addresses") if isinstance(ipam, dict) else None
-    raw = ipam[addresses_key] if addresses_key is not None else None
-    if isinstance(raw, list) and any(isinstance(a, dict) and "Address" in a for a in raw):
+    raw = ipam[addresses_key] if isinstance(ipam, dict) and addresses_key is not None else None
+    if isinstance(ipam, dict) and isinstance(raw, list) and \
+            any(isinstance(a, dict) and "Address" in a for a in raw):
         stripped = []
         for i, a in enumerate(raw):
             if isinstance(a, dict) and "Address" in a:
@@ -418,13 +419,13 @@ def load(config: dict, args_text: str = "") -> Settings:
         addresses = replacing_addresses(conf.runtime_config.ips)
 
     count = {4: 0, 6: 0}
-    for a in addresses:
-        if a.cidr is None:
-            a.cidr = parse_cidr(a.text)
-            if a.cidr is None:
+    for address in addresses:
+        if address.cidr is None:
+            address.cidr = parse_cidr(address.text)
+            if address.cidr is None:
                 raise refusal(f"the 'address' field is expected to be in CIDR notation, "
-                             f"got: '{a.text}'")
-        count[a.cidr.ip.family] += 1
+                             f"got: '{address.text}'")
+        count[address.cidr.ip.family] += 1
     if (count[4] > 1 or count[6] > 1) and not _at_least(conf.cni_version, "0.3.0"):
         raise refusal(f"CNI version {conf.cni_version} does not support more than 1 "
                      f"address per family")
@@ -462,6 +463,7 @@ def check_problem(conf: Settings, prev, ifname: str) -> str:
         if cidr is not None:
             listed.append((cidr.ip, gw))
     for a in conf.addresses:
+        assert a.cidr is not None       # load() parsed every address
         for ip, gw in listed:
             if ip == a.cidr.ip:
                 if a.gateway is None or a.gateway == gw:
