@@ -8,7 +8,7 @@ and must be called inside `netns.entered(container)`.
 
 As in the reference: addresses, link up, then (with IPv6 addresses) a
 bounded wait until duplicate address detection has settled
-(`addr_dad.settle`: a `dadfailed` address fails the ADD, so the
+(`rtaddr.settle`: a `dadfailed` address fails the ADD, so the
 caller's rollback releases it), then routes, each added beside any
 other route to the same destination (`rtroute.add_route_ecmp`: IPv4
 keeps them as separate routes, IPv6 joins them into one multipath
@@ -112,13 +112,12 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
                                exc.strerror) from None
         rtlink.set_link_up(nl, link.index)
         if should_settle(plan, settle):
-            from .netlink import addr_dad     # only where an IPv6 address was added
-            timeout = addr_dad.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
+            timeout = rtaddr.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
             try:
-                addr_dad.settle(nl, link.index, timeout)
-            except addr_dad.DadFailed as exc:
+                rtaddr.settle(nl, link.index, timeout)
+            except rtaddr.DadFailed as exc:
                 raise settle_error(ifname, failed_address=exc.address) from None
-            except addr_dad.StillTentative:
+            except rtaddr.StillTentative:
                 raise settle_error(ifname, timeout=timeout) from None
             except netlink.NetlinkError as exc:
                 raise CNIError(INTERNAL, f'failed to settle addresses for "{ifname}": '
