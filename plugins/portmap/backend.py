@@ -8,9 +8,10 @@ created a shared chain first, a rule we meant to delete is gone) is
 recomputed from a new read and retried.
 
 Both follow the firewall backend protocol (pycni.fwtools):
-  setup(conf, network, cid, cip)   ADD for one container address (`apply`
-                                   is the same method under its old name)
-  teardown(network, cid)           DEL; the families where rules were removed
+  setup(conf, network, cid, cip)   ADD for one container address
+  teardown(network, cid, conf, families)
+                                   DEL; the families where rules were removed
+                                   (`conf`, `families`: what ADD wrote, when known)
   check(conf, network, cid, cip)   CHECK; the problems found
   gc(network, valid)               GC; `valid` = (container ID, ifname)s
 """
@@ -35,10 +36,10 @@ CHAIN_MISSING = (b"No chain/target/match by that name", b"is incompatible, use '
 
 
 def attachment_ids(valid) -> set[str]:
-    """The container IDs of `valid`: the backend protocol's (container ID,
-    ifname) pairs (fwtools), or already the IDs (what plugin.py passes
-    today). Portmap's chains are named by network and ID only."""
-    return {v[0] if isinstance(v, tuple) else v for v in valid}
+    """The container IDs of `valid`, the backend protocol's (container ID,
+    ifname) pairs (fwtools): portmap's chains are named by network and ID
+    only."""
+    return {cid for cid, _ifname in valid}
 
 
 def detect() -> str:
@@ -63,10 +64,17 @@ class IptablesBackend(IptablesTable):
             return
         retrying(lambda: self.restore(cip.family, ipt.add_script(plan, self.saved(cip.family))))
 
-    apply = setup     # the name plugin.py calls today
-
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
-        return ipt.check(ipt.plan(conf, network, cid, cip), self.saved(cip.family))
+        """CHECK. One batch of `-C` lines (ipt.check_script) that changes
+        nothing and is accepted only when every rule is there; the whole
+        table, read only when it is refused, says what is missing."""
+        p = ipt.plan(conf, network, cid, cip)
+        try:
+            if self.restore_if_accepted(cip.family, ipt.check_script(p)):
+                return []
+        except CNIError:
+            pass     # a rule too long for one batch line: the table says
+        return ipt.check(p, self.saved(cip.family))
 
     @staticmethod
     def listed(family: int, chain: str) -> ipt.Saved | None:
@@ -123,8 +131,17 @@ class IptablesBackend(IptablesTable):
             return True
         return False
 
-    def teardown(self, network: str, cid: str) -> set[int]:
-        """DEL. Usually the container's entry rules are in CNI-HOSTPORT-DNAT
+    def teardown(self, network: str, cid: str, conf: PortMapConf | None = None,
+                 families: "tuple[int, ...]" = ()) -> set[int]:
+        """DEL. With the config's mappings (`conf`) and the families ADD
+        wrote rules in (`families`: those of the container's addresses in
+        prevResult), the container's rules are known: one batch deletes
+        them without reading the table first (ipt.exact_del_script), and
+        iptables-restore refuses it unless they are all of the container's
+        state. Refused (rules written otherwise, other or missing mappings,
+        a partial state) or in the other families, the way below.
+
+        Usually the container's entry rules are in CNI-HOSTPORT-DNAT
         only: listing that chain alone (`iptables -S`, ~4 times cheaper
         than `iptables-save` of a nat table that holds 500 mappings) gives
         the batch (ipt.del_listed_script). Otherwise, or when that batch
@@ -135,8 +152,16 @@ class IptablesBackend(IptablesTable):
         tried first in IPv4, and in IPv6 only when IPv4's entry chain was
         not small (for a small table the listing would be one exec more)."""
         probe = [True]
+        exact = self.exact_scripts(network, cid, conf) if families else None
 
         def remove_in(family: int) -> bool:
+            if exact and family in families:
+                if self.restore_if_accepted(family, exact[family]):
+                    # What the table holds elsewhere is unknown: in the
+                    # other family read it whole (one exec, as for a small
+                    # table) rather than list and probe it.
+                    probe[0] = False
+                    return True
             if probe[0]:
                 listed = self.listed(family, ipt.DNAT_CHAIN)
                 if listed is not None:
@@ -157,6 +182,23 @@ class IptablesBackend(IptablesTable):
             probe[0] = len(saved.lines.get(ipt.DNAT_CHAIN, ())) >= PROBE_MIN_ENTRIES
             return self._apply_removal(family, ipt.del_script(network, cid, saved))
         return self._remove(remove_in)
+
+    @staticmethod
+    def exact_scripts(network: str, cid: str, conf: PortMapConf | None) -> dict[int, str] | None:
+        """Per family, the batch deleting the rules ADD wrote for `conf`
+        (ipt.exact_del_script); None when they cannot be named: no
+        mappings, or conditions ADD would have refused (DEL does not
+        validate them, so they go into a batch only once they pass ADD's
+        checks)."""
+        if conf is None or not conf.mappings or conf.backend != IPTABLES:
+            return None
+        from .config import validate_script_inputs
+        try:
+            validate_script_inputs(conf)
+            return {f: ipt.exact_del_script(network, cid, ipt.entry_rules(conf, network, cid, f))
+                    for f in (4, 6)}
+        except CNIError:
+            return None
 
     def gc(self, network: str, valid) -> None:
         """GC: the chains of `network`'s attachments not in `valid`."""
@@ -184,8 +226,6 @@ class NftablesBackend:
             self.run(nft.add_script(conf, network, cid, cip, existing))
         retrying(step)
 
-    apply = setup     # the name plugin.py calls today
-
     def check(self, conf: PortMapConf, network: str, cid: str, cip: ContainerIP) -> list[str]:
         existing, hooks_ok = self.listing(cip.family)
         return nft.check(conf, network, cid, cip.family, existing, hooks_ok)
@@ -209,7 +249,10 @@ class NftablesBackend:
         retrying(step)
         return changed
 
-    def teardown(self, network: str, cid: str) -> set[int]:
+    def teardown(self, network: str, cid: str, conf: PortMapConf | None = None,
+                 families: "tuple[int, ...]" = ()) -> set[int]:
+        """Finds the container's rules by their comments: `conf` and
+        `families` are not needed."""
         return self._remove(lambda existing: nft.del_rules(network, cid, existing))
 
     def gc(self, network: str, valid) -> None:

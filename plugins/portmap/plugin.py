@@ -66,20 +66,40 @@ def flush_conntrack(conf: PortMapConf, family: int) -> None:
         _warn(f"failed to delete stale UDP conntrack entries: {err}")
 
 
+def _chained(req: skel.Request, missing: str) -> tuple[PortMapConf, Result]:
+    """ADD and CHECK: the config and the required prevResult (`missing`:
+    the reference's message without it)."""
+    conf = _conf(req)
+    prev = req.prev_result
+    if prev is None:
+        raise CNIError(INVALID_NETWORK_CONFIG, missing)
+    return conf, prev
+
+
+def _added_families(req: skel.Request) -> tuple[int, ...]:
+    """DEL: the families ADD wrote rules in, those of the container's
+    addresses in prevResult; IPv4 (the usual case, a guess the backend
+    verifies) without a usable prevResult."""
+    try:
+        prev = req.prev_result
+    except CNIError:
+        prev = None
+    if prev is None:
+        return (4,)
+    return tuple(cip.family for cip in container_ips(prev, req.ifname))
+
+
 class PortmapPlugin(skel.Plugin):
     name = "portmap"
 
     def add(self, req: skel.Request) -> Result:
-        conf = _conf(req)
-        prev = req.prev_result
-        if prev is None:
-            raise CNIError(INVALID_NETWORK_CONFIG, "must be called as chained plugin")
+        conf, prev = _chained(req, "must be called as chained plugin")
         if not conf.mappings:
             return prev
         from . import backend
         impl = backend.backend(conf.backend)
         for cip in container_ips(prev, req.ifname):
-            impl.apply(conf, req.network_name, req.container_id, cip)
+            impl.setup(conf, req.network_name, req.container_id, cip)
             flush_conntrack(conf, cip.family)
             if cip.family == 4 and conf.snat_on:
                 enable_route_localnet(cip)
@@ -89,7 +109,8 @@ class PortmapPlugin(skel.Plugin):
         conf = _conf(req)
         from . import backend
         try:
-            removed = backend.backend(conf.backend).teardown(req.network_name, req.container_id)
+            removed = backend.backend(conf.backend).teardown(
+                req.network_name, req.container_id, conf, _added_families(req))
         except CNIError as err:
             if conf.mappings:
                 raise
@@ -104,10 +125,7 @@ class PortmapPlugin(skel.Plugin):
             flush_conntrack(conf, family)
 
     def check(self, req: skel.Request) -> None:
-        conf = _conf(req)
-        prev = req.prev_result
-        if prev is None:
-            raise CNIError(INVALID_NETWORK_CONFIG, "Required prevResult missing")
+        conf, prev = _chained(req, "Required prevResult missing")
         if not conf.mappings:
             return
         from . import backend
@@ -121,7 +139,7 @@ class PortmapPlugin(skel.Plugin):
 
     def gc(self, req: skel.Request) -> None:
         conf = _conf(req)
-        valid = {a.container_id for a in req.valid_attachments}
+        valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
         from . import backend
         backend.backend(conf.backend).gc(req.network_name, valid)
 

@@ -96,18 +96,7 @@ def plan(conf: PortMapConf, network: str, container_id: str, cip: ContainerIP) -
                                        "-j", DNAT_CHAIN], False))
 
     selected = mappings_for(conf.mappings, family)
-    note = dnat_comment(network, container_id)
-    by_proto: dict[str, list[int]] = {}
-    # the reference groups every mapping by protocol, hostIP family or not
-    for m in conf.mappings:
-        by_proto.setdefault(m.protocol, []).append(m.host_port)
-    for proto in sorted(by_proto):
-        ports = by_proto[proto]
-        for i in range(0, len(ports), MULTIPORT_MAX):
-            spec = ",".join(str(x) for x in ports[i:i + MULTIPORT_MAX])
-            p.entries.append(["-p", proto, "-m", "comment", "--comment", note,
-                              "-m", "multiport", "--dports", spec,
-                              *conf.conditions(family), "-j", chain])
+    p.entries = entry_rules(conf, network, container_id, family)
 
     masq_src = ANY[family] if conf.masq_all else cip.network
     for m, dest in selected:
@@ -121,6 +110,27 @@ def plan(conf: PortMapConf, network: str, container_id: str, cip: ContainerIP) -
         p.rules.append([*dst, *port, "-j", "DNAT",
                         "--to-destination", fmt_ip_port(cip.ip, m.container_port)])
     return p
+
+
+def entry_rules(conf: PortMapConf, network: str, container_id: str, family: int) -> list[list[str]]:
+    """The container's rules in CNI-HOSTPORT-DNAT: one per protocol and
+    run of up to 15 host ports, jumping to its chain. They depend on the
+    config alone (not on the container's address), so DEL can name them."""
+    chain = chain_name(network, container_id)
+    note = dnat_comment(network, container_id)
+    by_proto: dict[str, list[int]] = {}
+    # the reference groups every mapping by protocol, hostIP family or not
+    for m in conf.mappings:
+        by_proto.setdefault(m.protocol, []).append(m.host_port)
+    entries = []
+    for proto in sorted(by_proto):
+        ports = by_proto[proto]
+        for i in range(0, len(ports), MULTIPORT_MAX):
+            spec = ",".join(str(x) for x in ports[i:i + MULTIPORT_MAX])
+            entries.append(["-p", proto, "-m", "comment", "--comment", note,
+                            "-m", "multiport", "--dports", spec,
+                            *conf.conditions(family), "-j", chain])
+    return entries
 
 
 # --- iptables-save output ---------------------------------------------------------
@@ -228,6 +238,30 @@ def del_listed_script(network: str, container_id: str, listed: Saved) -> str | N
     entries += [line for chain, _, line in listed.jumps_to(snat) if chain == DNAT_CHAIN]
     return ipt_script(["*nat", *[_delete_line(line) for line in entries],
                        f"-F {dnat}", f"-X {dnat}", f":{snat} - [0:0]", f"-X {snat}", "COMMIT"])
+
+
+def exact_del_script(network: str, container_id: str, entries: list[list[str]]) -> str:
+    """DEL's batch when the container's entry rules are known (those ADD
+    wrote for this config, `entry_rules`), needing no read of the table:
+    exact `-D` of each, then flush and delete the DNAT chain, and the
+    legacy SNAT chain if it exists (`:CHAIN` creates or flushes it).
+    iptables-restore applies it all or nothing and refuses it unless that
+    is the whole of the container's state: an entry rule missing or
+    written otherwise fails its `-D`, a rule elsewhere still jumping to
+    either chain fails its `-X`, a missing DNAT chain fails the `-F`. When
+    it applies, it has done what del_script does."""
+    dnat, snat = container_chains(network, container_id)
+    return ipt_script(["*nat", *[f"-D {DNAT_CHAIN} {render(e)}" for e in entries],
+                       f"-F {dnat}", f"-X {dnat}", f":{snat} - [0:0]", f"-X {snat}", "COMMIT"])
+
+
+def check_script(p: Plan) -> str:
+    """CHECK's batch: `-C` of every rule of plan `p` (its chain's and its
+    entry rules), changing nothing. Accepted only when each is there as
+    written (the kernel compares the parsed rules); then `check` would
+    find nothing missing. Refused, the whole table says what is missing."""
+    return ipt_script(["*nat", *[f"-C {p.chain} {render(r)}" for r in p.rules],
+                       *[f"-C {DNAT_CHAIN} {render(e)}" for e in p.entries], "COMMIT"])
 
 
 def check(p: Plan, saved: Saved) -> list[str]:

@@ -1,7 +1,8 @@
 """portmap (iptables) on a node where the reference portmap installed 500
 mappings: ~2,000 rules in nat. Our DEL removes exactly its own rules (and
-those of a reference container it is asked to remove), through the
-listing of CNI-HOSTPORT-DNAT and one batch, and still through the whole
+those of a reference container it is asked to remove), through one batch
+naming them (the config's mappings), else the listing of
+CNI-HOSTPORT-DNAT and one batch, and still through the whole
 table when another chain jumps to the container's chain or a legacy
 CNI-SN- chain is in the way; our ADD then DEL leave the table as it was.
 
@@ -131,21 +132,27 @@ def test_our_del_removes_exactly_our_rules(node):
     gone, new = diff(start, added)
     assert gone == [] and new == own_lines(added, "p4pm-measured") and len(new) == 5
 
+    # CHECK: one batch of -C lines, no iptables-save
+    assert node.call("ours", "CHECK", 777, 29999, "p4pm-measured") == \
+        [["iptables-restore", "--noflush", "-w"]]
+    assert node.nat() == added
+
     execs = node.call("ours", "DEL", 777, 29999, "p4pm-measured")
-    # one deleting exec: the listing, the batch; no IPv6 nat table in this
-    # namespace (fwtools.no_table), so nothing is run for IPv6
-    assert execs == [["iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"],
-                     ["iptables-restore", "--noflush", "-w"]]
+    # one exec: the batch deleting exactly what ADD wrote (the config names
+    # the mappings, prevResult the family), no listing; no IPv6 nat table in
+    # this namespace (fwtools.no_table), so nothing is run for IPv6
+    assert execs == [["iptables-restore", "--noflush", "-w"]]
     assert node.nat() == start
 
-    # DEL again: nothing to remove; the listing and `-S CHAIN 1` of both
-    # chains tell so without iptables-save
+    # DEL again: nothing to remove; that batch is refused, then the listing
+    # and `-S CHAIN 1` of both chains tell so without iptables-save
     execs = node.call("ours", "DEL", 777, 29999, "p4pm-measured")
     dn, sn = ri.container_chains(NET, "p4pm-measured")
-    assert execs[:3] == [["iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"],
+    assert execs[:4] == [["iptables-restore", "--noflush", "-w"],
+                         ["iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"],
                          ["iptables", "-w", "-t", "nat", "-S", dn, "1"],
                          ["iptables", "-w", "-t", "nat", "-S", sn, "1"]]
-    assert not any(e[0].endswith("restore") or e[0] == "iptables-save" for e in execs)
+    assert not any(e[0].endswith("restore") or e[0] == "iptables-save" for e in execs[1:])
     assert node.nat() == start
 
 
@@ -180,10 +187,10 @@ def test_a_jump_from_another_chain_is_removed_through_the_whole_table(node):
     start = node.nat()
     assert [line for line in start if line.startswith("-A PREROUTING") and chain in line]
     execs = node.call("ours", "DEL", 42, 30042, cid)
-    # the batch failed (the chain still referenced): nothing changed by it,
-    # then the whole table was read and the jump removed too, as before
-    assert [e[0] for e in execs][:4] == ["iptables", "iptables-restore", "iptables-save",
-                                         "iptables-restore"]
+    # the batches failed (the chain still referenced): nothing changed by
+    # them, then the whole table was read and the jump removed too, as before
+    assert [e[0] for e in execs][:5] == ["iptables-restore", "iptables", "iptables-restore",
+                                         "iptables-save", "iptables-restore"]
     gone, new = diff(start, node.nat())
     assert new == [] and gone == own_lines(start, cid) and len(gone) == 6
 
@@ -215,4 +222,15 @@ def test_the_reference_removes_what_our_add_made(node):
     start = node.nat()
     node.call("ours", "ADD", 778, 29998, "p4pm-ours")
     node.call("ref", "DEL", 778, 29998, "p4pm-ours")
+    assert node.nat() == start
+
+
+def test_del_naming_other_mappings_than_add_removes_all_of_it(node):
+    # the runtime's DEL config names another port than the ADD's: the
+    # exact batch is refused (changing nothing) and the listing's removes
+    # every rule of the container, as before
+    start = node.nat()
+    node.call("ours", "ADD", 780, 29996, "p4pm-other")
+    execs = node.call("ours", "DEL", 780, 29995, "p4pm-other")
+    assert [e[0] for e in execs][:3] == ["iptables-restore", "iptables", "iptables-restore"]
     assert node.nat() == start

@@ -61,6 +61,66 @@ def test_check_without_prev_result_is_an_error():
     assert code == 1 and out["msg"] == "Required prevResult missing"
 
 
+class Recorder:
+    """A backend recording what the plugin asks of it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def setup(self, conf, network, cid, cip):
+        self.calls.append(("setup", network, cid, cip.family))
+
+    def teardown(self, network, cid, conf=None, families=()):
+        self.calls.append(("teardown", network, cid, families))
+        return set()
+
+    def gc(self, network, valid):
+        self.calls.append(("gc", network, valid))
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """The recording backend; the host's own route_localnet and conntrack
+    are never touched (ADD's other effects do nothing here)."""
+    from pycni.plugins.portmap import plugin
+    rec = Recorder()
+    monkeypatch.setattr(backend, "backend", lambda name: rec)
+    monkeypatch.setattr(plugin, "enable_route_localnet", lambda cip: None)
+    monkeypatch.setattr(plugin, "flush_conntrack", lambda conf, family: None)
+    return rec
+
+
+MAPPED = {"cniVersion": "1.0.0", "name": "n", "type": "portmap", "backend": "iptables",
+          "runtimeConfig": {"portMappings": [
+              {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}}
+DUAL = {**PREV, "ips": [{"address": "fd00::5/64", "interface": 0}, *PREV["ips"]]}
+
+
+@pytest.mark.parametrize("prev, families", [
+    (PREV, (4,)),
+    (DUAL, (4, 6)),
+    ({**PREV, "ips": [{"address": "fd00::5/64", "interface": 0}]}, (6,)),
+    (None, (4,)),                                   # no prevResult: IPv4 tried first
+    ({"cniVersion": "1.0.0", "ips": "garbage"}, (4,)),   # DEL never fails on it
+    ({**PREV, "interfaces": [{"name": "net1", "sandbox": "/x"}]}, ()),   # another interface
+])
+def test_del_tells_the_backend_what_add_wrote(recorder, prev, families):
+    conf = MAPPED if prev is None else {**MAPPED, "prevResult": prev}
+    code, _ = run(conf, "DEL")
+    assert code == 0 and recorder.calls == [("teardown", "n", "c1", families)]
+
+
+def test_add_calls_setup_per_family(recorder):
+    code, _ = run({**MAPPED, "prevResult": DUAL})
+    assert code == 0 and recorder.calls == [("setup", "n", "c1", 4), ("setup", "n", "c1", 6)]
+
+
+def test_gc_passes_attachment_pairs(recorder):
+    code, _ = run({**MAPPED, "cniVersion": "1.1.0", "cni.dev/valid-attachments": [
+        {"containerID": "c1", "ifname": "eth0"}, {"containerID": "c2", "ifname": "net1"}]}, "GC")
+    assert code == 0 and recorder.calls == [("gc", "n", [("c1", "eth0"), ("c2", "net1")])]
+
+
 def test_bad_config_is_code_7_before_any_tool_runs(monkeypatch):
     monkeypatch.setattr(backend, "run_tool", lambda *a, **k: pytest.fail("tool ran"))
     code, out = run({"cniVersion": "1.0.0", "name": "n", "type": "portmap", "prevResult": PREV,

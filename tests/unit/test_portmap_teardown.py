@@ -1,12 +1,17 @@
-"""portmap DEL with the iptables backend, against a simulated nat table.
+"""portmap DEL and CHECK with the iptables backend, against a simulated
+nat table.
 
-DEL first lists CNI-HOSTPORT-DNAT alone (`iptables -S`) and applies one
-all-or-nothing batch (rules_iptables.del_listed_script); when the
-listing shows no entry rule of the container, or the batch fails, it
-reads the whole table (`iptables-save`, del_script) as before. The
-listing only saves work: the table left behind and the families reported
-as changed must be those of the whole-table way, whatever the table
-holds. The simulator below applies restore scripts the way
+When the config names the container's mappings and prevResult its
+families, DEL first tries the batch deleting exactly what ADD wrote
+(rules_iptables.exact_del_script), with no read of the table. Otherwise,
+or when that batch is refused, DEL lists CNI-HOSTPORT-DNAT alone
+(`iptables -S`) and applies one all-or-nothing batch
+(rules_iptables.del_listed_script); when the listing shows no entry
+rule of the container, or the batch fails, it reads the whole table
+(`iptables-save`, del_script) as before. Both only save work: the table
+left behind and the families reported as changed must be those of the
+whole-table way, whatever the table holds. CHECK's batch of `-C` lines
+must give the whole table's verdict. The simulator below applies restore scripts the way
 iptables-restore does (all or nothing; `-X` of a chain that a rule still
 jumps to fails); the real kernel is in tests/integration/test_portmap_scale.py.
 """
@@ -75,6 +80,9 @@ class Table:
                 if args not in rules:
                     fail(line)
                 del new[chain][rules.index(args)]
+            elif op == "-C":
+                if args not in [fwquote.ipt_tokens(r)[2:] for r in new[chain]]:
+                    fail(line)
             elif op == "-F":
                 new[chain] = []
             elif op == "-X":
@@ -180,13 +188,23 @@ STATES = {
 }
 
 
-def run_teardown(node, state, whole_table_only=False, monkeypatch=None):
+def conf_of(port=29999, **extra):
+    """The config whose ADD wrote `ours(port=port)` (one TCP mapping)."""
+    from pycni.plugins.portmap.config import parse_config
+    return parse_config({"cniVersion": "1.0.0", "name": NET, "type": "portmap",
+                         "runtimeConfig": {"portMappings": [
+                             {"hostPort": port, "containerPort": 80, "protocol": "tcp"}]},
+                         **extra}, scripts=False)
+
+
+def run_teardown(node, state, whole_table_only=False, monkeypatch=None, conf=None,
+                 families=()):
     tables, calls = node
     tables[4], tables[6] = Table(state[0]), Table(state[1])
     calls.clear()
     if whole_table_only:
         monkeypatch.setattr(backend.IptablesBackend, "listed", staticmethod(lambda f, c: None))
-    changed = backend.IptablesBackend().teardown(NET, CID)
+    changed = backend.IptablesBackend().teardown(NET, CID, conf, families)
     return {f: dict(t.chains) for f, t in tables.items()}, changed, list(calls)
 
 
@@ -306,3 +324,120 @@ def test_fresh_add_script_asserts_shared_rules_and_creates_the_chain():
     full = [l for l in ri.add_script(p, saved).splitlines() if l not in ("*nat", "COMMIT")]
     assert full[0] == f":{p.chain} - [0:0]"
     assert full[1:] == [l for l in lines if l.startswith("-A ")]
+
+
+# --- DEL with the container's mappings known (no listing first) -------------------
+
+KNOWN = [(4,), (6,), (4, 6)]
+
+
+@pytest.mark.parametrize("families", KNOWN, ids=str)
+@pytest.mark.parametrize("name", list(STATES))
+def test_exact_del_leaves_what_the_whole_table_way_leaves(node, name, families, monkeypatch):
+    exact = run_teardown(node, STATES[name], conf=conf_of(), families=families)
+    full = run_teardown(node, STATES[name], whole_table_only=True, monkeypatch=monkeypatch)
+    assert exact[:2] == full[:2]
+
+
+@pytest.mark.parametrize("name", list(STATES))
+def test_exact_del_twice_changes_nothing_more(node, name):
+    first = run_teardown(node, STATES[name], conf=conf_of(), families=(4, 6))
+    again = run_teardown(node, (Table.save(_t(first[0][4])), Table.save(_t(first[0][6]))),
+                         conf=conf_of(), families=(4, 6))
+    assert again[0] == first[0] and again[1] == set()
+
+
+def test_exact_del_is_one_batch_without_a_listing(node):
+    # IPv4 only in prevResult: one deleting batch, and IPv6 read whole
+    # (nothing of ours can be there unless prevResult lied)
+    for name in ("500 + ours", "one, ours"):
+        assert run_teardown(node, STATES[name], conf=conf_of(), families=(4,))[2] == \
+            [(4, "restore"), (6, "save")]
+    assert run_teardown(node, STATES["500 + ours, both families"], conf=conf_of(),
+                        families=(4, 6))[2] == [(4, "restore"), (6, "restore")]
+
+
+def test_exact_del_deletes_only_the_container_rules(node):
+    before = Table(STATES["500 + ours"][0]).chains
+    after, changed, _ = run_teardown(node, STATES["500 + ours"], conf=conf_of(), families=(4,))
+    assert changed == {4}
+    removed = {c: [r for r in before[c] if r not in after[4].get(c, [])] for c in before}
+    assert {c: r for c, r in removed.items() if r} == {
+        DN: ours()[1:4], "CNI-HOSTPORT-DNAT": [ours()[4]]}
+
+
+@pytest.mark.parametrize("name, conf", [
+    ("another owner jumps to our chain", conf_of()),
+    ("two entry rules", conf_of()),             # a mapping the config does not name
+    ("500 + ours", conf_of(port=29998)),        # other mappings than ADD's
+    ("legacy SNAT chain, referenced", conf_of()),
+    ("500, not ours (repeated DEL)", conf_of()),
+])
+def test_a_refused_exact_batch_falls_back_to_the_listing(node, name, conf, monkeypatch):
+    got = run_teardown(node, STATES[name], conf=conf, families=(4,))
+    assert got[2][:2] == [(4, "restore"), (4, "-S")]
+    full = run_teardown(node, STATES[name], whole_table_only=True, monkeypatch=monkeypatch)
+    assert got[:2] == full[:2]
+
+
+@pytest.mark.parametrize("conf", [
+    conf_of(conditionsV4=["-s 10.0.0.0/8\n-A INPUT -j DROP"]),   # ADD refuses these
+    conf_of(backend="nftables"),
+])
+def test_no_exact_batch_without_a_valid_iptables_config(conf):
+    assert backend.IptablesBackend.exact_scripts(NET, CID, conf) is None
+    assert backend.IptablesBackend.exact_scripts(NET, CID, None) is None
+
+
+def test_exact_batch_names_the_rules_add_wrote():
+    script = ri.exact_del_script(NET, CID, ri.entry_rules(conf_of(), NET, CID, 4))
+    assert script.split("\n") == [
+        "*nat", "-D" + ours()[-1][2:], f"-F {DN}", f"-X {DN}", f":{SN} - [0:0]", f"-X {SN}",
+        "COMMIT", ""]
+
+
+def test_entry_rules_are_the_plans():
+    from pycni.plugins.portmap.config import ContainerIP
+    conf = conf_of(conditionsV4=["-s", "10.0.0.0/8"])
+    for ip in ("10.127.2.4/16", "fd00::4/64"):
+        cip = ContainerIP(ip)
+        assert ri.plan(conf, NET, CID, cip).entries == ri.entry_rules(conf, NET, CID, cip.family)
+
+
+# --- CHECK: one batch of -C lines, the whole table only when it is refused --------
+
+def _check(node, state, conf):
+    from pycni.plugins.portmap.config import ContainerIP
+    tables, calls = node
+    tables[4] = Table(state)
+    calls.clear()
+    problems = backend.IptablesBackend().check(conf, NET, CID, ContainerIP("10.127.2.4/16"))
+    return problems, list(calls)
+
+
+@pytest.mark.parametrize("name", ["500 + ours", "one, ours", "500, not ours (repeated DEL)",
+                                  "orphan chain, no entry rule", "two entry rules", "empty"])
+def test_check_batch_gives_the_whole_table_verdict(node, name):
+    from pycni.plugins.portmap.config import ContainerIP
+    conf = conf_of()
+    state = STATES[name][0]
+    problems, calls = _check(node, state, conf)
+    expected = ri.check(ri.plan(conf, NET, CID, ContainerIP("10.127.2.4/16")),
+                        iptsave.parse_saved(state))
+    assert problems == expected
+    assert calls == ([(4, "restore")] if not expected else [(4, "restore"), (4, "save")])
+
+
+def test_check_batch_changes_nothing(node):
+    state = STATES["500 + ours"][0]
+    before = Table(state).chains
+    _check(node, state, conf_of())
+    assert node[0][4].chains == before
+
+
+def test_check_batch_asserts_every_rule():
+    from pycni.plugins.portmap.config import ContainerIP
+    p = ri.plan(conf_of(), NET, CID, ContainerIP("10.127.2.4/16"))
+    lines = ri.check_script(p).split("\n")
+    assert lines == ["*nat", *[f"-C {DN} {ri.render(r)}" for r in p.rules],
+                     f"-C CNI-HOSTPORT-DNAT {ri.render(p.entries[0])}", "COMMIT", ""]
