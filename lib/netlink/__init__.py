@@ -1,19 +1,25 @@
 """A small netlink client, by message family as pyroute2 arranges it.
 
 This package is the core every family builds on: the socket
-(`NetlinkSocket`, `RtNetlink`), attributes (`attr`, `attr_str`,
-`attr_u32`, `parse_attrs`, `attr_u32_value`), the NLMSG_*/NLM_F_*
-constants and `NetlinkError`. The rtnetlink message families live in
-modules of their own, each with its RTM_*, IFLA_/IFA_/RTA_/FRA_* constants:
+(`NetlinkSocket`, `RtNetlink`), attributes (building: `attr`, `attr_str`,
+`attr_u32`, `pack_attrs`; reading: `parse_attrs`, `attr_items`,
+`attr_u32_value`, `attr_str_value`), the NLMSG_*/NLM_F_* constants and
+`NetlinkError`. The rtnetlink message families live in modules of their
+own, each with its RTM_*, IFLA_/IFA_/RTA_/FRA_* constants; what only one
+plugin or one rare path needs is a module of its own beside its family
+(named after it), so that the other plugins never load it:
 
 - `link` (ifinfomsg): Link, look-ups, creating veth/bridge/macvlan/any
-  kind, changing and deleting links, bridge-port flags, host-device's
-  alias, permanent address, parent device and move-with-rename;
-- `addr` (ifaddrmsg): Address, list/add/delete, IPv6 DAD (`settle`);
+  kind, changing and deleting links, bridge-port flags;
+  `linkinfo`: what host-device needs besides (every link with its alias,
+  permanent address and parent device, the alias itself, a move into
+  another namespace that renames in the same request);
+- `addr` (ifaddrmsg): Address, list/add/delete;
+  `addr_dad`: waiting for IPv6 duplicate address detection (`settle`);
 - `route` (rtmsg): RouteEntry, add (exclusive or beside others, as the
-  reference's RouteAddEcmp), list (multipath expanded or not), the
-  whole-message routes sbr moves between tables, a prefix-route delete
-  and a single-route look-up (`get`);
+  reference's RouteAddEcmp), list (multipath expanded or not), a
+  prefix-route delete and a single-route look-up (`get_route_oif`);
+  `route_msg`: the whole route messages sbr moves between tables;
 - `rule` (fib_rule_hdr): routing-policy rules.
 
 Callers import the families they use, under an `rt` prefix so that a
@@ -34,6 +40,7 @@ inside `netns.entered(...)` to work on a container.
 """
 
 from .. import posixos as os
+import errno
 import struct
 
 # The C module: `socket` itself adds ~8 ms of imports (selectors, enum
@@ -78,7 +85,7 @@ def attr_str(kind: int, text: str) -> bytes:
     kernel read a shorter string (a config's master "eth0\\0x" would name
     eth0), so it is refused."""
     if "\0" in text:
-        raise NetlinkError(22, f"name contains a NUL byte: {text!r}")   # EINVAL
+        raise NetlinkError(errno.EINVAL, f"name contains a NUL byte: {text!r}")
     return attr(kind, text.encode() + b"\0")
 
 
@@ -86,21 +93,49 @@ def attr_u32(kind: int, value: int) -> bytes:
     return attr(kind, struct.pack("=I", value))
 
 
-def parse_attrs(data: bytes) -> dict[int, bytes]:
-    """Attribute type -> payload (first occurrence; NLA_F_NESTED stripped)."""
-    attrs: dict[int, bytes] = {}
+def pack_attrs(*items: tuple[int, bytes | int | str | None]) -> bytes:
+    """The attributes of the (type, value) `items`, in order, leaving out
+    those whose value is None: bytes as they are, an int as u32, a str
+    NUL-terminated (`attr_str`)."""
+    out = b""
+    for kind, value in items:
+        if value is None:
+            continue
+        if isinstance(value, int):
+            out += attr_u32(kind, value)
+        elif isinstance(value, str):
+            out += attr_str(kind, value)
+        else:
+            out += attr(kind, value)
+    return out
+
+
+def attr_items(data: bytes) -> list[tuple[int, bytes]]:
+    """Every attribute as (type, payload), repeats included, in order
+    (NLA_F_NESTED stripped from the type)."""
+    out = []
     offset = 0
     while offset + _NLATTR.size <= len(data):
         length, kind = _NLATTR.unpack_from(data, offset)
         if length < _NLATTR.size:
             break
-        attrs.setdefault(kind & 0x3FFF, data[offset + _NLATTR.size: offset + length])
+        out.append((kind & 0x3FFF, data[offset + _NLATTR.size: offset + length]))
         offset += _align(length)
+    return out
+
+
+def parse_attrs(data: bytes) -> dict[int, bytes]:
+    """Attribute type -> payload (first occurrence; NLA_F_NESTED stripped)."""
+    attrs: dict[int, bytes] = {}
+    for kind, payload in attr_items(data):
+        attrs.setdefault(kind, payload)
     return attrs
 
 
-def _cstr(payload: bytes) -> str:
-    return payload.split(b"\0", 1)[0].decode()
+def attr_str_value(attrs: dict[int, bytes], kind: int, errors: str = "strict") -> str:
+    """A string attribute's text up to its NUL ("" if absent); `errors`
+    as for bytes.decode."""
+    return attrs.get(kind, b"").split(b"\0", 1)[0].decode(errors=errors)
 
 
 class NetlinkError(OSError):

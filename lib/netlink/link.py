@@ -1,24 +1,23 @@
 """Links (ifinfomsg): RTM_NEWLINK / RTM_DELLINK / RTM_GETLINK / RTM_SETLINK.
 
 Look-ups (`get_link`, `get_link_by_index`, `get_link_attrs`,
-`get_link_info_data`), creation (veth, bridge, macvlan, any kind),
-changes (up, master, name, MTU, MAC, promiscuous and all-multicast
-flags, queue length), deletion and bridge-port flags; and what
-host-device needs besides: every link with what identifies it (alias,
-permanent address, parent device: `LinkInfo`), the alias itself
-(IFLA_IFALIAS, where host-device keeps a moved link's host name, as the
-reference does) and a move into another namespace that renames in the
-same request.
+`get_link_info_data`, the raw `get_link_message`), creation (veth,
+bridge, macvlan, any kind), changes (up, master, name, MTU, MAC,
+promiscuous and all-multicast flags, queue length), deletion and
+bridge-port flags. What host-device needs besides (links with their
+alias, permanent address and parent device; moves between namespaces)
+is in `pycni.netlink.linkinfo`, which only host-device loads.
 """
 
 from .. import posixos as os
+import errno
 import struct
 
 import _socket as socket
 
 from ..model import dataclass
-from . import (NLA_F_NESTED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NetlinkError,
-               RtNetlink, _cstr, attr, attr_str, attr_u32, parse_attrs)
+from . import (NLA_F_NESTED, NLM_F_CREATE, NLM_F_EXCL, NetlinkError, RtNetlink, attr,
+               attr_str, attr_str_value, attr_u32, pack_attrs, parse_attrs)
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 
@@ -38,11 +37,7 @@ IFLA_PROTINFO = 12
 IFLA_TXQLEN = 13
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
-IFLA_IFALIAS = 20
 IFLA_NET_NS_FD = 28
-IFLA_PERM_ADDRESS = 54
-IFLA_PARENT_DEV_NAME = 56
-IFLA_PARENT_DEV_BUS_NAME = 57
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
@@ -53,8 +48,6 @@ IFLA_BR_VLAN_FILTERING = 7
 IFLA_BRPORT_MODE = 4          # hairpin
 IFLA_BRPORT_ISOLATED = 33
 AF_BRIDGE = 7
-IFALIASZ = 256
-ENODEV, ENOENT = 19, 2
 
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 MACVLAN_MODE_NAMES = {value: name for name, value in MACVLAN_MODES.items()}
@@ -88,12 +81,10 @@ def _parse_link(body: bytes) -> Link:
     attrs = parse_attrs(body[_IFINFOMSG.size:])
     kind = ""
     if IFLA_LINKINFO in attrs:
-        info = parse_attrs(attrs[IFLA_LINKINFO])
-        if IFLA_INFO_KIND in info:
-            kind = _cstr(info[IFLA_INFO_KIND])
+        kind = attr_str_value(parse_attrs(attrs[IFLA_LINKINFO]), IFLA_INFO_KIND)
     return Link(
         index=index, flags=flags,
-        name=_cstr(attrs.get(IFLA_IFNAME, b"")),
+        name=attr_str_value(attrs, IFLA_IFNAME),
         mtu=struct.unpack("=I", attrs[IFLA_MTU])[0] if IFLA_MTU in attrs else 0,
         mac=_format_mac(attrs.get(IFLA_ADDRESS, b"")),
         kind=kind,
@@ -103,7 +94,7 @@ def _parse_link(body: bytes) -> Link:
     )
 
 
-def _get_link_message(nl: RtNetlink, index: int = 0, name: str = "") -> bytes | None:
+def get_link_message(nl: RtNetlink, index: int = 0, name: str = "") -> bytes | None:
     """The kernel's RTM_NEWLINK body for one link (by index or name), or None."""
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
     if name:
@@ -113,25 +104,25 @@ def _get_link_message(nl: RtNetlink, index: int = 0, name: str = "") -> bytes | 
     try:
         replies = nl.request(RTM_GETLINK, 0, body)
     except NetlinkError as exc:
-        if exc.errno in (ENODEV, ENOENT):
+        if exc.errno in (errno.ENODEV, errno.ENOENT):
             return None
         raise
     return next((payload for kind, payload in replies if kind == RTM_NEWLINK), None)
 
 
 def get_link(nl: RtNetlink, name: str) -> Link | None:
-    payload = _get_link_message(nl, name=name)
+    payload = get_link_message(nl, name=name)
     return None if payload is None else _parse_link(payload)
 
 
 def get_link_by_index(nl: RtNetlink, index: int) -> Link | None:
-    payload = _get_link_message(nl, index=index)
+    payload = get_link_message(nl, index=index)
     return None if payload is None else _parse_link(payload)
 
 
 def get_link_attrs(nl: RtNetlink, name: str) -> tuple[Link, dict[int, bytes]] | None:
     """Link `name` plus all its raw IFLA_* attributes, or None if absent."""
-    payload = _get_link_message(nl, name=name)
+    payload = get_link_message(nl, name=name)
     if payload is None:
         return None
     return _parse_link(payload), parse_attrs(payload[_IFINFOMSG.size:])
@@ -166,20 +157,12 @@ def _mac_bytes(mac: str) -> bytes:
 
 def _link_attrs(name: str = "", mtu: int = 0, mac: str = "", netns_fd: int | None = None,
                 master: int = 0, link: int = 0) -> bytes:
-    out = b""
-    if name:
-        out += attr_str(IFLA_IFNAME, name)
-    if mtu:
-        out += attr_u32(IFLA_MTU, mtu)
-    if mac:
-        out += attr(IFLA_ADDRESS, _mac_bytes(mac))
-    if netns_fd is not None:
-        out += attr_u32(IFLA_NET_NS_FD, netns_fd)
-    if master:
-        out += attr_u32(IFLA_MASTER, master)
-    if link:
-        out += attr_u32(IFLA_LINK, link)
-    return out
+    """The attributes of what is set ("" and 0 are not; a netns fd is
+    unless None)."""
+    return pack_attrs((IFLA_IFNAME, name or None), (IFLA_MTU, mtu or None),
+                      (IFLA_ADDRESS, _mac_bytes(mac) if mac else None),
+                      (IFLA_NET_NS_FD, netns_fd), (IFLA_MASTER, master or None),
+                      (IFLA_LINK, link or None))
 
 
 def _linkinfo(kind: str, data: bytes = b"") -> bytes:
@@ -296,96 +279,3 @@ def set_bridge_port(nl: RtNetlink, index: int, hairpin: bool | None = None,
     body = _IFINFOMSG.pack(AF_BRIDGE, 0, index, 0, 0) + \
         attr(IFLA_PROTINFO | NLA_F_NESTED, protinfo)
     nl.request(RTM_SETLINK, 0, body)
-
-
-# --- host-device: links with what identifies them ----------------------------
-
-@dataclass
-class LinkInfo:
-    """A link as host-device looks at it."""
-    link: Link
-    alias: str = ""
-    perm_mac: str = ""       # IFLA_PERM_ADDRESS ("" when the device has none)
-    parent: str = ""         # IFLA_PARENT_DEV_NAME, e.g. a PCI address
-    parent_bus: str = ""     # IFLA_PARENT_DEV_BUS_NAME, e.g. "pci"
-    raw_mac: bytes = b""     # IFLA_ADDRESS as sent (any length: InfiniBand has 20)
-
-    @property
-    def index(self) -> int:
-        return self.link.index
-
-    @property
-    def name(self) -> str:
-        return self.link.name
-
-    @property
-    def is_loopback(self) -> bool:
-        return bool(self.link.flags & IFF_LOOPBACK)
-
-
-def _text(payload: bytes) -> str:
-    return payload.split(b"\0", 1)[0].decode(errors="replace")
-
-
-def _u32(attrs: dict, kind: int) -> int:
-    raw = attrs.get(kind, b"")
-    return struct.unpack("=I", raw[:4])[0] if len(raw) >= 4 else 0
-
-
-def parse_link_info(body: bytes) -> LinkInfo:
-    _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(body)
-    attrs = parse_attrs(body[_IFINFOMSG.size:])
-    info = parse_attrs(attrs.get(IFLA_LINKINFO, b""))
-    link = Link(index=index, flags=flags, name=_text(attrs.get(IFLA_IFNAME, b"")),
-                mtu=_u32(attrs, IFLA_MTU), mac=_format_mac(attrs.get(IFLA_ADDRESS, b"")),
-                kind=_text(info.get(IFLA_INFO_KIND, b"")), master=_u32(attrs, IFLA_MASTER),
-                link=_u32(attrs, IFLA_LINK))
-    perm = attrs.get(IFLA_PERM_ADDRESS, b"")
-    return LinkInfo(link=link,
-                    alias=_text(attrs.get(IFLA_IFALIAS, b"")),
-                    perm_mac=_format_mac(perm) if any(perm) else "",
-                    parent=_text(attrs.get(IFLA_PARENT_DEV_NAME, b"")),
-                    parent_bus=_text(attrs.get(IFLA_PARENT_DEV_BUS_NAME, b"")),
-                    raw_mac=attrs.get(IFLA_ADDRESS, b""))
-
-
-def get_link_info(nl: RtNetlink, name: str = "", index: int = 0) -> LinkInfo | None:
-    """Link `name` (or `index`) with its identity, or None if there is none."""
-    if name and "\0" in name:
-        return None
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
-    if name:
-        body += attr_str(IFLA_IFNAME, name)
-    try:
-        replies = nl.request(RTM_GETLINK, 0, body)
-    except NetlinkError as exc:
-        if exc.errno in (ENODEV, ENOENT):
-            return None
-        raise
-    for kind, payload in replies:
-        if kind == RTM_NEWLINK:
-            return parse_link_info(payload)
-    return None
-
-
-def list_link_infos(nl: RtNetlink) -> list[LinkInfo]:
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-    return [parse_link_info(p) for k, p in nl.request(RTM_GETLINK, NLM_F_DUMP, body)
-            if k == RTM_NEWLINK]
-
-
-def set_alias(nl: RtNetlink, index: int, alias: str) -> None:
-    """Set link `index`'s alias; "" removes it."""
-    raw = alias.encode()
-    if b"\0" in raw or len(raw) >= IFALIASZ:
-        raise NetlinkError(22, f"invalid alias {alias!r}")   # EINVAL
-    _set_link(nl, index, attr(IFLA_IFALIAS, raw))
-
-
-def move_link(nl: RtNetlink, index: int, netns_fd: int, name: str) -> None:
-    """Move link `index` (of `nl`'s namespace) into the namespace `netns_fd`,
-    named `name` there, in one request: the kernel renames while it moves
-    when the current name is taken there, and right after the move (under
-    the same lock) otherwise; in that second case a failed rename leaves
-    the link moved under its old name (the caller checks and undoes)."""
-    _set_link(nl, index, attr_u32(IFLA_NET_NS_FD, netns_fd) + attr_str(IFLA_IFNAME, name))

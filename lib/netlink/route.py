@@ -14,12 +14,8 @@
 - `list_routes` reads routes as the kernel lists them; `list_routes_ecmp`
   expands multipath routes into one entry per next hop, so CHECK finds
   each gateway the result lists.
-- Whole route messages (`RouteMsg`; sbr moves a link's routes into a
-  table of its own): `list_route_msgs` dumps every table and keeps each
-  route's attributes, `route_message` rebuilds one for another table with
-  the attributes that define the route (destination, gateway, device,
-  metric, preferred source, metrics, multipath, preference) and nothing
-  the kernel only reports (cache info, expiry, the nexthop object id).
+- Whole route messages (sbr moves a link's routes into a table of its
+  own) are `pycni.netlink.route_msg`, which only sbr loads.
 - `delete_prefix_route` removes the prefix route the kernel adds with an
   address ("10.1.2.0/24 dev eth0 proto kernel"): our route messages carry
   protocol "boot", which the kernel matches on delete, so this one is
@@ -33,9 +29,9 @@ import struct
 
 import _socket as socket
 
-from ..model import dataclass, field
-from . import (NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, RT_SCOPE_LINK,
-               RT_SCOPE_UNIVERSE, RtNetlink, attr, attr_u32, parse_attrs)
+from ..model import dataclass
+from . import (NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
+               RtNetlink, attr, attr_u32, pack_attrs, parse_attrs)
 
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 
@@ -60,10 +56,6 @@ RTA_ENCAP_TYPE = 21
 RTA_ENCAP = 22
 RTAX_MTU = 2
 RTAX_ADVMSS = 8
-# What defines a route and may be sent back to the kernel, in this order.
-ROUTE_ATTRS = (RTA_DST, RTA_SRC, RTA_GATEWAY, RTA_VIA, RTA_OIF, RTA_PRIORITY,
-               RTA_PREFSRC, RTA_METRICS, RTA_MULTIPATH, RTA_FLOW, RTA_PREF,
-               RTA_ENCAP_TYPE, RTA_ENCAP)
 
 RT_TABLE_UNSPEC = 0
 RT_TABLE_MAIN = 254
@@ -71,7 +63,6 @@ TABLE_MAX = 0xFFFFFFFF
 RTPROT_BOOT = 3
 RTN_UNICAST = 1
 RT_SCOPE_NOWHERE = 255      # on delete: any scope
-RTM_F_CLONED = 0x200
 
 
 def family_of(address: str) -> int:
@@ -116,26 +107,13 @@ def route_body(dst: str, gw: str = "", oif: int = 0, table: int = RT_TABLE_MAIN,
         scope = RT_SCOPE_UNIVERSE if gw else RT_SCOPE_LINK
     body = RTMSG.pack(family, dst_len, 0, 0, table if table < 256 else 0,
                        RTPROT_BOOT, scope, RTN_UNICAST, 0)
-    if dst_len:
-        body += attr(RTA_DST, socket.inet_pton(family, address))
-    if gw:
-        body += attr(RTA_GATEWAY, socket.inet_pton(family, gw))
-    if oif:
-        body += attr_u32(RTA_OIF, oif)
-    if priority:
-        body += attr_u32(RTA_PRIORITY, priority)
-    if src:
-        body += attr(RTA_PREFSRC, socket.inet_pton(family, src))
-    if table >= 256:
-        body += attr_u32(RTA_TABLE, table)
-    metrics = b""
-    if mtu:
-        metrics += attr_u32(RTAX_MTU, mtu)
-    if advmss:
-        metrics += attr_u32(RTAX_ADVMSS, advmss)
-    if metrics:
-        body += attr(RTA_METRICS, metrics)
-    return body
+    metrics = pack_attrs((RTAX_MTU, mtu or None), (RTAX_ADVMSS, advmss or None))
+    return body + pack_attrs(
+        (RTA_DST, socket.inet_pton(family, address) if dst_len else None),
+        (RTA_GATEWAY, socket.inet_pton(family, gw) if gw else None),
+        (RTA_OIF, oif or None), (RTA_PRIORITY, priority or None),
+        (RTA_PREFSRC, socket.inet_pton(family, src) if src else None),
+        (RTA_TABLE, table if table >= 256 else None), (RTA_METRICS, metrics or None))
 
 
 def add_route(nl: RtNetlink, dst: str, gw: str = "", oif: int = 0, **kw) -> None:
@@ -242,108 +220,6 @@ def list_routes_ecmp(nl: RtNetlink, family: int = socket.AF_UNSPEC,
             if table is None or entry.table == table:
                 out.append(entry)
     return out
-
-
-# --- whole route messages (sbr) ---------------------------------------------------
-
-@dataclass
-class RouteMsg:
-    """One dumped route with its attributes (type -> payload)."""
-    family: int
-    dst_len: int
-    src_len: int
-    tos: int
-    table: int
-    protocol: int
-    scope: int
-    type: int
-    flags: int
-    attrs: dict[int, bytes] = field(default_factory=dict)
-
-    @property
-    def dst(self) -> str:
-        """The destination as CIDR ("0.0.0.0/0", "::/0" for default)."""
-        zero = "::" if self.family == socket.AF_INET6 else "0.0.0.0"
-        return f"{_ntop(self.family, self.attrs.get(RTA_DST)) or zero}/{self.dst_len}"
-
-    @property
-    def gw(self) -> str:
-        return _ntop(self.family, self.attrs.get(RTA_GATEWAY))
-
-    @property
-    def prefsrc(self) -> str:
-        return _ntop(self.family, self.attrs.get(RTA_PREFSRC))
-
-    @property
-    def oif(self) -> int:
-        return _u32(self.attrs, RTA_OIF, 0)
-
-    @property
-    def priority(self) -> int:
-        return _u32(self.attrs, RTA_PRIORITY, 0)
-
-
-def parse_route_msg(body: bytes) -> RouteMsg:
-    family, dst_len, src_len, tos, table, protocol, scope, rtype, flags = \
-        RTMSG.unpack_from(body)
-    attrs = parse_attrs(body[RTMSG.size:])
-    return RouteMsg(family=family, dst_len=dst_len, src_len=src_len, tos=tos,
-                    table=_u32(attrs, RTA_TABLE, table), protocol=protocol, scope=scope,
-                    type=rtype, flags=flags, attrs=attrs)
-
-
-def list_route_msgs(nl: RtNetlink, family: int = socket.AF_UNSPEC) -> list[RouteMsg]:
-    """Every route of every table (no cached clones), in dump order."""
-    body = RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-    out = []
-    for kind, payload in nl.request(RTM_GETROUTE, NLM_F_DUMP, body):
-        if kind != RTM_NEWROUTE:
-            continue
-        route = parse_route_msg(payload)
-        if route.flags & RTM_F_CLONED:
-            continue
-        out.append(route)
-    return out
-
-
-def route_message(route: RouteMsg, table: int) -> bytes:
-    """The route as an RTM_NEWROUTE/DELROUTE body in `table`: header
-    flags cleared (a flag the kernel set, such as linkdown, would make it
-    refuse the route), only the attributes in ROUTE_ATTRS, the table in
-    RTA_TABLE and, when it fits, the header."""
-    header = RTMSG.pack(route.family, route.dst_len, route.src_len, route.tos,
-                        table if table < 256 else RT_TABLE_UNSPEC, route.protocol,
-                        route.scope, route.type, 0)
-    body = header
-    for kind in ROUTE_ATTRS:
-        if kind in route.attrs:
-            body += attr(kind, route.attrs[kind])   # nested ones as dumped
-    return body + attr_u32(RTA_TABLE, table)
-
-
-def default_route(gateway: str, oif: int, table: int) -> RouteMsg:
-    """`default via GATEWAY dev OIF table TABLE` (protocol boot, scope
-    universe, as `ip route add` makes it)."""
-    family = family_of(gateway)
-    return RouteMsg(family=family, dst_len=0, src_len=0, tos=0, table=table,
-                    protocol=RTPROT_BOOT, scope=RT_SCOPE_UNIVERSE, type=RTN_UNICAST, flags=0,
-                    attrs={RTA_GATEWAY: socket.inet_pton(family, gateway),
-                           RTA_OIF: struct.pack("=I", oif)})
-
-
-def add_route_msg(nl: RtNetlink, route: RouteMsg, table: int) -> None:
-    """Add `route` to `table`; EEXIST if it is there already."""
-    nl.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route_message(route, table))
-
-
-def replace_route_msg(nl: RtNetlink, route: RouteMsg, table: int) -> None:
-    """Add `route` to `table`, replacing an equal one (`ip route replace`)."""
-    nl.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route_message(route, table))
-
-
-def delete_route_msg(nl: RtNetlink, route: RouteMsg) -> None:
-    """Delete `route` from its own table."""
-    nl.request(RTM_DELROUTE, 0, route_message(route, route.table))
 
 
 # --- single operations ---------------------------------------------------------

@@ -14,7 +14,8 @@ import struct
 import _socket as socket
 
 from ..model import dataclass
-from . import NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, RtNetlink, attr, attr_u32, parse_attrs
+from . import (NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, RtNetlink, attr, attr_str_value,
+               attr_u32, parse_attrs)
 from .route import RT_TABLE_UNSPEC, TABLE_MAX, _bits, _ntop, _u32, family_of
 
 RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
@@ -79,16 +80,13 @@ def parse_rule(body: bytes) -> Rule:
     attrs = parse_attrs(body[FIB_RULE_HDR.size:])
     table = _u32(attrs, FRA_TABLE, table)
     ip_family = family if family in (socket.AF_INET, socket.AF_INET6) else 0
-
-    def name(kind: int) -> str:
-        return attrs[kind].split(b"\0", 1)[0].decode(errors="replace") if kind in attrs else ""
-
     return Rule(family=family, table=table,
                 src=_ntop(ip_family, attrs.get(FRA_SRC)) if ip_family else "",
                 src_len=src_len,
                 dst=_ntop(ip_family, attrs.get(FRA_DST)) if ip_family else "",
                 dst_len=dst_len, priority=_u32(attrs, FRA_PRIORITY),
-                action=action, iifname=name(FRA_IIFNAME), oifname=name(FRA_OIFNAME),
+                action=action, iifname=attr_str_value(attrs, FRA_IIFNAME, "replace"),
+                oifname=attr_str_value(attrs, FRA_OIFNAME, "replace"),
                 message=bytes(body))
 
 

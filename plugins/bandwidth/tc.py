@@ -15,7 +15,8 @@ also costs a fork/exec per call.
 import struct
 from pycni.model import dataclass, field
 
-from pycni.netlink import attr, attr_str, attr_u32, parse_attrs
+from pycni.netlink import (NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, attr, attr_items, attr_str,
+                           attr_str_value, attr_u32, parse_attrs)
 
 from .config import TbfParams, UINT32_MAX
 
@@ -134,14 +135,10 @@ class Filter:
     redirects: list[Redirect] = field(default_factory=list)
 
 
-def _kind(attrs: dict) -> str:
-    return attrs.get(TCA_KIND, b"").split(b"\0", 1)[0].decode()
-
-
 def parse_qdisc(payload: bytes) -> Qdisc:
     _family, ifindex, handle, parent, _info = _TCMSG.unpack_from(payload)
     attrs = parse_attrs(payload[_TCMSG.size:])
-    qdisc = Qdisc(ifindex, _kind(attrs), handle, parent)
+    qdisc = Qdisc(ifindex, attr_str_value(attrs, TCA_KIND), handle, parent)
     if qdisc.kind == "tbf":
         options = parse_attrs(attrs.get(TCA_OPTIONS, b""))
         raw = options.get(TCA_TBF_PARMS)
@@ -157,15 +154,16 @@ def parse_qdisc(payload: bytes) -> Qdisc:
 def parse_filter(payload: bytes) -> Filter:
     _family, ifindex, _handle, parent, info = _TCMSG.unpack_from(payload)
     attrs = parse_attrs(payload[_TCMSG.size:])
-    flt = Filter(ifindex, _kind(attrs), parent, info >> 16, _htons(info & 0xFFFF))
+    flt = Filter(ifindex, attr_str_value(attrs, TCA_KIND), parent, info >> 16,
+                 _htons(info & 0xFFFF))
     if flt.kind != "u32":
         return flt
     options = parse_attrs(attrs.get(TCA_OPTIONS, b""))
     if TCA_U32_CLASSID in options:
         flt.classid = struct.unpack("=I", options[TCA_U32_CLASSID][:4])[0]
-    for _order, action in sorted(_all_attrs(options.get(TCA_U32_ACT, b""))):
+    for _order, action in sorted(attr_items(options.get(TCA_U32_ACT, b""))):
         act = parse_attrs(action)
-        if _kind_of(act.get(TCA_ACT_KIND, b"")) != "mirred":
+        if attr_str_value(act, TCA_ACT_KIND) != "mirred":
             continue
         parms = parse_attrs(act.get(TCA_ACT_OPTIONS, b"")).get(TCA_MIRRED_PARMS)
         if parms and len(parms) >= _MIRRED.size:
@@ -174,27 +172,9 @@ def parse_filter(payload: bytes) -> Filter:
     return flt
 
 
-def _kind_of(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode()
-
-
-def _all_attrs(data: bytes) -> list[tuple[int, bytes]]:
-    """Every attribute (type, payload), repeats included."""
-    out = []
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("=HH", data, offset)
-        if length < 4:
-            break
-        out.append((kind & 0x3FFF, data[offset + 4: offset + length]))
-        offset += (length + 3) & ~3
-    return out
-
-
 # --- applying (thin) --------------------------------------------------------------
 
 def _create(nl, msg_type: int, body: bytes) -> None:
-    from pycni.netlink import NLM_F_CREATE, NLM_F_EXCL
     nl.request(msg_type, NLM_F_CREATE | NLM_F_EXCL, body)
 
 
@@ -215,13 +195,11 @@ def delete_qdisc(nl, ifindex: int, parent: int, handle: int = 0) -> None:
 
 
 def list_qdiscs(nl, ifindex: int) -> list[Qdisc]:
-    from pycni.netlink import NLM_F_DUMP
     out = [parse_qdisc(p) for k, p in nl.request(RTM_GETQDISC, NLM_F_DUMP, tcmsg(ifindex))
            if k == RTM_NEWQDISC]
     return [q for q in out if q.ifindex == ifindex]
 
 
 def list_filters(nl, ifindex: int, parent: int) -> list[Filter]:
-    from pycni.netlink import NLM_F_DUMP
     replies = nl.request(RTM_GETTFILTER, NLM_F_DUMP, tcmsg(ifindex, 0, parent))
     return [parse_filter(p) for k, p in replies if k == RTM_NEWTFILTER]

@@ -10,7 +10,7 @@ from pycni.result import Interface
 
 
 def check_link(intf: Interface, link, rec) -> None:
-    """`link`: the pycni.netlink.link.LinkInfo found in the container (or
+    """`link`: the pycni.netlink.linkinfo.LinkInfo found in the container (or
     None); `rec`: our state.Record of the attachment (None if there is
     none, e.g. after an ADD by the reference)."""
     if link is None:

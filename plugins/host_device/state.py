@@ -176,7 +176,7 @@ def all_records(data_dir: str) -> list[tuple[str, Record]]:
 
 def claims(rec: Record, info) -> bool:
     """Whether record `rec` still holds host link `info` (a
-    pycni.netlink.link.LinkInfo): the link is the one the record moved and
+    pycni.netlink.linkinfo.LinkInfo): the link is the one the record moved and
     it came back without a DEL (it still carries the alias ADD gave it;
     DEL of either implementation clears it)."""
     return info.alias == rec.name and find_returned(rec, [info]) is not None

@@ -27,6 +27,7 @@ import sys
 
 from pycni import fwtools, ipaddr, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute, rule as rtrule
+from pycni.netlink import route_msg as rtroutemsg
 from pycni.errors import CNIError, INTERNAL
 from pycni.result import Result
 
@@ -55,7 +56,7 @@ class _Undo:
         self.nl = nl
         self.rules: list[tuple[str, int]] = []
         self.tables: list[int] = []
-        self.removed: list[rtroute.RouteMsg] = []
+        self.removed: list[rtroutemsg.RouteMsg] = []
 
     def run(self) -> None:
         nl = self.nl
@@ -65,18 +66,18 @@ class _Undo:
         if self.tables:
             # The tables were unused before this ADD: empty them again.
             try:
-                routes = rtroute.list_route_msgs(nl)
+                routes = rtroutemsg.list_route_msgs(nl)
             except OSError as exc:
                 _log(f"rollback: cannot list routes: {exc}")
                 routes = []
             for route in routes:
                 if route.table in self.tables:
                     self._quietly(f"delete route {route.dst} from table {route.table}",
-                                  rtroute.delete_route_msg, nl, route)
+                                  rtroutemsg.delete_route_msg, nl, route)
         # Device routes first: a gateway route needs its subnet's route.
         for route in sorted(self.removed, key=lambda r: bool(r.gw)):
             self._quietly(f"restore route {route.dst}",
-                          rtroute.add_route_msg, nl, route, route.table)
+                          rtroutemsg.add_route_msg, nl, route, route.table)
 
     @staticmethod
     def _quietly(what: str, step, *args) -> None:
@@ -97,7 +98,7 @@ def add_rules(nl: netlink.RtNetlink, ips, table: int, changes: _Undo) -> None:
         changes.rules.append((source, table))
 
 
-def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[rtroute.RouteMsg]]:
+def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[rtroutemsg.RouteMsg]]:
     """The tables a rule points to or a route lives in (any family), and
     every route (one dump serves both)."""
     try:
@@ -105,7 +106,7 @@ def read_tables(nl: netlink.RtNetlink) -> tuple[set[int], list[rtroute.RouteMsg]
     except OSError as exc:
         raise CNIError(INTERNAL, f"Failed to list all rules: {go_error(exc)}") from None
     try:
-        routes = rtroute.list_route_msgs(nl)
+        routes = rtroutemsg.list_route_msgs(nl)
     except OSError as exc:
         raise CNIError(INTERNAL, f"Failed to list all routes: {go_error(exc)}") from None
     return {r.table for r in rules} | {r.table for r in routes}, routes
@@ -135,14 +136,14 @@ def move_routes(nl: netlink.RtNetlink, ips, ifname: str, changes: _Undo) -> None
         changes.tables.append(plan.table)
         if plan.gateway:
             try:
-                rtroute.add_route_msg(nl, rtroute.default_route(
+                rtroutemsg.add_route_msg(nl, rtroutemsg.default_route(
                     plan.gateway, link.index, plan.table), plan.table)
             except OSError as exc:
                 raise CNIError(INTERNAL, f"Failed to add default route to {plan.gateway}: "
                                f"{go_error(exc)}") from None
         for i in plan.copies:
             try:
-                rtroute.replace_route_msg(nl, routes[i], plan.table)
+                rtroutemsg.replace_route_msg(nl, routes[i], plan.table)
             except OSError as exc:
                 raise CNIError(INTERNAL, f"Failed to readd route: {go_error(exc)}",
                                f"{routes[i].dst} into table {plan.table}") from None
@@ -150,7 +151,7 @@ def move_routes(nl: netlink.RtNetlink, ips, ifname: str, changes: _Undo) -> None
     # gateway must still be reachable through the main table above.
     for route in routes:
         try:
-            rtroute.delete_route_msg(nl, route)
+            rtroutemsg.delete_route_msg(nl, route)
         except OSError as exc:
             raise CNIError(INTERNAL, f"Failed to delete route: {go_error(exc)}",
                            f"{route.dst} from the main table") from None
@@ -210,7 +211,7 @@ def missing_rules(rules: list[rtrule.Rule], ips, table: int | None) -> list[str]
     return missing
 
 
-def missing_gateways(rules: list[rtrule.Rule], routes: list[rtroute.RouteMsg],
+def missing_gateways(rules: list[rtrule.Rule], routes: list[rtroutemsg.RouteMsg],
                      ips, oif: int) -> list[str]:
     """CHECK without `table`: the addresses with a gateway whose rule's
     table lacks the default route via that gateway on the interface."""
@@ -271,7 +272,7 @@ class SbrPlugin(skel.Plugin):
                 raise CNIError(INTERNAL, f"sbr: no rule sends traffic from "
                                f"{', '.join(missing)} of {req.ifname} to {where}")
             if table is None:     # the tables ADD filled: their default routes
-                gone = missing_gateways(rules, rtroute.list_route_msgs(nl), ips, link.index)
+                gone = missing_gateways(rules, rtroutemsg.list_route_msgs(nl), ips, link.index)
                 if gone:
                     raise CNIError(INTERNAL, f"sbr: no default route via {', '.join(gone)} "
                                    f"in its source table on {req.ifname}")

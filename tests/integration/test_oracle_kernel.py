@@ -29,6 +29,7 @@ from pytest_netns import missing_prerequisite    # noqa: E402
 
 from pycni import netlink, netns   # noqa: E402
 from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute   # noqa: E402
+from pycni.netlink import addr_dad as rtdad, linkinfo as rtlinkinfo   # noqa: E402
 from pycni.netns_fixtures import netlink_testing as nlt   # noqa: E402
 from pycni.plugins.bandwidth import tc           # noqa: E402
 
@@ -456,7 +457,7 @@ def test_host_device_add_as_pyroute2_reads_it(world, cni_path, data_dir, tmp_pat
         [m] = ipr.get_links(index)
         oracle_alias = m.get_attr("IFLA_IFALIAS")
     with ours(ctr) as nl:
-        info = rtlink.get_link_info(nl, "eth0")
+        info = rtlinkinfo.get_link_info(nl, "eth0")
     assert info.alias == (oracle_alias or "")
     check(world, cni_path, "host-device", conf, result, ctr)
     delete(world, cni_path, "host-device", conf, ctr)
@@ -701,12 +702,12 @@ def test_link_requests_do_what_they_say(world):
         assert (ifb.get_attr("IFLA_TXQLEN"), ifb["flags"] & rtlink.IFF_UP) == (0, 1)
 
         # a move into another namespace that renames there (host-device)
-        rtlink.set_alias(nl, v1.index, "orc-uplink")
+        rtlinkinfo.set_alias(nl, v1.index, "orc-uplink")
         assert oracle_link(ns, "orcv1").get_attr("IFLA_IFALIAS") == "orc-uplink"
         rtlink.delete_link(nl, rtlink.get_link(nl, "orcmv").index)
         fd = os.open(other.path, os.O_RDONLY)
         try:
-            rtlink.move_link(nl, v1.index, fd, "net1")
+            rtlinkinfo.move_link(nl, v1.index, fd, "net1")
         finally:
             os.close(fd)
         assert oracle_link(ns, "orcv1") is None
@@ -784,12 +785,12 @@ def test_dad_flags_as_pyroute2_reads_them(world):
     with ours(ns) as nl:
         index = rtlink.get_link(nl, "orcd0").index
         rtaddr.add_address(nl, index, "fd97::d/64")
-        ours_flags = dict(rtaddr.address_flags(nl, index))
+        ours_flags = dict(rtdad.address_flags(nl, index))
     with oracle(ns) as ipr:
         theirs = {m.get_attr("IFA_ADDRESS"): m.get_attr("IFA_FLAGS")
                   for m in ipr.get_addr(index=index, family=socket.AF_INET6)}
     assert ours_flags["fd97::d"] == theirs["fd97::d"]
-    assert ours_flags["fd97::d"] & rtaddr.IFA_F_TENTATIVE
+    assert ours_flags["fd97::d"] & rtdad.IFA_F_TENTATIVE
 
 
 def test_rule_requests_do_what_they_say(world):

@@ -6,7 +6,7 @@ import pytest
 
 from pycni.errors import CNIError
 from pycni.netlink.link import IFF_LOOPBACK, IFF_UP, Link
-from pycni.netlink.link import LinkInfo
+from pycni.netlink.linkinfo import LinkInfo
 from pycni.plugins.host_device import check, config, state
 from pycni.result import DNS, IPConfig, Result, Route, parse_result
 

@@ -8,9 +8,10 @@ import pytest
 
 from pycni import ipconfig, netlink
 from pycni.netlink import link as rtlink, addr as rtaddr
+from pycni.netlink import addr_dad as rtdad
 from pycni.errors import INTERNAL
 from pycni.ipconfig import IfacePlan, settle_error, should_settle
-from pycni.netlink.addr import (FAILED, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, settle_state, SETTLED, TIMED_OUT, WAIT)
+from pycni.netlink.addr_dad import (FAILED, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, settle_state, SETTLED, TIMED_OUT, WAIT)
 
 OK = 0x80        # IFA_F_PERMANENT: a settled static address
 
@@ -97,18 +98,18 @@ def newaddr(address: str, flags: int, index: int = 2, extended: int | None = Non
 
 
 def test_parse_address_reads_the_header_flags():
-    assert rtaddr.parse_address(newaddr("fd00::2", IFA_F_TENTATIVE)) == \
+    assert rtdad.parse_address(newaddr("fd00::2", IFA_F_TENTATIVE)) == \
         (2, "fd00::2", IFA_F_TENTATIVE)
 
 
 def test_parse_address_prefers_the_32_bit_ifa_flags_attribute():
     flags = IFA_F_DADFAILED | IFA_F_TENTATIVE | 0x100   # 0x100: IFA_F_MANAGETEMPADDR
-    assert rtaddr.parse_address(newaddr("fd00::2", 0, extended=flags)) == \
+    assert rtdad.parse_address(newaddr("fd00::2", 0, extended=flags)) == \
         (2, "fd00::2", flags)
 
 
 def test_parse_address_skips_ipv4():
-    assert rtaddr.parse_address(newaddr("10.0.0.2", 0, family=socket.AF_INET)) is None
+    assert rtdad.parse_address(newaddr("10.0.0.2", 0, family=socket.AF_INET)) is None
 
 
 # --- the loop, over a scripted kernel --------------------------------------------------
@@ -145,13 +146,13 @@ def fake_time(monkeypatch):
     def wait(sock, seconds):
         waits.append(seconds)
         now[0] += seconds
-    monkeypatch.setattr(rtaddr, "_listener", lambda: None)
-    monkeypatch.setattr(rtaddr, "_wait", wait)
+    monkeypatch.setattr(rtdad, "_listener", lambda: None)
+    monkeypatch.setattr(rtdad, "_wait", wait)
     return now, waits
 
 
 def run_settle(kernel, now, timeout=5.0):
-    return rtaddr.settle(kernel, 2, timeout=timeout, clock=lambda: now[0])
+    return rtdad.settle(kernel, 2, timeout=timeout, clock=lambda: now[0])
 
 
 def test_settle_returns_at_once_when_nothing_is_tentative(fake_time):
@@ -172,7 +173,7 @@ def test_settle_raises_dadfailed(fake_time):
     now, _ = fake_time
     kernel = ScriptedKernel([[("fd00::2", IFA_F_TENTATIVE)],
                              [("fd00::2", IFA_F_TENTATIVE | IFA_F_DADFAILED)]])
-    with pytest.raises(rtaddr.DadFailed) as exc:
+    with pytest.raises(rtdad.DadFailed) as exc:
         run_settle(kernel, now)
     assert exc.value.address == "fd00::2"
 
@@ -180,7 +181,7 @@ def test_settle_raises_dadfailed(fake_time):
 def test_settle_is_bounded(fake_time):
     now, waits = fake_time
     kernel = ScriptedKernel([[("fd00::2", IFA_F_TENTATIVE)]])
-    with pytest.raises(rtaddr.StillTentative):
+    with pytest.raises(rtdad.StillTentative):
         run_settle(kernel, now, timeout=1.0)
     assert 0.99 <= sum(waits) <= 1.01
 
@@ -219,22 +220,22 @@ class EndlessSocket:
 
 def test_wait_drains_a_bounded_number_of_messages():
     sock = EndlessSocket()
-    rtaddr._wait(sock, 0.05)
-    assert sock.reads == 1 + rtaddr.DRAIN_READS
+    rtdad._wait(sock, 0.05)
+    assert sock.reads == 1 + rtdad.DRAIN_READS
 
 
 def test_wait_returns_on_a_timeout():
     class Quiet(EndlessSocket):
         def recv(self, size):
             raise TimeoutError("timed out")
-    rtaddr._wait(Quiet(), 0.05)
+    rtdad._wait(Quiet(), 0.05)
 
 
 def test_the_listener_joins_the_ipv6_address_group():
-    sock = rtaddr._listener()
+    sock = rtdad._listener()
     if sock is None:
         pytest.skip("no netlink here")
     try:
-        assert sock.getsockname()[1] == 1 << (rtaddr.RTNLGRP_IPV6_IFADDR - 1)
+        assert sock.getsockname()[1] == 1 << (rtdad.RTNLGRP_IPV6_IFADDR - 1)
     finally:
         sock.close()

@@ -26,6 +26,7 @@ from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 from pycni import netlink as nl
 from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute, rule as rtrule
+from pycni.netlink import addr_dad as rtdad, linkinfo as rtlinkinfo, route_msg as rtroutemsg
 from pycni import nfnetlink
 from pycni.plugins.bandwidth import tc
 from pycni.plugins.bandwidth.config import TbfParams
@@ -259,8 +260,8 @@ def test_bridge_port_without_flags_sends_nothing():
 @pytest.mark.parametrize("call, kw, want_index, want_attrs", [
     (rtlink.get_link, {"name": "eth0"}, 0, [("IFLA_IFNAME", "eth0")]),
     (rtlink.get_link_by_index, {"index": 12}, 12, []),
-    (rtlink.get_link_info, {"name": "ens5"}, 0, [("IFLA_IFNAME", "ens5")]),
-    (rtlink.get_link_info, {"index": 3}, 3, []),
+    (rtlinkinfo.get_link_info, {"name": "ens5"}, 0, [("IFLA_IFNAME", "ens5")]),
+    (rtlinkinfo.get_link_info, {"index": 3}, 3, []),
 ])
 def test_link_queries(call, kw, want_index, want_attrs):
     msg_type, flags, msg = sent(ifinfmsg, call, **kw)
@@ -269,7 +270,7 @@ def test_link_queries(call, kw, want_index, want_attrs):
     assert attrs(msg) == want_attrs
 
 
-@pytest.mark.parametrize("call", [nlt.list_links, rtlink.list_link_infos])
+@pytest.mark.parametrize("call", [nlt.list_links, rtlinkinfo.list_link_infos])
 def test_link_dumps(call):
     msg_type, flags, msg = sent(ifinfmsg, call)
     assert (msg_type, flags) == (rtlink.RTM_GETLINK, nl.NLM_F_DUMP)
@@ -281,14 +282,14 @@ def test_names_with_a_nul_are_refused_before_anything_is_sent():
     with pytest.raises(nl.NetlinkError):
         rtlink.rename_link(cap, 3, "eth0\0x")
     assert rtlink.get_link(cap, "eth0\0x") is None
-    assert rtlink.get_link_info(cap, "eth0\0x") is None
+    assert rtlinkinfo.get_link_info(cap, "eth0\0x") is None
     assert cap.sent == []
 
 
 # --- host-device -----------------------------------------------------------------
 
 def test_set_alias():
-    msg_type, flags, msg = sent(ifinfmsg, rtlink.set_alias, 4, "ens5")
+    msg_type, flags, msg = sent(ifinfmsg, rtlinkinfo.set_alias, 4, "ens5")
     assert (msg_type, flags) == (rtlink.RTM_NEWLINK, 0)
     assert msg["index"] == 4
     # IFLA_IFALIAS goes without a NUL (as iproute2 sends it); pyroute2 reads it as text
@@ -297,13 +298,13 @@ def test_set_alias():
 
 def test_set_alias_empty_removes_it():
     cap = Capture()
-    rtlink.set_alias(cap, 4, "")
+    rtlinkinfo.set_alias(cap, 4, "")
     _, _, body = cap.only()
-    assert raw_attr(body, 16, [rtlink.IFLA_IFALIAS]) == b""
+    assert raw_attr(body, 16, [rtlinkinfo.IFLA_IFALIAS]) == b""
 
 
 def test_move_link_moves_and_renames_in_one_request():
-    msg_type, flags, msg = sent(ifinfmsg, rtlink.move_link, 5, 8, "net1")
+    msg_type, flags, msg = sent(ifinfmsg, rtlinkinfo.move_link, 5, 8, "net1")
     assert (msg_type, flags) == (rtlink.RTM_NEWLINK, 0)
     assert msg["index"] == 5
     assert attrs(msg) == [("IFLA_NET_NS_FD", 8), ("IFLA_IFNAME", "net1")]
@@ -363,8 +364,8 @@ def test_parse_link_info_identity():
                        IFLA_IFALIAS="uplink", IFLA_PARENT_DEV_NAME="0000:00:05.0",
                        IFLA_PARENT_DEV_BUS_NAME="pci")
     # IFLA_PERM_ADDRESS is raw bytes on the wire (pyroute2 maps it as 'hex' text)
-    body += nl.attr(rtlink.IFLA_PERM_ADDRESS, perm)
-    info = rtlink.parse_link_info(body)
+    body += nl.attr(rtlinkinfo.IFLA_PERM_ADDRESS, perm)
+    info = rtlinkinfo.parse_link_info(body)
     assert (info.index, info.name, info.link.mtu, info.link.mac) == \
         (7, "ens5", 9001, "02:11:22:33:44:55")
     assert info.alias == "uplink"
@@ -376,8 +377,8 @@ def test_parse_link_info_identity():
 
 
 def test_parse_link_info_without_a_permanent_address():
-    info = rtlink.parse_link_info(kernel_link(1, 0x49, IFLA_IFNAME="lo") +
-                                   nl.attr(rtlink.IFLA_PERM_ADDRESS, bytes(6)))
+    info = rtlinkinfo.parse_link_info(kernel_link(1, 0x49, IFLA_IFNAME="lo") +
+                                   nl.attr(rtlinkinfo.IFLA_PERM_ADDRESS, bytes(6)))
     assert info.perm_mac == ""
     assert info.is_loopback
 
@@ -455,29 +456,29 @@ def test_list_addresses_reads_what_pyroute2_encodes():
 
 def test_dad_asks_for_the_links_ipv6_addresses():
     cap = Capture()
-    rtaddr.address_flags(cap, 9)
+    rtdad.address_flags(cap, 9)
     msg_type, flags, body = cap.only()
     assert (msg_type, flags) == (rtaddr.RTM_GETADDR, nl.NLM_F_DUMP)
     msg = decoded(ifaddrmsg, msg_type, body)
     assert (msg["family"], msg["index"]) == (socket.AF_INET6, 9)
 
 
-@pytest.mark.parametrize("ifa_flags", [None, rtaddr.IFA_F_TENTATIVE, rtaddr.IFA_F_DADFAILED,
-                                       rtaddr.IFA_F_TENTATIVE | 0x100, 0x200])
+@pytest.mark.parametrize("ifa_flags", [None, rtdad.IFA_F_TENTATIVE, rtdad.IFA_F_DADFAILED,
+                                       rtdad.IFA_F_TENTATIVE | 0x100, 0x200])
 def test_dad_flags_prefer_the_32_bit_attribute(ifa_flags):
     header = 0x80 | (ifa_flags or 0) & 0xFF            # permanent + the low bits
     body = kernel_address(socket.AF_INET6, "fd00::9", 64, 9, flags=header,
                           ifa_flags=ifa_flags)
     assert decoded(ifaddrmsg, rtaddr.RTM_NEWADDR, body)["flags"] == header & 0xFF
     want = header if ifa_flags is None else ifa_flags
-    assert rtaddr.parse_address(body) == (9, "fd00::9", want)
+    assert rtdad.parse_address(body) == (9, "fd00::9", want)
     cap = Capture([(rtaddr.RTM_NEWADDR, body),
                    (rtaddr.RTM_NEWADDR, kernel_address(socket.AF_INET6, "fd00::8", 64, 8))])
-    assert rtaddr.address_flags(cap, 9) == [("fd00::9", want)]
+    assert rtdad.address_flags(cap, 9) == [("fd00::9", want)]
 
 
 def test_dad_ignores_ipv4():
-    assert rtaddr.parse_address(kernel_address(socket.AF_INET, "10.0.0.1", 24, 1)) is None
+    assert rtdad.parse_address(kernel_address(socket.AF_INET, "10.0.0.1", 24, 1)) is None
 
 
 # --- routes ----------------------------------------------------------------------
@@ -621,9 +622,9 @@ def test_netlink_rule_request_types_and_flags():
         got_type, got_flags, body = cap.only()
         assert (got_type, got_flags) == (msg_type, flags)
         assert body == rtrule.rule_message(*args)
-    route = rtroute.default_route("10.9.0.1", 3, 100)
-    for call, msg_type, flags in [(rtroute.add_route_msg, rtroute.RTM_NEWROUTE, CREATE_EXCL),
-                                  (rtroute.replace_route_msg, rtroute.RTM_NEWROUTE,
+    route = rtroutemsg.default_route("10.9.0.1", 3, 100)
+    for call, msg_type, flags in [(rtroutemsg.add_route_msg, rtroute.RTM_NEWROUTE, CREATE_EXCL),
+                                  (rtroutemsg.replace_route_msg, rtroute.RTM_NEWROUTE,
                                    nl.NLM_F_CREATE | nl.NLM_F_REPLACE)]:
         cap = Capture()
         call(cap, route, 100)

@@ -11,6 +11,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from pycni import netlink
 from pycni.netlink import route as rtroute, rule as rtrule
+from pycni.netlink import route_msg as rtroutemsg
 
 NLMSGHDR = struct.Struct("=IHHII")
 
@@ -119,10 +120,10 @@ def test_parse_route_and_its_copy_into_another_table():
         ("RTA_CACHEINFO", {"rta_clntref": 0, "rta_lastuse": 0, "rta_expires": 0,
                            "rta_error": 0, "rta_used": 0, "rta_id": 0, "rta_ts": 0,
                            "rta_tsage": 0})])
-    route = rtroute.parse_route_msg(body)
+    route = rtroutemsg.parse_route_msg(body)
     assert (route.dst, route.oif, route.prefsrc, route.gw, route.table, route.priority) == \
         ("10.9.0.0/24", 2, "10.9.0.5", "", 254, 5)
-    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE, rtroute.route_message(route, 100))
+    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE, rtroutemsg.route_message(route, 100))
     assert (msg["family"], msg["dst_len"], msg["src_len"], msg["tos"]) == (socket.AF_INET, 24, 0, 0)
     assert msg["table"] == 100
     assert (msg["proto"], msg["scope"], msg["type"]) == (2, 253, 1)
@@ -136,9 +137,9 @@ def test_route_copy_keeps_metrics_and_preference_drops_kernel_only_attributes():
         ("RTA_TABLE", 254), ("RTA_PRIORITY", 1024), ("RTA_GATEWAY", "fd09::1"),
         ("RTA_OIF", 7), ("RTA_METRICS", {"attrs": [("RTAX_MTU", 1400)]}),
         ("RTA_PREF", 0), ("RTA_EXPIRES", "00:00:01:2c")])
-    route = rtroute.parse_route_msg(body)
+    route = rtroutemsg.parse_route_msg(body)
     assert (route.dst, route.gw, route.oif) == ("::/0", "fd09::1", 7)
-    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE, rtroute.route_message(route, 70000))
+    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE, rtroutemsg.route_message(route, 70000))
     assert msg["table"] == rtroute.RT_TABLE_UNSPEC and msg.get_attr("RTA_TABLE") == 70000
     assert [name for name, _ in msg["attrs"]] == [
         "RTA_GATEWAY", "RTA_OIF", "RTA_PRIORITY", "RTA_METRICS", "RTA_PREF", "RTA_TABLE"]
@@ -147,16 +148,16 @@ def test_route_copy_keeps_metrics_and_preference_drops_kernel_only_attributes():
 
 
 def test_delete_route_message_names_its_own_table():
-    route = rtroute.parse_route_msg(kernel_route(attrs=[("RTA_TABLE", 254), ("RTA_DST", "10.9.0.0"),
+    route = rtroutemsg.parse_route_msg(kernel_route(attrs=[("RTA_TABLE", 254), ("RTA_DST", "10.9.0.0"),
                                                ("RTA_OIF", 2)]))
-    msg = decoded(rtmsg, rtroute.RTM_DELROUTE, rtroute.route_message(route, route.table))
+    msg = decoded(rtmsg, rtroute.RTM_DELROUTE, rtroutemsg.route_message(route, route.table))
     assert msg["table"] == 254 and msg.get_attr("RTA_TABLE") == 254
 
 
 @pytest.mark.parametrize("gw, family", [("10.9.0.1", socket.AF_INET),
                                         ("fd09::1", socket.AF_INET6)])
 def test_default_route_via_gateway_in_table(gw, family):
-    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE, rtroute.route_message(rtroute.default_route(gw, 4, 101), 101))
+    msg = decoded(rtmsg, rtroute.RTM_NEWROUTE, rtroutemsg.route_message(rtroutemsg.default_route(gw, 4, 101), 101))
     assert (msg["family"], msg["dst_len"], msg["src_len"]) == (family, 0, 0)
     assert (msg["table"], msg["proto"], msg["scope"], msg["type"], msg["flags"]) == \
         (101, rtroute.RTPROT_BOOT, netlink.RT_SCOPE_UNIVERSE, rtroute.RTN_UNICAST, 0)

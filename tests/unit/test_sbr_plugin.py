@@ -10,6 +10,7 @@ import pytest
 
 from pycni import skel
 from pycni.netlink import route as rtroute, rule as rtrule
+from pycni.netlink import route_msg as rtroutemsg
 from pycni.plugins.sbr import plugin
 from pycni.result import parse_result
 
@@ -130,8 +131,8 @@ def test_check_compares_addresses_not_their_spelling():
     assert not plugin.same_address("10.9.0.1", "fd09::1")
 
 
-def route(table: int, gw: str, oif: int = 2, dst_len: int = 0) -> rtroute.RouteMsg:
-    r = rtroute.default_route(gw, oif, table)
+def route(table: int, gw: str, oif: int = 2, dst_len: int = 0) -> rtroutemsg.RouteMsg:
+    r = rtroutemsg.default_route(gw, oif, table)
     r.dst_len = dst_len
     return r
 
@@ -164,24 +165,24 @@ def test_check_notices_a_missing_default_route(routes):
 def test_rollback_deletes_rules_empties_the_tables_and_restores_device_routes_first(
         monkeypatch):
     calls = []
-    main = [rtroute.parse_route_msg(rtroute.route_message(r, 254)) for r in (
-        rtroute.default_route("10.9.0.1", 2, 254),
-        rtroute.RouteMsg(family=socket.AF_INET, dst_len=24, src_len=0, tos=0, table=254,
+    main = [rtroutemsg.parse_route_msg(rtroutemsg.route_message(r, 254)) for r in (
+        rtroutemsg.default_route("10.9.0.1", 2, 254),
+        rtroutemsg.RouteMsg(family=socket.AF_INET, dst_len=24, src_len=0, tos=0, table=254,
                               protocol=2, scope=253, type=1, flags=0,
                               attrs={rtroute.RTA_DST: socket.inet_aton("10.9.0.0"),
                                      rtroute.RTA_OIF: (2).to_bytes(4, "little")}))]
     in_tables = [route(100, "10.9.0.1"), route(101, "10.9.0.1"), route(300, "10.9.0.1")]
     monkeypatch.setattr(rtrule, "delete_rule_like",
                         lambda nl, src, table: calls.append(("del rule", src, table)))
-    monkeypatch.setattr(rtroute, "list_route_msgs", lambda nl: in_tables)
-    monkeypatch.setattr(rtroute, "delete_route_msg",
+    monkeypatch.setattr(rtroutemsg, "list_route_msgs", lambda nl: in_tables)
+    monkeypatch.setattr(rtroutemsg, "delete_route_msg",
                         lambda nl, r: calls.append(("del route", r.table)))
 
     def add_route(nl, r, table):
         calls.append(("add route", r.dst, table))
         if r.gw:
             raise OSError(101, "Network is unreachable")   # logged, the rest goes on
-    monkeypatch.setattr(rtroute, "add_route_msg", add_route)
+    monkeypatch.setattr(rtroutemsg, "add_route_msg", add_route)
     undo = plugin._Undo(object())
     undo.rules = [("10.9.0.5", 100), ("10.9.0.6", 101)]
     undo.tables = [100, 101]
