@@ -22,6 +22,13 @@ it:
 
 Exec failure (ENOENT, EACCES, ENOEXEC) raises OSError with the program's
 path, as subprocess does; a child killed by a signal returns -signum.
+
+`start` is `run` without the wait: it returns the running `Child` at once,
+so the caller can do other work (netlink requests whose kernel waits
+overlap the tool's) before `Child.wait()` gives the same triple `run`
+returns. Every started child must be waited for: `Child` is a context
+manager whose exit waits for it if nobody did, so an exception between
+start and wait leaves no zombie and no stray process.
 """
 
 from . import posixos as os
@@ -85,11 +92,55 @@ def _wait(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def run(argv: list[str], env: dict, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
-    """Run `argv[0]` (an absolute path; no PATH search) with arguments
-    `argv`, environment `env` and `stdin`; (returncode, stdout, stderr).
-    returncode is negative (-signum) if a signal killed the child."""
-    fds = []
+class Child:
+    """A program `start` started. `wait()` reaps it (once; later calls
+    return the same result) and frees its memfds; leaving a `with` block
+    waits too. Interrupted while waiting (any exception, KeyboardInterrupt
+    included), it kills and reaps the child before the exception goes on,
+    as `subprocess.run` does."""
+
+    __slots__ = ("pid", "_fds", "_result")
+
+    def __init__(self, pid: int, fd_out: int, fd_err: int):
+        self.pid = pid
+        self._fds = [fd_out, fd_err]
+        self._result: tuple[int, bytes, bytes] | None = None
+
+    def wait(self) -> tuple[int, bytes, bytes]:
+        """(returncode, stdout, stderr), as `run` returns them."""
+        if self._result is None:
+            try:
+                try:
+                    returncode = _wait(self.pid)
+                except BaseException:
+                    _kill(self.pid)
+                    self._result = (-9, b"", b"")
+                    raise
+                self._result = (returncode, b"", b"")     # reaped, whatever follows
+                self._result = (returncode, _read_all(self._fds[0]), _read_all(self._fds[1]))
+            finally:
+                fds, self._fds = self._fds, []
+                for fd in fds:
+                    os.close(fd)
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        """Reaped already (by `wait`)."""
+        return self._result is not None
+
+    def __enter__(self) -> "Child":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wait()
+
+
+def start(argv: list[str], env: dict, stdin: bytes = b"") -> Child:
+    """Start `argv[0]` (an absolute path; no PATH search) with arguments
+    `argv`, environment `env` and `stdin` (all of it written before the
+    exec); the running child, to `wait()` for."""
+    fds: list[int] = []
     try:
         for name in ("stdin", "stdout", "stderr"):
             fds.append(_memfd(name))
@@ -103,15 +154,20 @@ def run(argv: list[str], env: dict, stdin: bytes = b"") -> tuple[int, bytes, byt
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
         pid = os.posix_spawn(argv[0], argv, env, file_actions=actions,
                              setsigdef=(_SIGPIPE, _SIGXFSZ))
-        try:
-            returncode = _wait(pid)
-        except BaseException:
-            _kill(pid)
-            raise
-        return returncode, _read_all(fd_out), _read_all(fd_err)
-    finally:
+    except BaseException:
         for fd in fds:
             os.close(fd)
+        raise
+    os.close(fd_in)      # the child has its own (posix_spawn returns after the exec)
+    return Child(pid, fd_out, fd_err)
+
+
+def run(argv: list[str], env: dict, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+    """Run `argv[0]` (an absolute path; no PATH search) with arguments
+    `argv`, environment `env` and `stdin`; (returncode, stdout, stderr).
+    returncode is negative (-signum) if a signal killed the child."""
+    with start(argv, env, stdin) as child:
+        return child.wait()
 
 
 def _kill(pid: int) -> None:
