@@ -105,9 +105,12 @@ def _quiet_delete(nl, index: int) -> None:
         pass
 
 
-def delete_in_netns(container_netns: str, ifname: str) -> list[rtaddr.Address] | None:
+def delete_in_netns(container_netns: str, ifname: str,
+                    found=None) -> list[rtaddr.Address] | None:
     """Delete `ifname` in the container (its peer goes with it) and return
-    its global unicast addresses; None if the link is not there."""
+    its global unicast addresses; None if the link is not there.
+    `found(addresses)`, if given, is called just before the delete (which
+    blocks ~20 ms in the kernel): work started there overlaps it."""
     with netns.entered(container_netns):
         nl = netlink.RtNetlink()
     with nl:
@@ -116,6 +119,8 @@ def delete_in_netns(container_netns: str, ifname: str) -> list[rtaddr.Address] |
             return None
         addresses = [a for a in rtaddr.list_addresses(nl, link.index)
                      if _global_unicast(a)]
+        if found is not None:
+            found(addresses)
         try:
             rtlink.delete_link(nl, link.index)
         except netlink.NetlinkError as exc:

@@ -11,6 +11,18 @@ protocol; callers go through the functions below, never a module):
                                                    may be empty
   gc(network, valid)                               GC; `valid` = the live
                                                    (container ID, ifname)s
+  start_setup(...), start_teardown(...)            the same, begun: an
+                                                   object with finish()
+                                                   and reap() (below)
+
+Begun and finished (bridge overlaps its firewall exec with its netlink
+work): `start_setup` / `start_teardown` return at once, the backend's
+first exec running if it has one worth starting early (iptables' one-batch
+fast path; nftables has none: a read, then a transaction computed from
+it, all done in finish()). `finish()` waits for it and completes the step,
+raising what setup/teardown raise. On every other path the caller must
+`reap()` (wait for what still runs; whether any of it may have applied):
+`undo_setup` is the rollback of a started setup.
 
 The default backend is fwtools.default_backend's choice (the reference's:
 iptables unless only nftables is installed). The two backends:
@@ -74,15 +86,48 @@ def setup(backend: str | None, ips: list[str], network: str, ifname: str,
     _backend_module(backend or default_backend()).setup(ips, network, ifname, container_id)
 
 
-def _each_backend(action) -> None:
-    """Run `action(module)` for every installed backend; collect failures."""
-    from ..errors import CNIError, INTERNAL
+class Deferred:
+    """A started step with nothing running early: `finish()` runs it."""
+
+    __slots__ = ("_step", "_applied")
+
+    def __init__(self, step):
+        self._step = step
+        self._applied = False
+
+    def finish(self) -> None:
+        self._step()
+        self._applied = True
+
+    def reap(self) -> bool:
+        return self._applied
+
+
+def start_setup(backend: str | None, ips: list[str], network: str, ifname: str,
+                container_id: str):
+    """`setup` begun (see the module docstring)."""
+    return _backend_module(backend or default_backend()).start_setup(
+        ips, network, ifname, container_id)
+
+
+def undo_setup(started, ips: list[str], network: str, ifname: str, container_id: str) -> None:
+    """The rollback of `start_setup(...)`, finished or not: wait for what
+    still runs, then remove whatever of it may have applied."""
+    if started.reap():
+        teardown(ips, network, ifname, container_id)
+
+
+def _installed() -> list:
     from . import iptables, nftables
+    return [module for module in (iptables, nftables) if module.available()]
+
+
+def _each_backend(action, modules: list | None = None) -> None:
+    """Run `action(module)` for every installed backend (or `modules`);
+    collect failures."""
+    from ..errors import CNIError, INTERNAL
     errors = []
-    for module, present in ((iptables, iptables.available()),
-                            (nftables, nftables.available())):
-        if not present:
-            continue
+    for module in _installed() if modules is None else modules:
         try:
             action(module)
         except CNIError as err:
@@ -95,6 +140,39 @@ def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> No
     """Remove what `setup` made with any backend (the attachment may have
     been created with another backend or version). Idempotent."""
     _each_backend(lambda m: m.teardown(ips, network, ifname, container_id))
+
+
+class StartedTeardown:
+    """`teardown` begun in every installed backend (see the module
+    docstring); `finish()` reports failures together, as `teardown`."""
+
+    __slots__ = ("args", "_started")
+
+    def __init__(self, ips: list[str], network: str, ifname: str, container_id: str):
+        self.args = (ips, network, ifname, container_id)
+        self._started: dict = {}
+        try:
+            for module in _installed():
+                self._started[module] = module.start_teardown(*self.args)
+        except BaseException:
+            self.reap()
+            raise
+
+    def finish(self) -> None:
+        started = self._started
+        _each_backend(lambda m: started[m].finish(), list(started))
+
+    def reap(self) -> bool:
+        applied = False
+        for step in self._started.values():
+            applied = step.reap() or applied
+        return applied
+
+
+def start_teardown(ips: list[str], network: str, ifname: str,
+                   container_id: str) -> StartedTeardown:
+    """`teardown` begun (see the module docstring)."""
+    return StartedTeardown(ips, network, ifname, container_id)
 
 
 def gc(network: str, valid: list[tuple[str, str]]) -> None:

@@ -18,6 +18,12 @@ nothing, so a refused batch changes nothing, and the save-based path
 above then does the work as before (a repeated ADD, stale jumps, a DEL
 without addresses or after something else touched the rules).
 
+`start_setup` / `start_teardown` begin the same work and return at once:
+the one-batch execs run (spawn.start) while the caller does its netlink
+work, and `finish()` then waits for them and runs the save-based path for
+a refused batch, synchronously, exactly as `setup` / `teardown` do (they
+are start + finish, each batch started only when its family's turn comes).
+
 The saved table is read with pycni.iptsave (as portmap and firewall read
 theirs); the functions below that take `saved` accept its text too. Every
 save-compute-restore step runs in `fwtools.retrying`: a batch refused
@@ -208,34 +214,146 @@ def _restore_computed(family: int, compute) -> None:
     retrying(step)
 
 
+class _Batches:
+    """The one-batch fast paths of one setup or teardown: per family a
+    script for `iptables-restore --noflush -w`, all or nothing.
+    `start()` spawns them all without waiting; `accepted(family)` tells
+    whether that family's applied, waiting for it if it was started and
+    running it now (restore_if_accepted) if not; `reap()` waits for those
+    still running."""
+
+    __slots__ = ("scripts", "_children", "_applied")
+
+    def __init__(self, scripts: dict[int, str]):
+        self.scripts = scripts
+        self._children: dict = {}
+        self._applied = False
+
+    def start(self) -> None:
+        from ..fwtools import IPT_TOOLS, TOOL_ENV, find_tool
+        from ..spawn import start
+        try:
+            for family, script in self.scripts.items():
+                path = find_tool(IPT_TOOLS[family][1])
+                try:
+                    child = start([path, "--noflush", "-w"], TOOL_ENV,
+                                  script.encode()) if path else None
+                except OSError:
+                    child = None    # accepted() runs it again and reports why
+                self._children[family] = child
+        except BaseException:
+            self.reap()
+            raise
+
+    def accepted(self, family: int) -> bool:
+        child = self._children.pop(family, None)
+        if child is None:
+            ok = restore_if_accepted(family, self.scripts[family])
+        else:
+            ok = child.wait()[0] == 0
+        self._applied = self._applied or ok
+        return ok
+
+    def reap(self) -> bool:
+        """Wait for every batch not waited for yet (one interrupted is
+        killed); whether any batch applied or may have (killed)."""
+        children, self._children = self._children, {}
+        interrupt = None
+        for child in children.values():
+            if child is None:
+                continue
+            try:
+                self._applied = child.wait()[0] == 0 or self._applied
+            except BaseException as err:    # killed and reaped by wait()
+                self._applied = True
+                interrupt = interrupt or err
+        if interrupt is not None:
+            raise interrupt
+        return self._applied
+
+
+class StartedSetup:
+    """`setup` under way (see the module docstring): `finish()`, or on a
+    failure path `reap()`: whether any of it may be in place (then the
+    caller undoes it with `teardown`)."""
+
+    __slots__ = ("rulesets", "batches", "_fell_back")
+
+    def __init__(self, ips: list[str], network: str, container_id: str, eager: bool = True):
+        self.rulesets = plan(ips, network, container_id)
+        self.batches = _Batches({f: fresh_setup_script(rs) for f, rs in self.rulesets.items()})
+        self._fell_back = False
+        if eager:
+            self.batches.start()
+
+    def finish(self) -> None:
+        for family, rs in self.rulesets.items():
+            if not self.batches.accepted(family):
+                _restore_computed(family, lambda saved, rs=rs: setup_script(rs, saved))
+                self._fell_back = True
+        self.batches.reap()
+
+    def reap(self) -> bool:
+        """Waits for the batches still running first."""
+        return self.batches.reap() or self._fell_back
+
+
+class StartedTeardown:
+    """`teardown` under way (see the module docstring)."""
+
+    __slots__ = ("chain", "families", "strict", "usable", "batches")
+
+    def __init__(self, ips: list[str], network: str, container_id: str, eager: bool = True):
+        self.chain = chain_name(network, container_id)
+        self.families = sorted({family_of(c) for c in ips})
+        self.strict = bool(self.families)
+        self.usable = [f for f in self.families or (4, 6) if available(f)]
+        exact = plan(assigned(ips), network, container_id)
+        self.batches = _Batches({f: exact_teardown_script(exact[f])
+                                 for f in self.usable if f in exact})
+        if eager:
+            self.batches.start()
+
+    def finish(self) -> None:
+        """The families of `ips` (failures raised); with no ips, both
+        families, ignoring failures (IPv6 may be off). A family without
+        tools has nothing to remove."""
+        errors = []
+        for family in self.usable:
+            if family in self.batches.scripts and self.batches.accepted(family):
+                continue
+            try:
+                _restore_computed(family, lambda saved: teardown_script(self.chain, saved))
+            except CNIError as err:
+                if self.strict:
+                    errors.append(str(err))
+        self.batches.reap()
+        if errors:
+            raise CNIError(INTERNAL, "failed to tear down IP masquerading", "; ".join(errors))
+
+    def reap(self) -> bool:
+        return self.batches.reap()
+
+
+def start_setup(ips: list[str], network: str, ifname: str, container_id: str) -> StartedSetup:
+    return StartedSetup(ips, network, container_id)
+
+
+def start_teardown(ips: list[str], network: str, ifname: str,
+                   container_id: str) -> StartedTeardown:
+    return StartedTeardown(ips, network, container_id)
+
+
 def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     """ifname is not part of the chain name (reference compatibility)."""
-    for family, rs in plan(ips, network, container_id).items():
-        if not restore_if_accepted(family, fresh_setup_script(rs)):
-            _restore_computed(family, lambda saved, rs=rs: setup_script(rs, saved))
+    StartedSetup(ips, network, container_id, eager=False).finish()
 
 
 def teardown(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     """The families of `ips` (failures raised); with no ips, both families,
     ignoring failures (IPv6 may be off). A family without tools has nothing
     to remove."""
-    chain = chain_name(network, container_id)
-    families = sorted({family_of(c) for c in ips})
-    strict = bool(families)
-    exact = plan(assigned(ips), network, container_id)
-    errors = []
-    for family in families or (4, 6):
-        if not available(family):
-            continue
-        if family in exact and restore_if_accepted(family, exact_teardown_script(exact[family])):
-            continue
-        try:
-            _restore_computed(family, lambda saved: teardown_script(chain, saved))
-        except CNIError as err:
-            if strict:
-                errors.append(str(err))
-    if errors:
-        raise CNIError(INTERNAL, "failed to tear down IP masquerading", "; ".join(errors))
+    StartedTeardown(ips, network, container_id, eager=False).finish()
 
 
 def gc(network: str, valid: list[tuple[str, str]]) -> None:

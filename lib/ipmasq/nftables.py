@@ -174,6 +174,17 @@ def setup(ips: list[str], network: str, ifname: str, container_id: str) -> None:
     _apply_computed(lambda listing: setup_commands(ips, network, ifname, container_id, listing))
 
 
+def start_setup(ips: list[str], network: str, ifname: str, container_id: str):
+    """Nothing to start early: the transaction needs the listing first."""
+    from . import Deferred
+    return Deferred(lambda: setup(ips, network, ifname, container_id))
+
+
+def start_teardown(ips: list[str], network: str, ifname: str, container_id: str):
+    from . import Deferred
+    return Deferred(lambda: teardown(ips, network, ifname, container_id))
+
+
 def _table_absent() -> bool:
     """Nothing to remove: the kernel says the table does not exist (see
     pycni.nfnetlink; no nft exec then)."""

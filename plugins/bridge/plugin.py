@@ -242,13 +242,19 @@ class BridgePlugin(skel.Plugin):
                 result.ips = ipam_result.ips
                 result.routes = ipam_result.routes
                 result.dns = ipam_result.dns
-                configure_l3(req, settings, nl, br, result)
                 masq_ips = [ip.address for ip in result.ips] if conf.ip_masq else []
+                masq = None
                 if masq_ips:
-                    ipmasq.setup(conf.ip_masq_backend, masq_ips, req.network_name,
-                                 req.ifname, req.container_id)
-                    stack.push(ipmasq.teardown, masq_ips, req.network_name, req.ifname,
-                               req.container_id, what="removing IP masquerading")
+                    # The firewall exec runs while the container is configured
+                    # (its kernel waits overlap ours); the undo waits for it and
+                    # removes whatever of it applied.
+                    masq_args = (masq_ips, req.network_name, req.ifname, req.container_id)
+                    masq = ipmasq.start_setup(conf.ip_masq_backend, *masq_args)
+                    stack.push(ipmasq.undo_setup, masq, *masq_args,
+                               what="removing IP masquerading")
+                configure_l3(req, settings, nl, br, result)
+                if masq is not None:
+                    masq.finish()
             elif not conf.disable_container_interface:
                 set_container_up(req.netns, req.ifname)
             # Wait for the port, then report the MACs as they are now: the
@@ -279,26 +285,38 @@ class BridgePlugin(skel.Plugin):
     def delete(self, req: skel.Request) -> None:
         settings = _settings(req)
         conf = settings.conf
-        removed = None
-        if req.netns:
-            try:
-                removed = veth.delete_in_netns(req.netns, req.ifname)
-            except netns.GONE:
-                # The container is gone, and its veth with it: the path no
-                # longer exists, or the runtime unmounted the namespace and
-                # left the mount-point file behind. Release the rest.
-                pass
-        if settings.layer3:
-            invoke.delegate_del(req, conf.ipam.type)
-        if conf.macspoofchk:
-            _teardown_spoofcheck_quietly(spoofcheck.ref_id(req.container_id, req.ifname))
-        if settings.layer3:
-            if conf.ip_masq:
-                # The chain is found by name, so this also works when the
-                # interface (and its addresses) vanished with the netns;
-                # the addresses only say which families to look at.
+        masq = None
+
+        def start_masq_teardown(removed) -> None:
+            # The chain is found by name, so this also works when the
+            # interface (and its addresses) vanished with the netns; the
+            # addresses only say which families to look at. Its exec runs
+            # while the veth is deleted (both are kernel waits) and IPAM
+            # releases the addresses.
+            nonlocal masq
+            if masq is None and settings.layer3 and conf.ip_masq:
                 ips = [a.cidr for a in removed] if removed else req.prev_addresses()
-                ipmasq.teardown(ips, req.network_name, req.ifname, req.container_id)
+                masq = ipmasq.start_teardown(ips, req.network_name, req.ifname,
+                                             req.container_id)
+        try:
+            if req.netns:
+                try:
+                    veth.delete_in_netns(req.netns, req.ifname, start_masq_teardown)
+                except netns.GONE:
+                    # The container is gone, and its veth with it: the path no
+                    # longer exists, or the runtime unmounted the namespace and
+                    # left the mount-point file behind. Release the rest.
+                    pass
+            start_masq_teardown(None)
+            if settings.layer3:
+                invoke.delegate_del(req, conf.ipam.type)
+            if conf.macspoofchk:
+                _teardown_spoofcheck_quietly(spoofcheck.ref_id(req.container_id, req.ifname))
+            if masq is not None:
+                masq.finish()
+        finally:
+            if masq is not None:
+                masq.reap()     # an exception above: wait for the exec all the same
 
     def check(self, req: skel.Request) -> None:
         settings = _settings(req)
