@@ -37,9 +37,10 @@ ZONE_INTERFACE = FIREWALLD_NAME + ".zone"
 ZONE_ALREADY_SET = "ZONE_ALREADY_SET"
 
 
-
 @dataclass
 class Attachment:
+    """One container interface of a network. `admin_chain` "" (DEL with an
+    invalid iptablesAdminChainName): none, the admin chain is left alone."""
     network: str
     container_id: str
     ifname: str
@@ -83,8 +84,10 @@ class IptablesBackend(IptablesTable):
         return ipt.plan(family, ips, a.admin_chain, a.policy, a.bridge)
 
     def setup(self, ips: list[ContainerIP], a: Attachment) -> None:
-        done = []
-        try:
+        """One batch per family; when a later family fails, the earlier
+        ones' rules are removed again (no half-applied container)."""
+        from pycni import undo
+        with undo.Stack("firewall") as stack:
             for family in _families(ips):
                 plan = self._plan(family, ips, a)
 
@@ -93,15 +96,8 @@ class IptablesBackend(IptablesTable):
                     if script:
                         self.restore(family, script)
                 retrying(step)
-                done.append(family)
-        except CNIError:
-            # leave no half-applied container: drop what the earlier families got
-            for family in done:
-                try:
-                    self._remove(family, ips)
-                except CNIError:
-                    pass
-            raise
+                stack.push(self._remove, family, ips, what=f"removing the IPv{family} rules")
+            stack.commit()
 
     def _remove(self, family: int, ips: list[ContainerIP]) -> None:
         def step():
@@ -133,7 +129,7 @@ class NftablesBackend:
 
     @staticmethod
     def listing() -> nft.Listing:
-        found = nft_list(nft.FAMILY, nft.TABLE)
+        found = nft_list(nft.TABLE.family, nft.TABLE.name)
         return nft.Listing() if found is None else nft.parse_listing(found)
 
     run = staticmethod(nft_apply)
@@ -145,6 +141,7 @@ class NftablesBackend:
     def _remove(self, select) -> None:
         if find_tool("nft") is None:
             return       # no nft, no rules
+
         def step():
             script = nft.delete_script(select(self.listing()))
             if script:
@@ -207,27 +204,25 @@ class FirewalldBackend:
         from pycni import dbus
         if not ips and not a.bridge:
             return
-        added: list[ContainerIP] = []
-        with self._bus() as bus:
-            try:
-                for cip in ips:
-                    try:
-                        self._call(bus, "addSource", cip)
-                    except dbus.DBusError as err:
-                        if ZONE_ALREADY_SET in str(err):
-                            continue     # a repeated ADD: it is there
-                        raise CNIError(INTERNAL, f"failed to add the address {cip.host_cidr} "
-                                                 f"to {self.zone} zone: {err}")
-                    except dbus.BusUnavailable as err:
-                        raise CNIError(INTERNAL, f"failed to add the address {cip.host_cidr} "
-                                                 f"to {self.zone} zone: {err}")
-                    added.append(cip)
-                if a.bridge:
-                    IsolationOnly().setup(ips, a)
-            except CNIError:
-                # leave nothing: take back the sources this call added
-                self._remove(bus, added)
-                raise
+        from pycni import undo
+        # leave nothing on failure: take back the sources this call added
+        # (the stack is left, and undone, while the bus is still open)
+        with self._bus() as bus, undo.Stack("firewall") as stack:
+            for cip in ips:
+                try:
+                    self._call(bus, "addSource", cip)
+                except dbus.DBusError as err:
+                    if ZONE_ALREADY_SET in str(err):
+                        continue     # a repeated ADD: it is there
+                    raise CNIError(INTERNAL, f"failed to add the address {cip.host_cidr} "
+                                             f"to {self.zone} zone: {err}")
+                except dbus.BusUnavailable as err:
+                    raise CNIError(INTERNAL, f"failed to add the address {cip.host_cidr} "
+                                             f"to {self.zone} zone: {err}")
+                stack.push(self._remove, bus, [cip], what=f"removing {cip.host_cidr}")
+            if a.bridge:
+                IsolationOnly().setup(ips, a)
+            stack.commit()
 
     def _remove(self, bus, ips: list[ContainerIP]) -> None:
         """removeSource for each; every failure ignored, as the reference

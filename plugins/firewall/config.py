@@ -65,16 +65,19 @@ def _invalid(msg: str, details: str = "") -> CNIError:
     return CNIError(INVALID_NETWORK_CONFIG, msg, details)
 
 
-def parse_config(raw: dict, detect_backend=None, check_zone: bool = True) -> FirewallConf:
+def parse_config(raw: dict, detect_backend=None, check_zone: bool = True,
+                 check_admin: bool = True) -> FirewallConf:
     """Decode and validate; `detect_backend()` picks the backend when the
     config names none (only called then: it looks for tools and asks the
     system bus). `check_zone=False` (DEL) leaves an invalid firewalldZone
-    to the caller: no source can have been added to it."""
+    to the caller: no source can have been added to it. `check_admin=False`
+    (DEL, which never reads iptablesAdminChainName, as the reference's)
+    leaves an invalid one to the caller too: `usable_admin_chain`."""
     conf = decode(FirewallConf, raw)
     if conf.ingress_policy and conf.ingress_policy not in INGRESS_POLICIES:
         raise _invalid(f"unknown ingress policy: {_go_quote(conf.ingress_policy)}",
                        "use open, same-bridge or isolated")
-    if conf.iptables_admin_chain_name:
+    if conf.iptables_admin_chain_name and check_admin:
         validate_chain_name(conf.iptables_admin_chain_name)
     if conf.backend and conf.backend not in BACKENDS:
         # the reference falls back to its default for a backend it does not know
@@ -112,9 +115,25 @@ def zone_problem(name: str) -> str:
     return ""
 
 
+def usable_admin_chain(conf: FirewallConf) -> str:
+    """The admin chain's name, or "" when iptablesAdminChainName is not a
+    valid one (possible only with check_admin=False): what takes it then
+    leaves the admin chain alone, so that no unvalidated name ever goes
+    into a rule."""
+    name = conf.iptables_admin_chain_name
+    return conf.admin_chain if not name or not chain_name_problem(name) else ""
+
+
 def validate_chain_name(name: str) -> None:
     """iptables accepts at most 28 characters, no whitespace, and a name
     that is neither an option nor a built-in target or chain."""
+    problem = chain_name_problem(name)
+    if problem:
+        raise _invalid(f'invalid iptablesAdminChainName "{name}": {problem}')
+
+
+def chain_name_problem(name: str) -> str:
+    """Why `name` is no valid chain name for validate_chain_name ("" if it is)."""
     from pycni.fwquote import control_char
     problem = ""
     if control_char(name) is not None:
@@ -127,8 +146,7 @@ def validate_chain_name(name: str) -> None:
         problem = 'starts with "-" or "!"'
     elif name.upper() in RESERVED_CHAIN_NAMES:
         problem = "is a built-in chain or target name"
-    if problem:
-        raise _invalid(f'invalid iptablesAdminChainName "{name}": {problem}')
+    return problem
 
 
 def _go_quote(text: str) -> str:

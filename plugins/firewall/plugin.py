@@ -23,14 +23,14 @@ from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
 from pycni.result import Result
 
 from .config import (FIREWALLD, FirewallConf, bridge_name, container_ips, parse_config,
-                     zone_problem)
+                     usable_admin_chain, zone_problem)
 
 SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
 
 
-def _conf(req: skel.Request, check_zone: bool = True) -> FirewallConf:
+def _conf(req: skel.Request, check_zone: bool = True, check_admin: bool = True) -> FirewallConf:
     from . import backend
-    return parse_config(req.config, backend.detect, check_zone)
+    return parse_config(req.config, backend.detect, check_zone, check_admin)
 
 
 def _backend(conf: FirewallConf):
@@ -40,10 +40,14 @@ def _backend(conf: FirewallConf):
     return backend.backend(conf.backend or "")     # parse_config has chosen one
 
 
-def _attachment(req: skel.Request, conf: FirewallConf, bridge: str = ""):
+def _attachment(req: skel.Request, conf: FirewallConf, bridge: str = "",
+                admin_chain: str | None = None):
+    """The attachment worked on; `admin_chain` (default: the config's,
+    validated) "" for none."""
     from .backend import Attachment
     return Attachment(req.network_name, req.container_id, req.ifname,
-                      conf.admin_chain, conf.policy, bridge)
+                      conf.admin_chain if admin_chain is None else admin_chain,
+                      conf.policy, bridge)
 
 
 def _chained(req: skel.Request):
@@ -68,11 +72,13 @@ class FirewallPlugin(skel.Plugin):
         return prev
 
     def delete(self, req: skel.Request) -> None:
-        conf = _conf(req, check_zone=False)
+        # as the reference's DEL, ours never reads iptablesAdminChainName:
+        # an invalid one does not fail it, and goes nowhere (no rule names it)
+        conf = _conf(req, check_zone=False, check_admin=False)
         ips = container_ips(req.prev_result)
         if conf.backend == FIREWALLD and zone_problem(conf.zone):
             return       # no source can have gone into a zone firewalld refuses
-        _backend(conf).teardown(ips, _attachment(req, conf))
+        _backend(conf).teardown(ips, _attachment(req, conf, admin_chain=usable_admin_chain(conf)))
 
     def check(self, req: skel.Request) -> None:
         conf, _prev, ips, target = _chained(req)

@@ -92,14 +92,17 @@ def plan(family: int, ips: list[ContainerIP], admin_chain: str,
          policy: str = "open", bridge: str = "") -> Plan:
     """What ADD ensures in `family` for the container addresses `ips`
     (all of them; other families are skipped). No address of the family:
-    nothing at all, as in the reference."""
+    nothing at all, as in the reference. `admin_chain` "": none (the
+    admin chain and its jump are left out)."""
     p = Plan(family)
     mine = [c for c in ips if c.family == family]
     if not mine:
         return p
-    p.chains += [PRIV_CHAIN, admin_chain]
-    p.ops += [Op(FORWARD, forward_jump(), first=True),
-              Op(PRIV_CHAIN, admin_jump(admin_chain), first=True)]
+    p.chains.append(PRIV_CHAIN)
+    p.ops.append(Op(FORWARD, forward_jump(), first=True))
+    if admin_chain:
+        p.chains.append(admin_chain)
+        p.ops.append(Op(PRIV_CHAIN, admin_jump(admin_chain), first=True))
     for cip in mine:
         p.ops += [Op(PRIV_CHAIN, r) for r in address_rules(cip)]
     if bridge:

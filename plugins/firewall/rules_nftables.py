@@ -42,15 +42,14 @@ from what they must hold, so racing ADDs converge on one copy.
 
 from pycni.model import dataclass, field
 
-from pycni.fwquote import nft_comment, nft_identifier, nft_string, nft_word
+from pycni.fwquote import nft_comment, nft_string, nft_word
 from pycni.ipmasq.nftables import instance_comment, instance_hash, network_hash
+from pycni.nftscript import IP_FAMILY, Table
 
 from .config import ContainerIP, ISOLATED
 
-FAMILY = "inet"
-TABLE = "cni_plugins_firewall"
-T = f"{FAMILY} {TABLE}"
-TABLE_COMMENT = "CNI firewall plugin"
+TABLE = Table("inet", "cni_plugins_firewall", "CNI firewall plugin")
+T = TABLE.ref
 FORWARD = "forward"
 ADMIN = "admin"
 CONTAINERS = "containers"
@@ -61,7 +60,6 @@ ISOLATED_PAIRS = "isolated_pairs"
 REGULAR_CHAINS = (ADMIN, CONTAINERS, ISOLATION)
 SETS = ((BRIDGES, "ifname"), (BRIDGE_PAIRS, "ifname . ifname"),
         (ISOLATED_PAIRS, "ifname . ifname"))
-FAMILY_PROTO = {4: "ip", 6: "ip6"}
 TAG_LEN = 33            # "<16 hex>-<16 hex>"
 IO = "meta iifname . meta oifname"
 
@@ -96,7 +94,7 @@ ISOLATION_RULES = (
 
 
 def address_rules(cip: ContainerIP, comment: str | None = None) -> list[Rule]:
-    p = FAMILY_PROTO[cip.family]
+    p = IP_FAMILY[cip.family]
     nft_word(cip.ip, "container address")
     return [Rule(CONTAINERS, f"{p} daddr {cip.ip} ct state established,related accept",
                  (f"{p} daddr == {cip.ip}", "ct state in established,related", "accept"),
@@ -202,16 +200,11 @@ def _owned(listing: Listing, network: str, ifname: str, container_id: str) -> li
     return [r for r in listing.in_chain(CONTAINERS) if (r.comment or "").startswith(tag)]
 
 
-def _delete(r: Existing) -> str:
-    return f"delete rule {T} {nft_identifier(r.chain)} handle {int(r.handle):d}"
-
-
 def add_script(ips: list[ContainerIP], network: str, ifname: str, container_id: str,
                policy: str, bridge: str, listing: Listing) -> str:
     """One transaction: make sure the layout exists, replace this
     attachment's address rules, put the bridge in the isolation sets."""
-    lines = [f'add table {T} {{ comment "{TABLE_COMMENT}" ; }}']
-    lines += [f"add chain {T} {c}" for c in REGULAR_CHAINS]
+    lines = TABLE.declare(REGULAR_CHAINS)
     lines += [f"add set {T} {name} {{ type {kind} ; }}" for name, kind in SETS]
     if FORWARD not in listing.chains:
         lines.append(f"add chain {T} {FORWARD} "
@@ -220,7 +213,8 @@ def add_script(ips: list[ContainerIP], network: str, ifname: str, container_id: 
         if not listing.holds_exactly(chain, rules):
             lines.append(f"flush chain {T} {chain}")
             lines += [r.line() for r in rules]
-    lines += [_delete(r) for r in _owned(listing, network, ifname, container_id)]
+    lines += [TABLE.delete_rule(r.chain, r.handle)
+              for r in _owned(listing, network, ifname, container_id)]
     comment = instance_comment(network, ifname, container_id)
     for cip in ips:
         lines += [r.line() for r in address_rules(cip, comment)]
@@ -233,7 +227,7 @@ def add_script(ips: list[ContainerIP], network: str, ifname: str, container_id: 
 def delete_script(doomed: list[Existing]) -> str | None:
     if not doomed:
         return None
-    return "\n".join(_delete(r) for r in doomed) + "\n"
+    return "\n".join(TABLE.delete_rule(r.chain, r.handle) for r in doomed) + "\n"
 
 
 def del_rules(network: str, ifname: str, container_id: str, listing: Listing) -> list[Existing]:

@@ -215,7 +215,8 @@ class NftablesBackend:
 
     @staticmethod
     def listing(family: int) -> "tuple[list[nft.ExistingRule], bool]":
-        found = nft_list(nft.FAMILY[family], nft.TABLE)
+        table = nft.TABLES[family]
+        found = nft_list(table.family, table.name)
         return ([], False) if found is None else nft.parse_listing(family, found)
 
     run = staticmethod(nft_apply)

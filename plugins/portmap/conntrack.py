@@ -8,6 +8,7 @@ a mapped host port, as the reference does through netlink. Failures are
 reported to the caller, which only logs them.
 """
 
+import errno
 import struct
 
 from pycni import netlink
@@ -67,6 +68,6 @@ def flush_udp_ports(ports: set[int], family: int) -> int:
                 nl.request(_ct(IPCTNL_MSG_CT_DELETE), 0, header + payload)
                 deleted += 1
             except netlink.NetlinkError as err:
-                if err.errno != 2:    # ENOENT: it expired meanwhile
+                if err.errno != errno.ENOENT:    # it expired meanwhile
                     raise
         return deleted

@@ -41,12 +41,14 @@ nft's 128-byte comment (the reference can not tag those at all).
 from pycni.model import dataclass
 
 from pycni.digest import sha512_hex
-from pycni.fwquote import nft_comment, nft_conditions, nft_identifier, nft_word
+from pycni.fwquote import nft_comment, nft_conditions, nft_word
+from pycni.nftscript import IP_FAMILY, Table
 
 from .config import PROTOCOLS, ContainerIP, PortMapConf, mappings_for
 
 TABLE = "cni_hostport"
-TABLE_COMMENT = "CNI portmap plugin"
+TABLES = {version: Table(family, TABLE, "CNI portmap plugin")
+          for version, family in IP_FAMILY.items()}
 HOSTPORTS = "hostports"
 HOSTIP_HOSTPORTS = "hostip_hostports"
 HOSTPORTS_ALL = "hostports_all"
@@ -54,7 +56,6 @@ MASQUERADING = "masquerading"
 RULE_CHAINS = (HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING)
 DSTNAT, SRCNAT = -100, 100
 COMMENT_MAX = 128
-FAMILY = {4: "ip", 6: "ip6"}
 ANY = {4: "0.0.0.0/0", 6: "::/0"}
 
 
@@ -141,8 +142,9 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
     """One `nft -f` transaction: ensure the layout, replace this
     attachment's rules in `cip`'s family (stale ones listed in `existing`)."""
     family = cip.family
-    fam = FAMILY[family]
-    t = f"{fam} {TABLE}"
+    fam = IP_FAMILY[family]
+    table = TABLES[family]
+    t = table.ref
     conds = nft_conditions(conf.conditions(family), f"conditionsV{family}")
     jump = (conds + " " if conds else "") + f"fib daddr type local jump {HOSTPORTS_ALL}"
     note = _quoted_comment(network, container_id)
@@ -150,10 +152,7 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
     netm = mark_match(network) + " " if bare_id(container_id) else ""
     ip = nft_word(cip.ip, "container address")
     lines = [
-        f'add table {t} {{ comment "{TABLE_COMMENT}" ; }}',
-        f"add chain {t} {HOSTPORTS}",
-        f"add chain {t} {HOSTIP_HOSTPORTS}",
-        f"add chain {t} {HOSTPORTS_ALL}",
+        *table.declare((HOSTPORTS, HOSTIP_HOSTPORTS, HOSTPORTS_ALL)),
         f"flush chain {t} {HOSTPORTS_ALL}",
         f"add rule {t} {HOSTPORTS_ALL} jump {HOSTIP_HOSTPORTS}",
         f"add rule {t} {HOSTPORTS_ALL} jump {HOSTPORTS}",
@@ -168,7 +167,7 @@ def add_script(conf: PortMapConf, network: str, container_id: str, cip: Containe
     ours = ours_test(network, container_id)
     for r in existing:
         if r.family == family and r.chain in RULE_CHAINS and ours(r):
-            lines.append(f"delete rule {t} {nft_identifier(r.chain)} handle {int(r.handle):d}")
+            lines.append(table.delete_rule(r.chain, r.handle))
     for m, dest in mappings_for(conf.mappings, family):
         match = f"{fam} daddr {nft_word(dest, 'hostIP')} " if dest else ""
         lines.append(f"add rule {t} {HOSTPORTS} {match}{_protocol(m.protocol)} "
@@ -200,7 +199,7 @@ def expected_counts(conf: PortMapConf, family: int) -> dict[str, int]:
 
 def check(conf: PortMapConf, network: str, container_id: str, family: int,
           existing: list[ExistingRule], hooks_ok: bool) -> list[str]:
-    problems = [] if hooks_ok else [f"{FAMILY[family]} {TABLE}: prerouting/output jumps missing"]
+    problems = [] if hooks_ok else [f"{TABLES[family].ref}: prerouting/output jumps missing"]
     ours = ours_test(network, container_id)
     for chain, want in expected_counts(conf, family).items():
         found = sum(1 for r in existing if r.family == family and r.chain == chain and ours(r))
@@ -213,8 +212,7 @@ def check(conf: PortMapConf, network: str, container_id: str, family: int,
 def delete_script(doomed: list[ExistingRule]) -> str | None:
     if not doomed:
         return None
-    return "\n".join(f"delete rule {FAMILY[r.family]} {TABLE} {nft_identifier(r.chain)} "
-                     f"handle {int(r.handle):d}" for r in doomed) + "\n"
+    return "\n".join(TABLES[r.family].delete_rule(r.chain, r.handle) for r in doomed) + "\n"
 
 
 def del_rules(network: str, container_id: str, existing: list[ExistingRule]) -> list[ExistingRule]:

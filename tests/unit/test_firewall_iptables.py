@@ -191,3 +191,60 @@ def simulate(script, start=None):
         elif tokens[:1] == ["-I"]:
             chains.setdefault(tokens[1], []).insert(int(tokens[2]) - 1, tokens[3:])
     return {k: v for k, v in chains.items() if v}
+
+
+# --- the backend's ADD rollback (pycni.undo.Stack) -----------------------------
+
+def _node(monkeypatch, fail_family, fail_undo=False):
+    """IptablesBackend over simulated filter tables; every batch of
+    `fail_family` is refused (and the undo's too, with `fail_undo`)."""
+    from pycni.fwtools import ToolError
+    from pycni.plugins.firewall import backend
+    tables = {4: {}, 6: {}}
+    log = []
+
+    def saved(self, family):
+        lines = [f"-A {c} {ipt.render(r)}" for c, rules in tables[family].items() for r in rules]
+        head = [f":{c} - [0:0]" for c in tables[family]]
+        return ipt.parse_saved("\n".join(["*filter", ":FORWARD ACCEPT [0:0]", *head, *lines,
+                                          "COMMIT", ""]))
+
+    def restore(family, script):
+        deleting = "\n-D " in script
+        log.append((family, "del" if deleting else "add"))
+        if family == fail_family or (deleting and fail_undo):
+            raise ToolError("iptables-restore", 1, "refused")
+        if deleting:
+            tables[family] = {}
+        else:
+            tables[family] = simulate(script, tables[family])
+    monkeypatch.setattr(backend.IptablesBackend, "saved", saved)
+    monkeypatch.setattr(backend.IptablesBackend, "restore", staticmethod(restore))
+    monkeypatch.setattr(backend, "retrying", lambda step: step())
+    return backend, tables, log
+
+
+def test_a_failed_family_takes_back_the_earlier_ones(monkeypatch):
+    import pytest
+    from pycni.errors import CNIError
+    backend, tables, log = _node(monkeypatch, fail_family=6)
+    with pytest.raises(CNIError, match="iptables-restore failed"):
+        backend.IptablesBackend().setup([V4, V6], backend.Attachment("n", "c", "eth0"))
+    assert log == [(4, "add"), (6, "add"), (4, "del")]
+    assert tables == {4: {}, 6: {}}
+
+
+def test_a_failed_undo_is_reported_and_the_error_kept(monkeypatch, capsys):
+    import pytest
+    from pycni.errors import CNIError
+    backend, tables, log = _node(monkeypatch, fail_family=6, fail_undo=True)
+    with pytest.raises(CNIError, match="iptables-restore failed"):
+        backend.IptablesBackend().setup([V4, V6], backend.Attachment("n", "c", "eth0"))
+    assert log == [(4, "add"), (6, "add"), (4, "del")]
+    assert "firewall: rollback: removing the IPv4 rules failed" in capsys.readouterr().err
+
+
+def test_a_successful_setup_keeps_everything(monkeypatch):
+    backend, tables, log = _node(monkeypatch, fail_family=None)
+    backend.IptablesBackend().setup([V4, V6], backend.Attachment("n", "c", "eth0"))
+    assert log == [(4, "add"), (6, "add")] and tables[4] and tables[6]

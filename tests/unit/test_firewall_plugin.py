@@ -155,6 +155,43 @@ def test_del_without_prev_result_and_netns(fake):
     assert (op, ips, a.container_id, a.ifname) == ("teardown", [], "c1", "eth0")
 
 
+BAD_ADMIN = ["has space", "-j", "ACCEPT", "X" * 29, "a\nb"]
+
+
+@pytest.mark.parametrize("name", BAD_ADMIN)
+def test_del_takes_an_invalid_admin_chain_name_and_leaves_the_admin_chain(fake, name):
+    # the reference's DEL never reads iptablesAdminChainName
+    code, out = run(conf(iptablesAdminChainName=name), "DEL")
+    assert code == 0 and out is None
+    (op, ips, a), = fake.calls
+    assert op == "teardown" and len(ips) == 2 and a.admin_chain == ""
+
+
+def test_del_passes_a_valid_admin_chain_name(fake):
+    assert run(conf(iptablesAdminChainName="MY-ADMIN"), "DEL") == (0, None)
+    assert fake.calls[0][2].admin_chain == "MY-ADMIN"
+    fake.calls.clear()
+    assert run(conf(), "DEL") == (0, None)
+    assert fake.calls[0][2].admin_chain == "CNI-ADMIN"
+
+
+@pytest.mark.parametrize("command", ["ADD", "CHECK"])
+@pytest.mark.parametrize("name", BAD_ADMIN)
+def test_add_and_check_refuse_an_invalid_admin_chain_name(fake, command, name):
+    code, out = run(conf(iptablesAdminChainName=name), command)
+    assert code == 1 and out["code"] == 7 and "iptablesAdminChainName" in out["msg"]
+    assert fake.calls == []
+
+
+def test_a_plan_without_admin_chain_leaves_it_out():
+    from pycni.plugins.firewall import rules_iptables as ipt
+    ips = [ContainerIP(4, "10.1.0.5")]
+    full, bare = ipt.plan(4, ips, "CNI-ADMIN"), ipt.plan(4, ips, "")
+    assert full.chains == [ipt.PRIV_CHAIN, "CNI-ADMIN"] and bare.chains == [ipt.PRIV_CHAIN]
+    assert bare.ops == [op for op in full.ops if op.rule[-1] != "CNI-ADMIN"]
+    assert len(bare.ops) == len(full.ops) - 1
+
+
 def test_check_ok_and_failing(monkeypatch, fake):
     assert run(conf(), "CHECK") == (0, None)
     fake.problems = ["expected rule [-s 10.1.0.5/32 -j ACCEPT] not found", "second"]
