@@ -50,6 +50,50 @@ class CNIError(Exception):
         return f"CNIError({self.code}, {self.msg!r}, {self.details!r})"
 
 
+class Failures:
+    """The failures of steps that must all run (GC: IPAM's, then the
+    firewall's, each also when the other failed): `with failures:` around
+    each step keeps its CNIError and goes on; `raise_any()` at the end."""
+
+    def __init__(self) -> None:
+        self.errors: list[CNIError] = []
+
+    def __enter__(self) -> "Failures":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if isinstance(exc, CNIError):
+            self.errors.append(exc)
+            return True
+        return False
+
+    def raise_any(self) -> None:
+        """Nothing if every step succeeded; one failure as it is; several
+        as one code 999 error, their messages joined by "; "."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise CNIError(INTERNAL, "; ".join(e.msg for e in self.errors))
+
+
+class on_netlink_error:
+    """`with on_netlink_error(msg):` around a netlink request: the kernel's
+    refusal (a netlink.NetlinkError) leaves as CNIError(code, msg, the
+    kernel's words); any other exception passes as it is."""
+
+    def __init__(self, msg: str, code: int = INTERNAL):
+        self.msg = msg
+        self.code = code
+
+    def __enter__(self) -> "on_netlink_error":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        from .netlink import NetlinkError
+        if isinstance(exc, NetlinkError):
+            raise CNIError(self.code, self.msg, exc.strerror or str(exc)) from None
+
+
 def invalid_config(msg: str, details: str = "") -> CNIError:
     """A CNIError with code 7 (INVALID_NETWORK_CONFIG)."""
     return CNIError(INVALID_NETWORK_CONFIG, msg, details)

@@ -104,12 +104,7 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
             for name in ("lo", ifname):
                 _try_sysctl("0", "net", "ipv6", "conf", name, "disable_ipv6")
             _try_sysctl("1", "net", "ipv6", "conf", ifname, "keep_addr_on_down")
-        for cidr in plan.addresses:
-            try:
-                rtaddr.add_address(nl, link.index, cidr)
-            except netlink.NetlinkError as exc:
-                raise CNIError(INTERNAL, f'failed to add IP addr {cidr} to "{ifname}"',
-                               exc.strerror) from None
+        add_addresses(nl, link.index, plan.addresses, f'"{ifname}"')
         rtlink.set_link_up(nl, link.index)
         if should_settle(plan, settle):
             timeout = rtaddr.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
@@ -135,6 +130,33 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
                     continue
                 raise CNIError(INTERNAL, f"failed to add route {r.dst} via "
                                f"{r.gw or ifname}", exc.strerror) from None
+
+
+def add_addresses(nl: netlink.RtNetlink, index: int, cidrs: list[str], target: str) -> None:
+    """Each of `cidrs` on link `index`, in order; a refusal is code 999
+    "failed to add IP addr <cidr> to <target>" with the kernel's words."""
+    for cidr in cidrs:
+        try:
+            rtaddr.add_address(nl, index, cidr)
+        except netlink.NetlinkError as exc:
+            raise CNIError(INTERNAL, f"failed to add IP addr {cidr} to {target}",
+                           exc.strerror) from None
+
+
+# the keys that make this namespace forward packets between its interfaces
+FORWARDING_KEYS = {4: ("net", "ipv4", "ip_forward"),
+                   6: ("net", "ipv6", "conf", "all", "forwarding")}
+
+
+def enable_forwarding(family: int, failure: str) -> None:
+    """Forwarding of IP version `family` (4 or 6) on in the current
+    namespace (the host; left alone where it is on already: sysctl.ensure),
+    as the reference's ip.EnableIP4Forward / EnableIP6Forward; code 999
+    "<failure>: <why>" where the key cannot be written."""
+    try:
+        sysctl.ensure("1", *FORWARDING_KEYS[family])
+    except OSError as exc:
+        raise CNIError(INTERNAL, f"{failure}: {exc}") from None
 
 
 # the keys that make the kernel announce an address when its link comes up

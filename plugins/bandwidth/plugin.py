@@ -16,6 +16,8 @@ which the interface plugin deletes next); it needs neither the netns nor
 prevResult. CHECK verifies the qdiscs, their parameters and the redirect.
 """
 
+import errno
+
 from pycni import netlink, netns, skel, undo
 from pycni.netlink import link as rtlink
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG
@@ -197,7 +199,7 @@ class BandwidthPlugin(skel.Plugin):
             try:
                 rtlink.delete_link(nl, link.index)
             except netlink.NetlinkError as exc:
-                if exc.errno != 19:   # ENODEV: deleted meanwhile
+                if exc.errno != errno.ENODEV:   # deleted meanwhile
                     raise _failed(f"failed to delete {name}", exc) from None
 
     def check(self, req: skel.Request) -> None:

@@ -10,12 +10,13 @@ masquerading), so a failed ADD leaves nothing behind. See README.md for the keys
 from the reference plugin.
 """
 
+import errno
 from pycni import posixos as os
 import time
 
 from pycni import invoke, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink, addr as rtaddr
-from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, PLUGIN_NOT_AVAILABLE
+from pycni.errors import CNIError, INTERNAL, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
 from pycni.result import DNS, Interface, Result
 
@@ -52,7 +53,7 @@ def ensure_bridge(nl: netlink.RtNetlink, conf: config.BridgeConf) -> rtlink.Link
         # from it and reports the bridge's operstate normally.
         rtlink.create_bridge(nl, name, mtu=conf.mtu, mac=rtlink.random_mac())
     except netlink.NetlinkError as exc:
-        if exc.errno != 17:   # EEXIST: it is there already (maybe just made)
+        if exc.errno != errno.EEXIST:   # it is there already (maybe just made)
             raise CNIError(INTERNAL, f'failed to create bridge "{name}": could not add '
                            f'"{name}": {exc.strerror}') from None
     br = bridge_by_name(nl, name)
@@ -96,7 +97,7 @@ def ensure_addr(nl: netlink.RtNetlink, br: rtlink.Link, cidr: str, force: bool) 
     try:
         rtaddr.add_address(nl, br.index, wanted)
     except netlink.NetlinkError as exc:
-        if exc.errno != 17:
+        if exc.errno != errno.EEXIST:
             raise CNIError(INTERNAL, f'failed to set bridge addr: could not add IP address '
                            f'{wanted} to "{br.name}": {exc.strerror}') from None
     # Pin the bridge MAC: otherwise it follows the lowest port MAC and
@@ -107,12 +108,8 @@ def ensure_addr(nl: netlink.RtNetlink, br: rtlink.Link, cidr: str, force: bool) 
 
 
 def enable_forwarding(family: int) -> None:
-    parts = ("net", "ipv4", "ip_forward") if family == 4 else \
-        ("net", "ipv6", "conf", "all", "forwarding")
-    try:
-        sysctl.ensure("1", *parts)
-    except OSError as exc:
-        raise CNIError(INTERNAL, f"failed to enable forwarding: {exc}") from None
+    from pycni import ipconfig
+    ipconfig.enable_forwarding(family, "failed to enable forwarding")
 
 
 # --- the container side ----------------------------------------------------------
@@ -320,12 +317,11 @@ class BridgePlugin(skel.Plugin):
 
     def check(self, req: skel.Request) -> None:
         settings = _settings(req)
-        os.close(netns.open_netns(req.netns))
+        netns.probe(req.netns)
         if settings.layer3:
             invoke.delegate_check(req, settings.conf.ipam.type)
-        prev = req.prev_result
-        if prev is None:
-            raise CNIError(INVALID_NETWORK_CONFIG, "Required prevResult missing")
+        from pycni import checks
+        prev = checks.require_prev_result(req.prev_result)
         bridge_check.check_attachment(settings, req.netns, req.ifname, prev)
 
     def status(self, req: skel.Request) -> None:
@@ -357,20 +353,14 @@ class BridgePlugin(skel.Plugin):
         settings = _settings(req)
         if not settings.layer3:
             return
-        errors = []
-        try:
+        from pycni.errors import Failures
+        failures = Failures()
+        with failures:
             invoke.delegate_gc(req, settings.conf.ipam.type)
-        except CNIError as err:
-            errors.append(err)
         valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
-        try:
+        with failures:
             ipmasq.gc(req.network_name, valid)
-        except CNIError as err:
-            errors.append(err)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise CNIError(INTERNAL, "; ".join(e.msg for e in errors))
+        failures.raise_any()
 
 
 def main() -> None:

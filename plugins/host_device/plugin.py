@@ -27,13 +27,10 @@ import sys
 from pycni import containerlink, invoke, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink
 from pycni.decode import decode
-from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, IO_FAILURE
+from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, IO_FAILURE, on_netlink_error
 from pycni.result import Result
 
 from . import config, state, sysfs
-
-EEXIST = 17
-
 
 def warn(msg: str) -> None:
     sys.stderr.write(f"host-device: {msg}\n")
@@ -132,11 +129,8 @@ def move_in(host: netlink.RtNetlink, container: netlink.RtNetlink, container_fd:
     if rtlink.get_link(container, ifname) is not None:
         raise CNIError(INTERNAL, f"failed to move link {info.name}: an interface named "
                        f"{ifname} already exists in the container")
-    try:
+    with on_netlink_error(f"failed to set alias to {config.go_quote(info.name)}"):
         rtlink.set_alias(host, info.index, info.name)
-    except netlink.NetlinkError as exc:
-        raise CNIError(INTERNAL, f"failed to set alias to {config.go_quote(info.name)}",
-                       exc.strerror) from None
     try:
         rtlink.move_link(host, info.index, container_fd, ifname)
     except netlink.NetlinkError as exc:

@@ -10,9 +10,11 @@ layout and README.md for the keys and the differences from the reference
 plugin.
 """
 
+import errno
+
 from pycni import containerlink, invoke, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute
-from pycni.errors import CNIError, INTERNAL, PLUGIN_NOT_AVAILABLE
+from pycni.errors import CNIError, Failures, INTERNAL, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
 from pycni.result import Interface, Result
 
@@ -20,11 +22,8 @@ from . import config
 
 # Loaded on first use: CHECK, DEL and STATUS need only some of them.
 ipmasq = lazy("pycni.ipmasq")
-sysctl = lazy("pycni.sysctl")
 veth = lazy("pycni.veth")
 checks = lazy("pycni.plugins.ptp.check")
-
-EEXIST, ESRCH, ENOENT, ENODEV = 17, 3, 2, 19
 
 
 def _load(req: skel.Request, masq_setup: bool = False) -> config.Settings:
@@ -55,7 +54,7 @@ def configure_container(ifname: str, result: Result, layout: config.Plan) -> Non
             try:
                 rtroute.delete_prefix_route(nl, link.index, prefix)
             except netlink.NetlinkError as exc:
-                if exc.errno != ESRCH:
+                if exc.errno != errno.ESRCH:
                     raise CNIError(INTERNAL, f"failed to delete route {prefix} dev {ifname}",
                                    exc.strerror) from None
         for r in layout.container_routes:
@@ -71,29 +70,21 @@ def configure_container(ifname: str, result: Result, layout: config.Plan) -> Non
 def configure_host(nl: netlink.RtNetlink, host: "veth.VethEnd", layout: config.Plan) -> None:
     """The gateway addresses on the host end and a host route to each
     container address through it."""
-    for cidr in layout.host_addresses:
-        try:
-            rtaddr.add_address(nl, host.index, cidr)
-        except netlink.NetlinkError as exc:
-            raise CNIError(INTERNAL, f"failed to add IP addr {cidr} to veth {host.name}",
-                           exc.strerror) from None
+    from pycni import ipconfig
+    ipconfig.add_addresses(nl, host.index, layout.host_addresses, f"veth {host.name}")
     for r in layout.host_routes:
         try:
             rtroute.add_route(nl, r.dst, oif=host.index, scope=r.scope)
         except netlink.NetlinkError as exc:
-            if exc.errno != EEXIST:
+            if exc.errno != errno.EEXIST:
                 raise CNIError(INTERNAL, f"failed to add route on host: {r.dst} dev "
                                f"{host.name}", exc.strerror) from None
 
 
 def enable_forwarding(families: list[int]) -> None:
+    from pycni import ipconfig
     for family in families:
-        parts = ("net", "ipv4", "ip_forward") if family == 4 else \
-            ("net", "ipv6", "conf", "all", "forwarding")
-        try:
-            sysctl.ensure("1", *parts)
-        except OSError as exc:
-            raise CNIError(INTERNAL, f"Could not enable IP forwarding: {exc}") from None
+        ipconfig.enable_forwarding(family, "Could not enable IP forwarding")
 
 
 # --- the plugin ------------------------------------------------------------------------
@@ -199,20 +190,13 @@ class PtpPlugin(skel.Plugin):
         switched off since). Both run even if the other fails."""
         settings = config.load_for_delete(req.config)
         valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
-        errors = []
+        failures = Failures()
         if settings.ipam_type:
-            try:
+            with failures:
                 invoke.delegate_gc(req, settings.ipam_type)
-            except CNIError as err:
-                errors.append(err)
-        try:
+        with failures:
             ipmasq.gc(req.network_name, valid)
-        except CNIError as err:
-            errors.append(err)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise CNIError(INTERNAL, "; ".join(e.msg for e in errors))
+        failures.raise_any()
 
     def status(self, req: skel.Request) -> None:
         """Code 50 when an ADD could not work: ipMasq's firewall tools are
