@@ -377,7 +377,6 @@ class HostDevicePlugin(skel.Plugin):
 
     def check(self, req: skel.Request) -> None:
         from . import check as checks
-        from pycni import ipconfig
         with sysfs.Tree(self.sysfs_root) as tree:
             settings = config.load(req.config, tree, req.env)
         with containerlink.socket_in(req.netns) as container:
@@ -397,8 +396,7 @@ class HostDevicePlugin(skel.Plugin):
                 except OSError:
                     rec = None
             checks.check_link(intf, link, rec)
-            ips = checks.own_ips(prev, intf)
-            ipconfig.check_iface(container, req.ifname, link.index, ips, prev.routes)
+            containerlink.check_addressing(container, req.ifname, link.index, prev, intf)
 
     # --- GC, STATUS ------------------------------------------------------------
 
