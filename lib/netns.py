@@ -14,40 +14,59 @@ from .errors import CNIError, INVALID_ENVIRONMENT, UNKNOWN_CONTAINER
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # ioctl: which kind of namespace an nsfs fd is
 
-_setns = None
+_setns = None   # setns(fd, nstype) of pycni's extension or of libc: _own_setns()
+
+
+def _own_setns():
+    """setns(2) where os has none (Python 3.11): the extension module
+    pycni._pycni_linux (lib/_pycni_linux.c), which `pip install .` builds
+    when a C compiler and Python's headers are there; else libc's through
+    `_ctypes` alone, whose import costs ~1-2 ms of every call that enters a
+    namespace (dlopen of _ctypes and libffi, its type objects; issue #12).
+    Both raise OSError(errno, strerror) as os.setns does."""
+    global _setns
+    if _setns is None:
+        try:
+            from ._pycni_linux import setns as own  # type: ignore[import-not-found]
+        except ImportError:
+            own = _libc_setns()
+        _setns = own
+    return _setns
 
 
 def _libc_setns():
-    """libc's setns(2) through `_ctypes` alone: Python 3.11 has no
-    os.setns, and the `ctypes` package defines ~60 classes on import
-    (~1.5 ms of every call, issue #12) where this needs two."""
-    global _setns
-    if _setns is None:
-        import _ctypes
+    """libc's setns(2) through `_ctypes` alone: the `ctypes` package
+    defines ~60 classes on import (~1.5 ms) where this needs two."""
+    import _ctypes
 
-        class c_int(_ctypes._SimpleCData):
-            _type_ = "i"
+    class c_int(_ctypes._SimpleCData):
+        _type_ = "i"
 
-        class LibcFunction(_ctypes.CFuncPtr):
-            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-            _restype_ = c_int
+    class LibcFunction(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = c_int
 
-        class Libc:
-            _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+    class Libc:
+        _handle = _ctypes.dlopen(None, os.RTLD_NOW)
 
-        _setns = LibcFunction(("setns", Libc))
-    return _setns
+    libc_setns = LibcFunction(("setns", Libc))
+
+    def setns(fd: int, nstype: int = 0) -> None:
+        if libc_setns(fd, nstype) != 0:
+            err = _ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    return setns
 
 
 def setns(fd: int) -> None:
     """Move the calling thread into the network namespace of `fd`."""
-    if hasattr(os, "setns"):  # Python 3.12+
+    if hasattr(os, "setns"):  # Python 3.12+, and the portable bundle's launcher
         os.setns(fd, CLONE_NEWNET)
         return
-    if _libc_setns()(fd, CLONE_NEWNET) != 0:
-        import _ctypes
-        err = _ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+    try:
+        _own_setns()(fd, CLONE_NEWNET)
+    except OSError as err:      # the wording of Python 3.11 installs, as before
+        raise OSError(err.errno, f"setns: {err.strerror}") from None
 
 
 class NetnsNotFound(CNIError):
