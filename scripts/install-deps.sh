@@ -11,6 +11,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip   # the interpreter our plugins run on
   python3-wheel                      # offline wheel builds (tests/integration/test_example_plugin.py)
   python3-dev                        # shared libpython, needed by pyinstaller (build.sh)
+  gcc libc6-dev                      # with python3-dev: pip install . builds pycni._pycni_linux (setns)
   iproute2 iptables nftables         # namespaces, links, firewall backends
   containernetworking-plugins        # the reference Go plugins (/usr/lib/cni), compared against
   golang-go golang-github-appc-cni-dev  # a Go libcni client that checks our results
