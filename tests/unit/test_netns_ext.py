@@ -51,7 +51,8 @@ def build(src, out, **env) -> tuple[subprocess.CompletedProcess, set[str]]:
 
 
 def compiler_missing() -> str | None:
-    code = ("import shutil, sysconfig, os; cc = (sysconfig.get_config_var('CC') or 'cc').split()[0];"
+    code = ("import shutil, sysconfig, os;"
+            "cc = (sysconfig.get_config_var('CC') or 'cc').split()[0];"
             "h = os.path.join(sysconfig.get_paths()['include'], 'Python.h');"
             "print('' if shutil.which(cc) and os.path.exists(h) else cc + ' or ' + h)")
     missing = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True).stdout.strip()
