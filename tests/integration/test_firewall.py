@@ -165,6 +165,29 @@ def test_del_with_missing_netns(node, plugin_dir, tmp_path, backend):
     ok(fw(w, plugin_dir, "DEL", c, netns="", prev=False, backend=backend))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("admin", ["CNI-ADMIN\n-I INPUT 1 -j ACCEPT", "has space", "ACCEPT"])
+def test_del_takes_an_invalid_admin_chain_name_and_writes_it_nowhere(node, plugin_dir,
+                                                                     tmp_path, backend, admin):
+    """The reference's DEL never reads iptablesAdminChainName; ours removes
+    the container's rules and leaves everything else, the admin chain and
+    its jump included, as it was (ADD and CHECK still refuse the name)."""
+    w = node
+    c = attach(w, plugin_dir, str(tmp_path), "fw1", backend=backend)
+    assert fw(w, plugin_dir, "CHECK", c, backend=backend,
+              iptablesAdminChainName=admin).error_code() == 7
+    before = filter_rules(w), nft_table(w).splitlines()
+    ok(fw(w, plugin_dir, "DEL", c, backend=backend, iptablesAdminChainName=admin))
+    assert container_rules(w, backend, c) == []
+    after = filter_rules(w), nft_table(w).splitlines()
+    assert [r for r in before[0] if r not in after[0]] == \
+        ([f"-A CNI-FORWARD -d {c.ip}/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+          f"-A CNI-FORWARD -s {c.ip}/32 -j ACCEPT"] if backend == "iptables" else [])
+    assert set(after[0]) <= set(before[0]) and set(after[1]) <= set(before[1])
+    assert not any("INPUT" in r for r in after[0])
+    ok(fw(w, plugin_dir, "DEL", c, backend=backend, iptablesAdminChainName=admin))   # twice
+
+
 def test_nft_del_without_prev_result_finds_the_rules(node, plugin_dir, tmp_path):
     """containerd's second DEL has neither netns nor prevResult."""
     w = node
