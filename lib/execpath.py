@@ -1,6 +1,7 @@
 """Finding the executables a plugin runs as root: the firewall tools on
-PATH (fwtools.find_tool) and delegated plugins on CNI_PATH
-(invoke.find_in_path).
+PATH (fwtools.find_tool) and plugins on CNI_PATH (`find_in_path`: the
+delegates a plugin runs, pycni.invoke; the plugins a runtime runs,
+pycni.pluginexec and cnitool).
 
 PATH and CNI_PATH come from whoever started the plugin; only some of the
 directories they name are fit to take programs from, as root:
@@ -28,6 +29,8 @@ directory where the name is found gets the full walk up to `/`.
 
 from . import posixos as os
 from _stat import S_ISDIR, S_ISREG, S_ISVTX
+
+from .errors import CNIError, INVALID_NETWORK_CONFIG
 
 _GROUP_W = 0o020
 _OTHER_W = 0o002
@@ -111,3 +114,35 @@ def lookup(name: str, directories) -> tuple[str | None, list[str]]:
             return candidate, skipped
         skipped.append(f"{directory}: {problem}")
     return None, skipped
+
+
+def find_in_path(plugin_type: str, path: list[str]) -> str:
+    """The plugin executable `plugin_type` on CNI_PATH `path` (libcni's
+    FindInPath, the reference's invoke.FindInPath).
+
+    Refuses plugin types with path separators (CVE-2021-20206:
+    ``"type": "../../sbin/reboot"`` must not run /sbin/reboot). Stricter
+    than libcni: it also refuses a NUL byte (an invalid plugin name, not a
+    crash), and it only takes programs from absolute directories that
+    nobody but root can write to (`lookup`): a relative CNI_PATH entry
+    would be resolved against the working directory.
+    """
+    if not plugin_type:
+        raise CNIError(INVALID_NETWORK_CONFIG, "no plugin name provided")
+    if "\0" in plugin_type:
+        from . import jsontext
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f"invalid plugin name {jsontext.dumps(plugin_type)}: must not contain "
+                       "a NUL byte")
+    if "/" in plugin_type or "\\" in plugin_type or plugin_type in (".", ".."):
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f'invalid plugin name "{plugin_type}": must not contain a path separator')
+    if not path:
+        raise CNIError(INVALID_NETWORK_CONFIG,
+                       f'no paths provided to find plugin "{plugin_type}"')
+    found, skipped = lookup(plugin_type, path)
+    if found is not None:
+        return found
+    raise CNIError(INVALID_NETWORK_CONFIG,
+                   f'failed to find plugin "{plugin_type}" in path [{" ".join(path)}]',
+                   ("ignored: " + "; ".join(skipped)) if skipped else "")

@@ -1,85 +1,27 @@
-"""Running other plugins: IPAM delegation and the runtime side (cnitool).
+"""Delegating from inside a plugin: IPAM (the reference's pkg/invoke
+delegate.go).
 
-`find_in_path` refuses plugin types with path separators (CVE-2021-20206:
-``"type": "../../sbin/reboot"`` must not run /sbin/reboot).
-`exec_plugin` runs a plugin the way a runtime does: environment plus
-config on stdin, result or error object read from stdout, stderr passed
-through (spawn.run: posix_spawn, no `subprocess` import).
+A plugin that configures an interface runs its IPAM plugin with its own
+environment (CNI_COMMAND replaced) and its whole config on stdin:
+`delegate_add` returns the delegate's Result, `ipam_add` and
+`ipam_allocation` release it again when the rest of ADD fails. The
+delegate is found on CNI_PATH as a runtime finds it
+(execpath.find_in_path) and, when it is one of this installation's own
+launchers, served in this process (`in_process_module`, `run_in_process`);
+anything else runs as its own process, as a runtime runs a plugin
+(pycni.pluginexec).
 """
 
 from . import posixos as os
 
 from . import jsontext
-from .errors import CNIError, DECODING_FAILURE, INTERNAL, INVALID_NETWORK_CONFIG
+from .errors import CNIError, DECODING_FAILURE
 from .result import Result, parse_result
 
 
-def find_in_path(plugin_type: str, path: list[str]) -> str:
-    """The plugin executable `plugin_type` on CNI_PATH `path`.
-
-    Stricter than libcni's FindInPath: besides names with a path separator
-    it refuses a NUL byte (an invalid plugin name, not a crash), and it
-    only takes programs from absolute directories that nobody but root can
-    write to (execpath): a relative CNI_PATH entry would be resolved
-    against the working directory.
-    """
-    if not plugin_type:
-        raise CNIError(INVALID_NETWORK_CONFIG, "no plugin name provided")
-    if "\0" in plugin_type:
-        raise CNIError(INVALID_NETWORK_CONFIG,
-                       f"invalid plugin name {jsontext.dumps(plugin_type)}: must not contain "
-                       "a NUL byte")
-    if "/" in plugin_type or "\\" in plugin_type or plugin_type in (".", ".."):
-        raise CNIError(INVALID_NETWORK_CONFIG,
-                       f'invalid plugin name "{plugin_type}": must not contain a path separator')
-    if not path:
-        raise CNIError(INVALID_NETWORK_CONFIG,
-                       f'no paths provided to find plugin "{plugin_type}"')
-    from .execpath import lookup
-    found, skipped = lookup(plugin_type, path)
-    if found is not None:
-        return found
-    raise CNIError(INVALID_NETWORK_CONFIG,
-                   f'failed to find plugin "{plugin_type}" in path [{" ".join(path)}]',
-                   ("ignored: " + "; ".join(skipped)) if skipped else "")
-
-
-def exec_plugin(binary: str, stdin: bytes, env: dict) -> bytes:
-    """Run `binary`; return its stdout, or raise the CNIError it printed."""
-    from .spawn import run
-    try:
-        returncode, stdout, stderr = run([binary], env, stdin)
-    except OSError as exc:
-        raise CNIError(INTERNAL, f"failed to run plugin {binary}", str(exc)) from None
-    if stderr:
-        import sys
-        sys.stderr.buffer.write(stderr)
-        sys.stderr.flush()
-    if returncode != 0:
-        raise error_from_output(stdout, stderr, returncode)
-    return stdout
-
-
-def error_from_output(stdout: bytes, stderr: bytes, returncode: int | None = None) -> CNIError:
-    """The error a failed plugin reported: its error object on stdout, else
-    its stderr, as the reference runtime (invoke) builds it."""
-    if stdout.strip():
-        try:
-            data = jsontext.loads(stdout)
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and ("code" in data or "msg" in data):
-            return CNIError.from_dict(data)
-        return CNIError(INTERNAL, "netplugin failed with an unparsable error",
-                        stdout.decode(errors="replace"))
-    text = stderr.decode(errors="replace").strip()
-    if not text:
-        status = "" if returncode is None else f": exit status {returncode}"
-        return CNIError(INTERNAL, f"netplugin failed with no error message{status}")
-    return CNIError(INTERNAL, f'netplugin failed: "{text}"')
-
-
 def parse_result_output(stdout: bytes, default_version: str) -> Result:
+    """A delegate's stdout as a Result (`default_version` for a result
+    without cniVersion); CNIError (code 2) when it is not one."""
     try:
         data = jsontext.loads(stdout)
     except ValueError as exc:
@@ -87,7 +29,13 @@ def parse_result_output(stdout: bytes, default_version: str) -> Result:
     return parse_result(data, default_version)
 
 
-# --- delegation from inside a plugin (IPAM) -------------------------------
+def find_in_path(plugin_type: str, path: list[str]) -> str:
+    """The plugin executable `plugin_type` on CNI_PATH `path`, found as a
+    runtime finds it (execpath.find_in_path: no path separators, only
+    trusted absolute directories); CNIError (code 7) when there is none."""
+    from .execpath import find_in_path as find
+    return find(plugin_type, path)
+
 
 def delegate(req, plugin_type: str, command: str) -> bytes:
     """Run delegate `plugin_type` with our own env and stdin (whole config)."""
@@ -97,6 +45,7 @@ def delegate(req, plugin_type: str, command: str) -> bytes:
     module = in_process_module(binary, plugin_type, env)
     if module is not None:
         return run_in_process(module, req.stdin, env)
+    from .pluginexec import exec_plugin
     return exec_plugin(binary, req.stdin, env)
 
 
@@ -153,6 +102,7 @@ def run_in_process(module_name: str, stdin: bytes, env: dict) -> bytes:
     code = skel.run(plugin_cls(), env, io.BytesIO(stdin), out)
     stdout = out.getvalue().encode()
     if code != 0:
+        from .pluginexec import error_from_output
         raise error_from_output(stdout, b"", code)
     return stdout
 

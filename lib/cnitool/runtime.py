@@ -27,7 +27,8 @@ class CnitoolError(Exception):
 
 
 def exec_plugin(plugin_type: str, path: list[str], stdin: bytes, env: dict) -> bytes:
-    from pycni.invoke import exec_plugin as run, find_in_path
+    from pycni.execpath import find_in_path
+    from pycni.pluginexec import exec_plugin as run
     return run(find_in_path(plugin_type, path), stdin, env)
 
 
@@ -65,7 +66,7 @@ class Runtime:
 
     def _add_one(self, netlist: NetworkList, plugin: dict, prev: dict | None,
                  rt: RuntimeConf) -> dict:
-        from pycni.invoke import find_in_path
+        from pycni.execpath import find_in_path
         find_in_path(plugin["type"], self.path)
         validate_container_id(rt.container_id)
         validate_network_name(netlist.name)

@@ -55,7 +55,7 @@ def runtime(tmp_path):
 
 
 def test_add_chains_results_and_caches(runtime, monkeypatch):
-    monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: f"/opt/cni/bin/{t}")
+    monkeypatch.setattr("pycni.execpath.find_in_path", lambda t, p: f"/opt/cni/bin/{t}")
     nl = netlist()
     result = runtime.add(nl, RT)
     fake = runtime.run_plugin
@@ -75,7 +75,7 @@ def test_add_chains_results_and_caches(runtime, monkeypatch):
 
 
 def test_add_stops_at_first_error_and_caches_nothing(runtime, monkeypatch):
-    monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: t)
+    monkeypatch.setattr("pycni.execpath.find_in_path", lambda t, p: t)
     runtime.run_plugin.fail[("ADD", "first")] = CNIError(11, "busy", "later")
     with pytest.raises(CnitoolError, match=r'plugin type="first" failed \(add\): busy; later'):
         runtime.add(netlist(), RT)
@@ -84,21 +84,21 @@ def test_add_stops_at_first_error_and_caches_nothing(runtime, monkeypatch):
 
 
 def test_add_validates_attachment(runtime, monkeypatch):
-    monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: t)
+    monkeypatch.setattr("pycni.execpath.find_in_path", lambda t, p: t)
     with pytest.raises(CnitoolError, match="interface name is too long"):
         runtime.add(netlist(), RuntimeConf("ctr1", "/n", "x" * 20))
     assert runtime.run_plugin.calls == []
 
 
 def test_add_result_without_version_gets_list_version(runtime, monkeypatch):
-    monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: t)
+    monkeypatch.setattr("pycni.execpath.find_in_path", lambda t, p: t)
     runtime.run_plugin = lambda *a: b'{"ips":[{"address":"10.0.0.1/24"}]}'
     nl = parse_list(b'{"cniVersion":"0.4.0","name":"net","plugins":[{"type":"x"}]}')
     assert runtime.add(nl, RT)["ips"] == [{"version": "4", "address": "10.0.0.1/24"}]
 
 
 def test_add_unparsable_result(runtime, monkeypatch):
-    monkeypatch.setattr("pycni.invoke.find_in_path", lambda t, p: t)
+    monkeypatch.setattr("pycni.execpath.find_in_path", lambda t, p: t)
     runtime.run_plugin = lambda *a: b"nope"
     with pytest.raises(CnitoolError, match="failed to parse plugin result"):
         runtime.add(netlist(), RT)

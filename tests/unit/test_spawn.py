@@ -2,7 +2,7 @@
 
 Real programs (/bin/sh, cat, a child Python), nothing mocked; no
 namespace needed. The properties subprocess.run(close_fds=True) gave the
-callers (fwtools.run_tool/run_nft, invoke.exec_plugin) are checked one by
+callers (fwtools.run_tool/run_nft, pluginexec.exec_plugin) are checked one by
 one: env, fds, signals, exec errors, sizes.
 """
 
@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 import pycni
-from pycni import fwtools, invoke, spawn
+from pycni import fwtools, pluginexec, spawn
 from pycni.errors import CNIError
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(pycni.__file__)))
@@ -277,10 +277,10 @@ def test_exec_plugin_result_error_and_stderr(tmp_path, capfd):
     d = tmp_path / "bin"
     good = fake_tool(d, "good", "cat; echo warn >&2\n")
     bad = fake_tool(d, "bad", "echo '{\"code\": 7, \"msg\": \"no\"}'; exit 1\n")
-    assert invoke.exec_plugin(good, b'{"a":1}', {"CNI_COMMAND": "ADD"}) == b'{"a":1}'
+    assert pluginexec.exec_plugin(good, b'{"a":1}', {"CNI_COMMAND": "ADD"}) == b'{"a":1}'
     assert capfd.readouterr().err == "warn\n"
     with pytest.raises(CNIError) as err:
-        invoke.exec_plugin(bad, b"", {})
+        pluginexec.exec_plugin(bad, b"", {})
     assert (err.value.code, err.value.msg) == (7, "no")
 
 
@@ -289,6 +289,6 @@ def test_exec_plugin_exec_failure_message(tmp_path):
     path.write_text("#!/bin/sh\n")
     path.chmod(0o644)
     with pytest.raises(CNIError) as err:
-        invoke.exec_plugin(str(path), b"", {})
+        pluginexec.exec_plugin(str(path), b"", {})
     assert err.value.msg == f"failed to run plugin {path}"
     assert err.value.details == f"[Errno 13] Permission denied: '{path}'"
