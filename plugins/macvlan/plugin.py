@@ -16,13 +16,12 @@ import errno
 from pycni import posixos as os
 
 from pycni import containerlink, invoke, netlink, netns, skel, undo
-from pycni.netlink import link as rtlink, route as rtroute
+from pycni.netlink import link as rtlink
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
                           PLUGIN_NOT_AVAILABLE)
 from pycni.result import Result
 
-from . import check as checks
 from . import config
 
 TEMP_NAME_TRIES = 3
@@ -35,6 +34,7 @@ def temp_name() -> str:
 
 def default_route_master(nl: netlink.RtNetlink) -> str:
     """The interface of the first default route of the main table."""
+    from pycni.netlink import route as rtroute   # only where `master` is not set
     for route in rtroute.list_routes(nl):
         if route.dst in ("0.0.0.0/0", "::/0") and route.oif:
             link = rtlink.get_link_by_index(nl, route.oif)
@@ -153,6 +153,7 @@ class MacvlanPlugin(containerlink.Plugin):
         return link.kind == "macvlan"
 
     def check(self, req: skel.Request) -> None:
+        from . import check as checks
         settings = config.load(req.config, req.cni_args)
         with containerlink.socket_in(req.netns) as container:
             if settings.ipam_type:

@@ -12,7 +12,7 @@ plugin.
 
 import errno
 
-from pycni import containerlink, invoke, netlink, netns, skel, undo
+from pycni import invoke, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink, addr as rtaddr, route as rtroute
 from pycni.errors import CNIError, Failures, INTERNAL, PLUGIN_NOT_AVAILABLE
 from pycni.lazy import lazy
@@ -167,6 +167,7 @@ class PtpPlugin(skel.Plugin):
         intf = checks.container_interface(prev, req.ifname, req.netns, name_other=False)
         ips = checks.own_ips(prev, intf)
         layout = config.plan(ips)
+        from pycni import containerlink
         with containerlink.socket_in(req.netns) as cnl:
             link = rtlink.get_link(cnl, intf.name) if intf.name else None
             checks.check_container_link(intf, link)

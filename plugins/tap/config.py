@@ -12,7 +12,6 @@ from pycni.decode import decode, key, lenient
 from pycni.errors import CNIError, INVALID_NETWORK_CONFIG, UNSUPPORTED_FIELD
 from pycni.result import DNS
 from pycni.result import link_result as build_result  # noqa: F401  (the ADD result)
-from pycni import tuntap
 
 MIN_MTU = 68          # the tun driver's limits (ETH_MIN_MTU, ETH_MAX_MTU - ETH_HLEN)
 MAX_MTU = 65521
@@ -74,12 +73,14 @@ def check_id(what: str, value: int | None) -> int | None:
         raise CNIError(INVALID_NETWORK_CONFIG,
                        f"invalid value for config.{what}: expected a uint32",
                        f"got {value}")
+    from pycni import tuntap    # only where a config names an owner or group
     return None if value == tuntap.INVALID_ID else value
 
 
 def check_bridge(name: str) -> None:
     if not name:
         return
+    from pycni import tuntap
     raw = name.encode()
     if len(raw) >= tuntap.IFNAMSIZ or "\0" in name or "/" in name or \
             any(c.isspace() for c in name):
@@ -149,6 +150,7 @@ def tun_flags(settings: Settings) -> int:
     attaches to the tap later sets pi/vnet_hdr itself, multi_queue must
     match. IFF_TUN_EXCL is added by the plugin (never reuse a device).
     """
+    from pycni import tuntap
     if settings.owner is not None and settings.group is not None:
         flags = tuntap.IFF_TAP | tuntap.IFF_VNET_HDR
         if settings.multi_queue:

@@ -19,7 +19,7 @@ README.md for the differences from the reference plugin.
 import errno
 import posix
 
-from pycni import containerlink, invoke, netlink, netns, skel, tuntap, undo
+from pycni import containerlink, invoke, netlink, netns, skel, undo
 from pycni.netlink import link as rtlink
 from pycni.decode import decode
 from pycni.errors import (CNIError, INTERNAL, INVALID_NETWORK_CONFIG,
@@ -36,6 +36,7 @@ def _fail(msg: str, exc: OSError | None = None, code: int = INTERNAL) -> CNIErro
 def open_in(path: str) -> tuple[netlink.RtNetlink, int]:
     """A netlink socket and the clone device, both opened inside the
     container namespace (and so bound to it)."""
+    from pycni import tuntap
     with netns.entered(path):
         nl = netlink.RtNetlink()
         try:
@@ -58,6 +59,7 @@ def find_bridge(nl: netlink.RtNetlink, name: str) -> rtlink.Link:
 def create_tap(fd: int, nl: netlink.RtNetlink, ifname: str,
                settings: config.Settings) -> rtlink.Link:
     """Name the device of `fd` `ifname` and configure it; returns the link."""
+    from pycni import tuntap
     try:
         name = tuntap.set_iff(fd, ifname, config.tun_flags(settings) | tuntap.IFF_TUN_EXCL)
     except OSError as exc:
@@ -136,6 +138,7 @@ class TapPlugin(containerlink.Plugin):
         result converts to the config's version: a 0.1.0/0.2.0 result
         needs an address, and the reference leaves the tap behind there)."""
         result.to_dict(cni_version)
+        from pycni import tuntap
         try:
             tuntap.set_persist(fd)
         except OSError as exc:
@@ -146,10 +149,12 @@ class TapPlugin(containerlink.Plugin):
 
     @staticmethod
     def is_ours(link: rtlink.Link, info_data: dict) -> bool:
+        from pycni import tuntap    # DEL needs it only where a link of that name is there
         return link.kind == "tun" and tuntap.info(info_data)["type"] == "tap"
 
     def check(self, req: skel.Request) -> None:
         from . import check as checks
+        from pycni import tuntap
         settings = config.load(req.config, req.cni_args)
         with containerlink.socket_in(req.netns) as container:
             if settings.ipam_type:
@@ -165,6 +170,7 @@ class TapPlugin(containerlink.Plugin):
             containerlink.check_addressing(container, req.ifname, link.index, prev, intf)
 
     def ready(self, conf: dict) -> str:
+        from pycni import tuntap
         settings = decode(config.TapConf, conf)
         problem = tuntap.clone_device_problem()
         if problem:
