@@ -152,11 +152,12 @@ class IptablesBackend(IptablesTable):
         tried first in IPv4, and in IPv6 only when IPv4's entry chain was
         not small (for a small table the listing would be one exec more)."""
         probe = [True]
-        exact = self.exact_scripts(network, cid, conf) if families else None
+        exact = self.exact_script if families and self.nameable(conf) else None
 
         def remove_in(family: int) -> bool:
-            if exact and family in families:
-                if self.restore_if_accepted(family, exact[family]):
+            script = exact(network, cid, conf, family) if exact and family in families else None
+            if script:
+                if self.restore_if_accepted(family, script):
                     # What the table holds elsewhere is unknown: in the
                     # other family read it whole (one exec, as for a small
                     # table) rather than list and probe it.
@@ -184,19 +185,27 @@ class IptablesBackend(IptablesTable):
         return self._remove(remove_in)
 
     @staticmethod
-    def exact_scripts(network: str, cid: str, conf: PortMapConf | None) -> dict[int, str] | None:
-        """Per family, the batch deleting the rules ADD wrote for `conf`
-        (ipt.exact_del_script); None when they cannot be named: no
-        mappings, or conditions ADD would have refused (DEL does not
+    def nameable(conf: PortMapConf | None) -> bool:
+        """Can DEL name the rules ADD wrote for `conf`? Not without
+        mappings, nor with conditions ADD would have refused: DEL does not
         validate them, so they go into a batch only once they pass ADD's
-        checks)."""
+        checks."""
         if conf is None or not conf.mappings or conf.backend != IPTABLES:
-            return None
+            return False
         from .config import validate_script_inputs
         try:
             validate_script_inputs(conf)
-            return {f: ipt.exact_del_script(network, cid, ipt.entry_rules(conf, network, cid, f))
-                    for f in (4, 6)}
+        except CNIError:
+            return False
+        return True
+
+    @staticmethod
+    def exact_script(network: str, cid: str, conf: PortMapConf, family: int) -> str | None:
+        """The batch deleting the rules ADD wrote for (nameable) `conf` in
+        `family` (ipt.exact_del_script); None when a rule would not fit
+        one batch line (then ADD could not have written it either)."""
+        try:
+            return ipt.exact_del_script(network, cid, ipt.entry_rules(conf, network, cid, family))
         except CNIError:
             return None
 

@@ -385,8 +385,15 @@ def test_a_refused_exact_batch_falls_back_to_the_listing(node, name, conf, monke
     conf_of(backend="nftables"),
 ])
 def test_no_exact_batch_without_a_valid_iptables_config(conf):
-    assert backend.IptablesBackend.exact_scripts(NET, CID, conf) is None
-    assert backend.IptablesBackend.exact_scripts(NET, CID, None) is None
+    assert not backend.IptablesBackend.nameable(conf)
+    assert not backend.IptablesBackend.nameable(None)
+    assert not backend.IptablesBackend.nameable(conf_of(port=70000))   # dropped on DEL
+    assert backend.IptablesBackend.nameable(conf_of())
+
+
+def test_no_exact_batch_for_a_line_too_long():
+    conf = conf_of(conditionsV4=["-s", "10.0.0.0/8"] * 1000)
+    assert backend.IptablesBackend.exact_script(NET, CID, conf, 4) is None
 
 
 def test_exact_batch_names_the_rules_add_wrote():
