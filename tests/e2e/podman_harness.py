@@ -9,6 +9,16 @@ configs and every podman temp file live in one work directory; a
 containers.conf there points the CNI backend at a directory holding only
 our plugins.
 
+Every podman command also enters one private mount namespace of the
+Podman object (`MountNamespace`, held by a small process), so conmon and
+the `podman container cleanup` it starts when a container exits live in
+it too. That cleanup runs with conmon's environment, not the test's: a
+firewall DEL in it asks the default system bus, /run/dbus/system_bus_socket.
+In the private namespace /run/dbus is an empty tmpfs (the machine's bus is
+never reached), and `Podman.expose_system_bus(socket)` bind-mounts a
+test's private bus there. Mounts podman makes (container netns at
+/run/netns/netns-<uuid>, shm) stay in that namespace and go with it.
+
 What podman leaves outside the work directory, and `Podman.close()` (or
 `cleanup_host_state()`) removes:
   - container network namespaces, /run/netns/netns-<uuid>
@@ -35,6 +45,8 @@ APPLETS = ("sh", "ip", "cat", "sleep", "httpd", "true", "ls")
 CNI_STATE = "/var/lib/cni"
 NETNS_DIR = "/run/netns"
 CGROUP_ROOT = "/sys/fs/cgroup"
+SYSTEM_BUS_DIR = "/run/dbus"          # /var/run/dbus: the default system bus
+SYSTEM_BUS_SOCKET = f"{SYSTEM_BUS_DIR}/system_bus_socket"
 # A client outside the node, routed to the host over a veth (TEST-NET-2:
 # these addresses exist only inside the test world).
 EXT_HOST4, EXT_PEER4 = "198.51.100.1", "198.51.100.2"
@@ -80,6 +92,11 @@ runroot = {runroot}
 def missing_tools() -> list[str]:
     """What podman needs here and is not installed (empty when all is)."""
     missing = [t for t in TOOLS if not shutil.which(t)]
+    if not shutil.which("unshare"):
+        missing.append("unshare (util-linux)")
+    if not os.path.isdir(SYSTEM_BUS_DIR):
+        missing.append(f"a {SYSTEM_BUS_DIR} directory (dbus), where podman's mount "
+                       "namespace puts its own system bus")
     if not os.path.isfile(BUSYBOX):
         missing.append(f"{BUSYBOX} (busybox-static)")
     elif not is_static_elf(BUSYBOX):
@@ -125,6 +142,73 @@ def build_rootfs_tar(target: str, index_html: str) -> str:
     return target
 
 
+class MountNamespace:
+    """A private mount namespace, alive while its holder process is: a
+    shell that `unshare --mount --propagation private` started, that
+    mounted an empty tmpfs on /run/dbus and now waits for its stdin to
+    close (so it also ends when the test process dies). Every mount made
+    in it (nothing else is ever mounted here) is gone with the last process
+    in it; nothing of it propagates to the machine's mount namespace."""
+
+    SCRIPT = (f"mount -t tmpfs -o mode=0755,size=64k pycni-e2e-dbus {SYSTEM_BUS_DIR} && "
+              "echo ready && exec cat >/dev/null")
+
+    def __init__(self):
+        self.holder = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", self.SCRIPT],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ready = self.holder.stdout.readline()
+        if ready != b"ready\n":
+            err = self.close() or ""
+            raise AssertionError(f"private mount namespace not made: {err}")
+        self.path = f"/proc/{self.holder.pid}/ns/mnt"
+        self.inode = os.stat(self.path).st_ino
+
+    def enter(self) -> list[str]:
+        """nsenter options that run a command in this namespace."""
+        return [f"--mount={self.path}"]
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["nsenter", *self.enter(), *argv], capture_output=True,
+                              text=True, timeout=30)
+        if proc.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} in podman's mount namespace: "
+                                 f"{proc.stderr.strip()}")
+        return proc
+
+    def processes(self) -> list[int]:
+        """Every process in this namespace but the holder."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != self.holder.pid:
+                try:
+                    if os.stat(f"/proc/{entry}/ns/mnt").st_ino == self.inode:
+                        found.append(int(entry))
+                except OSError:
+                    pass
+        return found
+
+    def close(self) -> str | None:
+        """Kill what is still in the namespace, then end the holder; the
+        namespace and its mounts go with them. Returns a problem, if any."""
+        problem = None
+        if self.holder.poll() is None and hasattr(self, "inode"):
+            # each look kills what it finds, until a look finds nothing
+            gone = wait_for(lambda: not kill(self.processes()), timeout=5, interval=0.2)
+            if not gone:
+                problem = f"processes left in podman's mount namespace: {self.processes()}"
+        self.holder.stdin.close()
+        try:
+            self.holder.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.holder.kill()
+            self.holder.wait()
+        err = self.holder.stderr.read().decode(errors="replace").strip()
+        self.holder.stdout.close()
+        self.holder.stderr.close()
+        return problem or (err if self.holder.returncode not in (0, -signal.SIGKILL) else None)
+
+
 @dataclass
 class Podman:
     """podman with its own storage and configs, running in netns `host_path`."""
@@ -165,9 +249,21 @@ class Podman:
             "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/pycni-e2e-no-bus",
         }
         self.before = snapshot_host_paths()
+        self.mounts = MountNamespace()
+
+    def expose_system_bus(self, socket: str | None) -> None:
+        """Make `socket` the default system bus of podman's mount namespace
+        (a bind mount on /run/dbus/system_bus_socket there), or with None
+        take it away again."""
+        if os.path.lexists(f"/proc/{self.mounts.holder.pid}/root{SYSTEM_BUS_SOCKET}"):
+            self.mounts.run("umount", SYSTEM_BUS_SOCKET)
+            self.mounts.run("rm", "-f", SYSTEM_BUS_SOCKET)
+        if socket is not None:
+            self.mounts.run("touch", SYSTEM_BUS_SOCKET)
+            self.mounts.run("mount", "--bind", socket, SYSTEM_BUS_SOCKET)
 
     def argv(self, *args) -> list[str]:
-        return ["nsenter", f"--net={self.host_path}", "podman",
+        return ["nsenter", *self.mounts.enter(), f"--net={self.host_path}", "podman",
                 "--root", self.root, "--runroot", self.runroot, "--tmpdir", self.tmpdir,
                 "--network-config-dir", self.netconf, "--storage-driver", "vfs",
                 "--runtime", "runc", "--cgroup-manager", "cgroupfs",
@@ -206,6 +302,9 @@ class Podman:
             except subprocess.TimeoutExpired:
                 problems.append(f"podman {' '.join(args)} timed out")
         kill_processes_of(self.workdir)
+        problem = self.mounts.close()
+        if problem:
+            problems.append(problem)
         unmount_below(self.workdir)
         for net in self.networks:
             remove_network_state(net)
@@ -336,13 +435,17 @@ def processes_of(workdir: str) -> list[int]:
 
 
 def kill_processes_of(workdir: str) -> list[int]:
-    doomed = processes_of(workdir)
-    for pid in doomed:
+    return kill(processes_of(workdir))
+
+
+def kill(pids: list[int]) -> list[int]:
+    """SIGKILL each of `pids` (gone already is fine); returns `pids`."""
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    return doomed
+    return pids
 
 
 def unmount_below(workdir: str) -> None:

@@ -6,12 +6,15 @@ instead of writing iptables rules, as the reference does.
 
 podman, its plugins and firewalld (on a private system bus, see
 tests/integration/test_firewalld.py) all run in the test world's host
-namespace; podman hands its DBUS_SYSTEM_BUS_ADDRESS to the plugins.
+namespace; podman hands its DBUS_SYSTEM_BUS_ADDRESS to the plugins. The
+`podman container cleanup` that conmon starts when a container exits runs
+without it: in podman's private mount namespace (podman_harness.py) the
+test's bus is also bind-mounted at the default system bus path, so that a
+DEL from there reaches the same firewalld.
 """
 
 import os
 import sys
-
 import time
 
 import pytest
@@ -37,9 +40,11 @@ def fwd_podman(podman, tmp_path_factory):
         d.start_bus()
         d.start_firewalld()
         podman.env["DBUS_SYSTEM_BUS_ADDRESS"] = d.address
+        podman.expose_system_bus(d.socket)
         podman.fwd = d
         yield podman
     finally:
+        podman.expose_system_bus(None)
         if saved is None:
             podman.env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
         else:
@@ -83,19 +88,42 @@ def _after_teardown(d, source: str) -> list[str]:
     """The zone's sources once `source` is gone (a few seconds at most).
     podman tears the network down either in `podman rm` itself (with the
     test's environment) or in the `podman container cleanup` that conmon
-    starts when the container exits, which runs with conmon's environment:
-    without the test's DBUS_SYSTEM_BUS_ADDRESS its firewall DEL looks for
-    firewalld on the default system bus (where a real node's firewalld
-    is, and this test's is not) and takes iptables. Which of the two comes
-    first is a race inside podman: the second case cannot be tested here
-    without a mount namespace that puts the private bus at the default
-    path (next step)."""
+    starts when the container exits (conmon's environment, no
+    DBUS_SYSTEM_BUS_ADDRESS: its firewall DEL asks the default system bus,
+    where podman's mount namespace has the test's bus too); which of the
+    two comes first is a race inside podman, and either must remove the
+    source."""
+    sources: list[str] = []
     for _ in range(50):
         sources = d.sources("trusted")
         if source not in sources:
             return sources
         time.sleep(0.1)
-    pytest.xfail("podman's conmon-started cleanup ran DEL without the test's bus address")
+    return sources
+
+
+def test_container_exiting_on_its_own_is_torn_down_by_conmons_cleanup(fwd_podman, network,
+                                                                     tmp_path):
+    """A container whose command ends: nobody calls podman, conmon starts
+    `podman container cleanup`, which tears the network down with conmon's
+    environment (no DBUS_SYSTEM_BUS_ADDRESS): its firewall DEL finds the
+    test's firewalld on the default bus path of podman's mount namespace."""
+    podman, d = fwd_podman, fwd_podman.fwd
+    net = network()
+    if net.missing:
+        pytest.skip(f"podman's chain needs {', '.join(net.missing)}")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    cid = podman.run("run", "-d", "--network", net.name, "-v", f"{gate}:/gate", IMAGE,
+                     "sh", "-c", "until [ -e /gate/go ]; do sleep 0.1; done").stdout.strip()
+    ip = podman.json("inspect", cid)[0]["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+    assert f"{ip}/32" in d.sources("trusted")
+    (gate / "go").touch()
+    assert f"{ip}/32" not in _after_teardown(d, f"{ip}/32")
+    assert ph.wait_for(lambda: ph.allocations(net.name) == {}), "address not released"
+    assert not any(ip in r for r in cni_forward_rules(podman)), "iptables used, not firewalld"
+    podman.run("rm", cid)
+    assert ph.cached_results(net.name) == []
 
 
 def test_run_rm_with_firewalld_stopped_meanwhile(fwd_podman, network):
