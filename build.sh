@@ -71,7 +71,8 @@ for arg in "$@"; do
 done
 
 # 1. The static interpreter, rebuilt when its sources here changed.
-stamp=$(cat scripts/portable/build-python.sh lib/_pycni_linux.c | sha256sum | cut -d' ' -f1)
+stamp=$(cat scripts/portable/build-python.sh scripts/portable/trim-frozen.py lib/_pycni_linux.c \
+    | sha256sum | cut -d' ' -f1)
 if [ -n "${PYCNI_PYTHON_ROOT:-}" ]; then
     [ -x "$PYROOT/python" ] || { echo "build.sh: no interpreter in $PYROOT" >&2; exit 1; }
 elif [ "$rebuild" = 1 ] || [ "$(cat "$PYROOT/.stamp" 2>/dev/null)" != "$stamp" ] \
@@ -107,6 +108,15 @@ for pkg in plugins ipam; do
     (cd "$pkg" && find . -name '*.py' -not -path '*/__pycache__/*' \
         -print0 | xargs -0 cp --parents -t "$LIB/pycni/$pkg")
 done
+# pycni's modules once more in one file, .pycni/pycni.bundle, which the
+# launchers pass to pycni.entry (lib/bundle.py, sealed: paths within the
+# bundle, no source to compare): a pread per module instead of a path
+# search and a .pyc open; without docstrings and column tables, as the
+# venv launchers' bundle.
+"$PY" -I -S -B -X no_debug_ranges -c 'import sys; sys.path.insert(0, sys.argv[1])
+from pycni.bundle import build
+sys.stdout.buffer.write(build(sys.argv[1] + "/pycni", sealed_in=sys.argv[2]))' \
+    "$LIB" "$STAGE/$CONTENTS_DIR" > "$STAGE/$CONTENTS_DIR/pycni.bundle"
 # Compiled in place of the sources (sourceless .pyc: no source stat or
 # timestamp check per import, nothing to recompile when mtimes change in
 # a copy), by the bundle's own interpreter.

@@ -25,10 +25,17 @@ The bundle is a cache, never a second source of truth:
   the installing user, not writable by group or others;
 - anything unexpected (unreadable, truncated, another Python's marshal
   format) means the regular import path.
+
+The portable bundle (build.sh) has one too, `.pycni/pycni.bundle`, built
+`sealed`: it ships compiled modules only, which change with the bundle as
+a whole, so its index names each module's place in the bundle's tree and
+nothing to compare; the launcher passes it to pycni.entry as the venv's
+launchers pass theirs.
 """
 
 import marshal
 from . import posixos as os
+from .posixos import held_only_by
 import sys
 
 FILE_NAME = ".pycni-bundle"
@@ -59,18 +66,30 @@ def plugin_modules(package_dir: str) -> list[tuple[str, bool, str]]:
     return out
 
 
-def build(package_dir: str) -> bytes:
+def build(package_dir: str, sealed_in: str | None = None) -> bytes:
     """The bundle of the package at `package_dir`: a header line, the
     length of the index, the index (marshal: module name -> (is package,
     source path, source size, source mtime_ns, offset, length)), then the
-    marshalled code objects the offsets point at."""
-    index, blobs, offset = {}, [], 0
+    marshalled code objects the offsets point at.
+
+    `sealed_in`: a directory that will hold the bundle file (the portable
+    bundle's, build.sh). Its sources are not shipped, only compiled
+    modules, which never change apart from the bundle: the index then
+    records each module's path relative to that directory and no size or
+    mtime, and the finder serves it without a stat."""
+    index: dict[str, tuple[bool, str, int | None, int | None, int, int]] = {}
+    blobs, offset = [], 0
     for name, is_pkg, path in plugin_modules(package_dir):
         with open(path, "rb") as f:
             source = f.read()
         st = os.stat(path)
         code = marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=2))
-        index[name] = (is_pkg, path, st.st_size, st.st_mtime_ns, offset, len(code))
+        if sealed_in is None:
+            index[name] = (is_pkg, path, st.st_size, st.st_mtime_ns, offset, len(code))
+        else:
+            import os as real_os    # build time only: relpath is not in posixos
+            index[name] = (is_pkg, real_os.path.relpath(path, sealed_in), None, None,
+                           offset, len(code))
         blobs.append(code)
         offset += len(code)
     head = marshal.dumps((FORMAT, sys.version_info[:2], index))
@@ -115,8 +134,7 @@ def _open(path: str):
     keep = False
     try:
         st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000 or st.st_mode & 0o022 \
-                or st.st_uid not in (0, os.geteuid()):
+        if (st.st_mode & 0o170000) != 0o100000 or not held_only_by(st, (0, os.geteuid())):
             return None
         first = os.pread(fd, 4096, 0)
         if not first.startswith(_MAGIC):
@@ -130,7 +148,7 @@ def _open(path: str):
         if fmt != FORMAT or tuple(version) != sys.version_info[:2]:
             return None
         keep = True
-        return _Finder(fd, start + size, index)
+        return _Finder(fd, start + size, index, os.path.dirname(path))
     finally:
         if not keep:
             os.close(fd)
@@ -143,20 +161,24 @@ class _Finder:
     """A meta path finder and loader for the modules of one bundle (its
     file stays open, read with pread as modules are imported)."""
 
-    def __init__(self, fd: int, base: int, index: dict):
-        self.fd, self.base, self.index = fd, base, index
+    def __init__(self, fd: int, base: int, index: dict, home: str):
+        self.fd, self.base, self.index, self.home = fd, base, index, home
 
     def find_spec(self, name, path=None, target=None):
         entry = self.index.get(name)
         if entry is None:
             return None
         is_pkg, source, size, mtime_ns = entry[:4]
-        try:
-            st = os.stat(source)
-        except OSError:
-            return None
-        if st.st_size != size or st.st_mtime_ns != mtime_ns:
-            return None         # changed since `pycni install`: the file's code
+        if size is None:
+            # sealed (build.sh): the module's place in the bundle's tree
+            source = os.path.join(self.home, source)
+        else:
+            try:
+                st = os.stat(source)
+            except OSError:
+                return None
+            if st.st_size != size or st.st_mtime_ns != mtime_ns:
+                return None     # changed since `pycni install`: the file's code
         # has_location stays False, or importlib would work out a __cached__
         # (.pyc) path for every module, which nothing reads; exec_module
         # sets __file__ itself.

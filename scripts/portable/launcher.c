@@ -13,6 +13,10 @@
  * plugin's name is compiled in, so a renamed executable still runs its
  * plugin.
  *
+ * pycni's modules come from .pycni/pycni.bundle (pycni.bundle, built
+ * sealed by build.sh: one pread per module instead of a path search and a
+ * .pyc open; the .pyc files beside it serve when it cannot be used).
+ *
  * sys.frozen and sys.executable are set as a frozen application's are
  * (pycni.invoke serves a delegate in-process when it is a plugin of this
  * very bundle: same directory as sys.executable).
@@ -42,7 +46,7 @@ static const char CODE[] =
     "sys.executable = sys.argv[1]\n"
     "del sys.argv[0]\n"              /* argv: this executable, then its own arguments */
     "from pycni.entry import serve\n"
-    "serve(" "'" PLUGIN_NAME "'" ")\n";
+    "serve(" "'" PLUGIN_NAME "', sys.executable.rpartition('/')[0] + '/.pycni/pycni.bundle')\n";
 
 /* A spec error object on stdout (what a runtime reads) and a line on
  * stderr; exit code 1. Only ever reached when the bundle is broken. */

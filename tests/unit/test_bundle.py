@@ -160,3 +160,31 @@ def test_install_compiles_with_the_launchers_python_without_column_tables(tmp_pa
     offset, length = index["pycni.skel"][4:6]
     code = marshal.loads(data[base + offset:base + offset + length])
     assert all(col is None for _l1, _l2, col, _end in code.co_positions())
+
+
+def test_a_sealed_bundle_serves_its_modules_without_their_sources(tmp_path):
+    """build.sh's bundle (sealed_in: the portable bundle ships no sources):
+    paths relative to the bundle's directory, no size or mtime to compare,
+    the module served from the bundle although no source file exists."""
+    import shutil
+    tree = tmp_path / "tree"
+    shutil.copytree(PACKAGE, tree / "lib" / "pycni",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    data = bundle.build(str(tree / "lib" / "pycni"), sealed_in=str(tree))
+    _, _, index, _ = _read(data)
+    assert index["pycni.skel"][1:4] == (os.path.join("lib", "pycni", "skel.py"), None, None)
+    assert index["pycni.plugins"][0] is True
+    for py in (tree / "lib").rglob("*.py"):
+        py.unlink()
+    (tree / "pycni.bundle").write_bytes(data)
+    os.chmod(tree / "pycni.bundle", 0o644)
+    code = (f"import sys\nsys.path.append({os.path.dirname(PACKAGE)!r})\n"
+            f"from pycni.bundle import use\nassert use({str(tree / 'pycni.bundle')!r})\n"
+            "import pycni.plugins.loopback.plugin as m\n"
+            "print(type(m.__spec__.loader).__name__, m.__file__)\n")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", code],
+                          capture_output=True, text=True, timeout=30,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [
+        "_Finder", str(tree / "lib" / "pycni" / "plugins" / "loopback" / "plugin.py")]
