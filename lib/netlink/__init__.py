@@ -67,7 +67,7 @@ RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 RT_SCOPE_HOST = 254
 
-_NLMSGHDR = struct.Struct("=IHHII")
+# struct nlattr: length (header included), type; payloads padded to 4 bytes
 _NLATTR = struct.Struct("=HH")
 
 
@@ -142,10 +142,15 @@ class NetlinkError(OSError):
     pass
 
 
-class NetlinkSocket:
-    """A netlink socket of `protocol` in the current network namespace."""
+# struct nlmsghdr: length, type, flags, sequence number, port id
+_NLMSGHDR = struct.Struct("=IHHII")
 
-    def __init__(self, protocol: int):
+
+class NetlinkSocket:
+    """A netlink socket of `protocol` (rtnetlink unless told otherwise) in
+    the current network namespace."""
+
+    def __init__(self, protocol: int = NETLINK_ROUTE):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                   protocol)
         self.sock.bind((0, 0))
@@ -190,11 +195,10 @@ class NetlinkSocket:
                 replies.append((kind, payload))  # a reply; the ACK follows
 
 
-class RtNetlink(NetlinkSocket):
-    """An rtnetlink socket in the current network namespace."""
-
-    def __init__(self):
-        super().__init__(NETLINK_ROUTE)
+# An rtnetlink socket in the current network namespace: `RtNetlink()`. The
+# same class under the name the families use (a subclass that only fixed
+# the protocol would cost its creation in every plugin process).
+RtNetlink = NetlinkSocket
 
 
 def attr_u32_value(attrs: dict[int, bytes], kind: int, default: int = 0) -> int:
