@@ -119,7 +119,7 @@ printf '\n*static*\n_pycni_linux _pycni_linux.c\n' >> Modules/Setup.local
 # Only the frozen modules a plugin process starts with (trim-frozen.py
 # says why), Python/frozen.c and the Makefile regenerated to match.
 python3 "$ROOT/scripts/portable/trim-frozen.py" Tools/scripts/freeze_modules.py
-make -s regen-frozen PYTHON_FOR_REGEN=python3 >>"$WORK/make.log" 2>&1
+python3 Tools/scripts/freeze_modules.py >>"$WORK/make.log" 2>&1   # = make regen-frozen
 make -s Makefile >>"$WORK/make.log" 2>&1
 echo "build-python.sh: compiling (make -j$JOBS)" >&2
 make -s -j"$JOBS" python >"$WORK/make.log" 2>&1 || { tail -40 "$WORK/make.log" >&2; exit 1; }
