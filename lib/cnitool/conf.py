@@ -103,26 +103,22 @@ def pick_version(cni_version: str, cni_versions) -> str:
     if not isinstance(cni_versions, list):
         raise ConfError("error parsing configuration list: invalid type for cniVersions: "
                         f"{_go_type(cni_versions)}")
+
+    def usable(version: str, what: str) -> bool:
+        try:
+            return not versions.greater_than(version, versions.CURRENT)
+        except ValueError as exc:
+            raise ConfError(f"error parsing configuration list: invalid {what}: {exc}") from None
+
     candidates = []
     for index, entry in enumerate(cni_versions):
         if not isinstance(entry, str):
             raise ConfError("error parsing configuration list: invalid type for "
                             f"cniVersions index {index}: {_go_type(entry)}")
-        try:
-            newer = versions.greater_than(entry, versions.CURRENT)
-        except ValueError as exc:
-            raise ConfError("error parsing configuration list: invalid cniVersions "
-                            f"entry {entry} at index {index}: {exc}") from None
-        if not newer:
+        if usable(entry, f"cniVersions entry {entry} at index {index}"):
             candidates.append(entry)
-    if cni_version:
-        try:
-            newer = versions.greater_than(cni_version, versions.CURRENT)
-        except ValueError as exc:
-            raise ConfError("error parsing configuration list: invalid cniVersion "
-                            f"{cni_version}: {exc}") from None
-        if not newer:
-            candidates.append(cni_version)
+    if cni_version and usable(cni_version, f"cniVersion {cni_version}"):
+        candidates.append(cni_version)
     if not candidates:
         return cni_version
     return max(candidates, key=versions.key)

@@ -129,28 +129,31 @@ def parse_plugin(file: str, ptr: str, obj, findings: list) -> bool:
                                  and all(isinstance(v, bool) or v is None for v in caps.values())):
         bad(join(ptr, "capabilities"), "capabilities must be an object of booleans, "
             f"not {_describe(caps)}")
-    ipam = decode.lookup(obj, "ipam")
+
+    def member(key: str) -> dict | None:
+        """obj[key] when it is an object; None when absent or (reported) not one."""
+        value = decode.lookup(obj, key)
+        if value is None or isinstance(value, dict):
+            return value
+        bad(join(ptr, key), f"{key} must be an object, not {_describe(value)}")
+        return None
+
+    ipam = member("ipam")
     if ipam is not None:
-        if not isinstance(ipam, dict):
-            bad(join(ptr, "ipam"), f"ipam must be an object, not {_describe(ipam)}")
-        else:
-            ipam_type = decode.lookup(ipam, "type")
-            if ipam_type is not None and not isinstance(ipam_type, str):
-                bad(join(ptr, "ipam", "type"),
-                    f"ipam.type must be a string, not {_describe(ipam_type)}")
-    dns = decode.lookup(obj, "dns")
+        ipam_type = decode.lookup(ipam, "type")
+        if ipam_type is not None and not isinstance(ipam_type, str):
+            bad(join(ptr, "ipam", "type"),
+                f"ipam.type must be a string, not {_describe(ipam_type)}")
+    dns = member("dns")
     if dns is not None:
-        if not isinstance(dns, dict):
-            bad(join(ptr, "dns"), f"dns must be an object, not {_describe(dns)}")
-        else:
-            for key in ("nameservers", "search", "options"):
-                value = decode.lookup(dns, key)
-                if value is not None and not (isinstance(value, list) and all(
-                        isinstance(v, str) or v is None for v in value)):
-                    bad(join(ptr, "dns", key), f"dns.{key} must be a list of strings")
-            domain = decode.lookup(dns, "domain")
-            if domain is not None and not isinstance(domain, str):
-                bad(join(ptr, "dns", "domain"), "dns.domain must be a string")
+        for key in ("nameservers", "search", "options"):
+            value = decode.lookup(dns, key)
+            if value is not None and not (isinstance(value, list) and all(
+                    isinstance(v, str) or v is None for v in value)):
+                bad(join(ptr, "dns", key), f"dns.{key} must be a list of strings")
+        domain = decode.lookup(dns, "domain")
+        if domain is not None and not isinstance(domain, str):
+            bad(join(ptr, "dns", "domain"), "dns.domain must be a string")
     if ok and not decode.lookup(obj, "type"):
         hint = ""
         if "plugins" in obj:
