@@ -70,6 +70,8 @@ import os
 import stat
 import sys
 
+from .files import read_fd, write_atomic_at
+from .posixos import others_can_write
 from .launcher import import_paths, launcher_text
 from .registry import PLUGINS
 
@@ -101,7 +103,7 @@ def entry_problem(path: str, st: os.stat_result, owners, ancestor: bool = False)
         return f"{path} is owned by uid {st.st_uid}, not by root or the installing user"
     if stat.S_ISLNK(st.st_mode):
         return None     # a symlink's own mode bits mean nothing
-    if st.st_mode & 0o022:
+    if others_can_write(st):
         if ancestor and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
             return None     # sticky: others cannot replace entries they do not own
         return (f"{path} is writable by group or others "
@@ -272,25 +274,8 @@ def write_entry(dir_fd: int, name: str, data: bytes, mode: int) -> None:
     """Write file `name` in the directory `dir_fd`: a new temporary file
     (O_EXCL|O_NOFOLLOW), `mode`, renamed over `name` (a runtime never sees
     half a file; a symlink at `name` is replaced, not followed)."""
-    tmp = f".{name}.pycni-tmp{os.getpid()}-{os.urandom(4).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o700, dir_fd=dir_fd)
-    try:
-        os.fchmod(fd, mode)
-        while data:
-            data = data[os.write(fd, data):]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
+    write_atomic_at(dir_fd, name, data, mode, sync=True,
+                    tmp=f".{name}.pycni-tmp{os.getpid()}-{os.urandom(4).hex()}")
 
 
 # --------------------------------------------------------------- what is ours
@@ -342,14 +327,7 @@ def read_entry(dir_fd: int, name: str) -> Entry:
             return Entry("special", st)
         if st.st_size > MAX_READ:
             return Entry("file", st, None, os.read(fd, 512))
-        chunks, left = [], st.st_size + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = read_fd(fd, st.st_size + 1, close=False)
         if len(data) > MAX_READ:
             return Entry("file", st, None, data[:512])
         return Entry("file", st, data, data[:512])
@@ -445,7 +423,7 @@ def manifest_problem(entry: Entry, owners) -> str | None:
         return f"is a {entry.kind}, not a regular file"
     if entry.st.st_uid not in owners:
         return f"is owned by uid {entry.st.st_uid}, not by root or the installing user"
-    if entry.st.st_mode & 0o022:
+    if others_can_write(entry.st):
         return f"is writable by group or others (mode {stat.S_IMODE(entry.st.st_mode):04o})"
     if entry.data is None or len(entry.data) > MAX_MANIFEST:
         return "is too large to be a manifest"
@@ -669,6 +647,16 @@ def _third_party(names) -> dict:
     return found
 
 
+def _refused(message: str, problems: list[str] | None = None) -> int:
+    """Exit status 1 after `pycni <message>` on stderr, with a `:` and one
+    indented line per problem when there are any."""
+    if problems is None:
+        sys.stderr.write(f"pycni {message}\n")
+    else:
+        sys.stderr.write(f"pycni {message}:\n" + "".join(f"  {p}\n" for p in problems))
+    return 1
+
+
 def main(argv=None) -> int:
     from . import __version__
     parser = argparse.ArgumentParser(prog="pycni", description=__doc__.split("\n")[0])
@@ -707,20 +695,13 @@ def main(argv=None) -> int:
         try:
             install(args.dir, args.plugins or None, args.python, force=args.force, report=done)
         except NotOurs as err:
-            sys.stderr.write("pycni install: refusing to replace what pycni did not install "
-                             "(nothing was written; --force replaces them):\n")
-            for problem in err.problems:
-                sys.stderr.write(f"  {problem}\n")
-            return 1
+            return _refused("install: refusing to replace what pycni did not install "
+                            "(nothing was written; --force replaces them)", err.problems)
         except InstallRefused as err:
-            sys.stderr.write("pycni install: refusing to install, others could change "
-                             "what the plugins run as root:\n")
-            for problem in err.problems:
-                sys.stderr.write(f"  {problem}\n")
-            return 1
+            return _refused("install: refusing to install, others could change "
+                            "what the plugins run as root", err.problems)
         except OSError as err:
-            sys.stderr.write(f"pycni install: {err}\n")
-            return 1
+            return _refused(f"install: {err}")
         for what, path in done:
             print(f"{what:<9} {path}")
     elif args.cmd == "uninstall":
@@ -728,13 +709,9 @@ def main(argv=None) -> int:
         try:
             kept = uninstall(args.dir, report=done)
         except InstallRefused as err:
-            sys.stderr.write("pycni uninstall: refusing to remove anything:\n")
-            for problem in err.problems:
-                sys.stderr.write(f"  {problem}\n")
-            return 1
+            return _refused("uninstall: refusing to remove anything", err.problems)
         except OSError as err:
-            sys.stderr.write(f"pycni uninstall: {err}\n")
-            return 1
+            return _refused(f"uninstall: {err}")
         if not done:
             sys.stderr.write(f"pycni uninstall: no {MANIFEST} in {args.dir}: "
                              "nothing pycni installed there to remove\n")

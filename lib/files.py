@@ -24,6 +24,7 @@ backups, cnitool's result cache):
 
 import errno
 from . import posixos as os
+from .posixos import others_can_write
 import _stat as stat
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -72,18 +73,12 @@ def open_path_regular(path: str) -> int:
         os.close(pfd)
 
 
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
+          stat.S_IFSOCK: "a socket", stat.S_IFREG: "a regular file"}
+
+
 def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    return "a device"
+    return _KINDS.get(stat.S_IFMT(mode), "a device")
 
 
 def _kind_at(dir_fd: int, name: str) -> str:
@@ -149,7 +144,7 @@ def open_subdir(dir_fd: int, name: str, mode: int, create: bool = True) -> int |
             raise UnsafePath(errno.EPERM, f"{name} is owned by uid {st.st_uid}, not {euid}")
         if created:
             os.fchmod(fd, mode)
-        elif st.st_mode & 0o022:
+        elif others_can_write(st):
             os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o022)
     except BaseException:
         os.close(fd)
@@ -200,10 +195,12 @@ def read_at(dir_fd: int, name: str, limit: int = 1 << 20) -> bytes | None:
         fd = open_regular(dir_fd, name)
     except FileNotFoundError:
         return None
-    return _read_fd(fd, limit)
+    return read_fd(fd, limit)
 
 
-def _read_fd(fd: int, limit: int) -> bytes:
+def read_fd(fd: int, limit: int, close: bool = True) -> bytes:
+    """What `fd` holds from its offset to its end, `limit` bytes at most;
+    `fd` is closed (also on an error) unless `close` is False."""
     try:
         chunks = []
         while limit > 0:
@@ -214,7 +211,8 @@ def _read_fd(fd: int, limit: int) -> bytes:
             limit -= len(chunk)
         return b"".join(chunks)
     finally:
-        os.close(fd)
+        if close:
+            os.close(fd)
 
 
 def read_file(path: str, limit: int = 1 << 20, follow_symlinks: bool = False) -> bytes | None:
@@ -230,7 +228,7 @@ def read_file(path: str, limit: int = 1 << 20, follow_symlinks: bool = False) ->
             return None
         except NotRegular as err:
             raise UnsafePath(errno.EINVAL, f"{path} is {_kind(err.st_mode)}") from None
-        return _read_fd(fd, limit)
+        return read_fd(fd, limit)
     directory, name = os.path.split(path)
     dir_fd = open_dir(directory or ".")
     if dir_fd is None:
@@ -242,17 +240,22 @@ def read_file(path: str, limit: int = 1 << 20, follow_symlinks: bool = False) ->
 
 
 def write_atomic_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600,
-                    sync: bool = False) -> None:
+                    sync: bool = False, tmp: str = "") -> None:
     """Replace `name` in `dir_fd` by a file of exactly `mode` holding `data`:
     readers see the old or the new content, never half a file; whatever was
-    at `name` (a symlink included) is replaced, never written through."""
-    tmp = f".{name}.tmp{os.getpid()}"
+    at `name` (a symlink included) is replaced, never written through.
+    The temporary file is `.NAME.tmpPID` (one a killed process of the same
+    pid left is replaced), or `tmp` when given (FileExistsError if taken)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
+    if tmp:
         fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
-    except FileExistsError:          # left by a killed process of the same pid
-        os.unlink(tmp, dir_fd=dir_fd)
-        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+    else:
+        tmp = f".{name}.tmp{os.getpid()}"
+        try:
+            fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+        except FileExistsError:          # left by a killed process of the same pid
+            os.unlink(tmp, dir_fd=dir_fd)
+            fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
     try:
         try:
             os.fchmod(fd, mode)

@@ -50,6 +50,8 @@ import stat
 import subprocess
 import sys
 
+from .files import write_atomic_at
+
 DEFAULT_BIN_DIR = "/host/opt/cni/bin"
 DEFAULT_NET_DIR = "/host/etc/cni/net.d"
 DEFAULT_CONF_NAME = "10-pycni.conflist"
@@ -209,22 +211,7 @@ def write_file_at(dir_fd: int, name: str, data: bytes, mode: int) -> None:
     """Replace `name` in `dir_fd` atomically: a new O_EXCL|O_NOFOLLOW
     temporary file renamed over it (whatever was at `name` is replaced,
     never written through)."""
-    tmp = tmp_name(name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600, dir_fd=dir_fd)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        unlink_quietly(dir_fd, tmp)
-        raise
+    write_atomic_at(dir_fd, name, data, mode, sync=True, tmp=tmp_name(name))
 
 
 def unlink_quietly(dir_fd: int, name: str) -> None:

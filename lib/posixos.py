@@ -25,6 +25,12 @@ the filesystem encoding with surrogateescape). `realpath` resolves like
 written; a symlink loop stops resolution there);
 tests/unit/test_posixos.py compares each helper with `os.path` on real
 trees of links.
+
+Beyond `os`: `others_can_write(st)` and `held_only_by(st, owners)`, the
+one test of "only its owner can change this file or directory" that every
+reader of a trusted file (node config, log directory, bundle, manifest,
+cache, lock) applies to what it fstat'ed; they live here because every
+module that needs them already imports this one.
 """
 
 import sys
@@ -156,19 +162,11 @@ class path:
 
     @staticmethod
     def lexists(p: str) -> bool:
-        try:
-            _posix.lstat(p)
-        except (OSError, ValueError):
-            return False
-        return True
+        return path._mode(p, follow=False) != -1
 
     @staticmethod
     def exists(p: str) -> bool:
-        try:
-            _posix.stat(p)
-        except (OSError, ValueError):
-            return False
-        return True
+        return path._mode(p) != -1
 
     @staticmethod
     def _mode(p: str, follow: bool = True) -> int:
@@ -188,3 +186,18 @@ class path:
     @staticmethod
     def islink(p: str) -> bool:
         return path._mode(p, follow=False) == _S_IFLNK
+
+
+_OTHERS_WRITE = 0o022       # S_IWGRP | S_IWOTH (POSIX ACL entries show in the group bits)
+
+
+def others_can_write(st) -> bool:
+    """Whether the group or others may write the entry stat result `st`
+    describes (its owner is not the only one who can change it)."""
+    return bool(st.st_mode & _OTHERS_WRITE)
+
+
+def held_only_by(st, owners) -> bool:
+    """Whether the entry `st` describes is owned by one of the uids
+    `owners` and writable by no one else."""
+    return st.st_uid in owners and not st.st_mode & _OTHERS_WRITE

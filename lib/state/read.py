@@ -15,6 +15,7 @@ import errno
 import os
 
 from pycni import files
+from pycni.posixos import others_can_write
 
 from . import model
 
@@ -166,7 +167,7 @@ def _cache_problems(cache_dir: str) -> list[str]:
         return [f"cache {path} is not a directory (a symbolic link?): not read"]
     if st.st_uid != os.geteuid():
         return [f"cache {path} is owned by uid {st.st_uid}: not read"]
-    if st.st_mode & 0o022:
+    if others_can_write(st):
         # cnitool's reader would take those bits away: a reader changes nothing
         return [f"cache {path} is writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}): not read"]

@@ -82,6 +82,33 @@ def test_system_calls_are_posix():
     assert posixos.devnull == os.devnull
 
 
+class _St:
+    def __init__(self, uid, mode):
+        self.st_uid, self.st_mode = uid, mode
+
+
+@pytest.mark.parametrize("mode, others", [(0o100644, False), (0o100600, False),
+                                          (0o100664, True), (0o100646, True),
+                                          (0o040755, False), (0o041777, True),
+                                          (0o100700, False), (0o104755, False)])
+def test_others_can_write_is_the_group_and_other_write_bits(mode, others):
+    assert posixos.others_can_write(_St(0, mode)) is others
+    assert posixos.held_only_by(_St(0, mode), (0,)) is not others
+
+
+def test_held_only_by_wants_one_of_the_owners(tmp_path):
+    assert posixos.held_only_by(_St(1000, 0o100644), (0, 1000))
+    assert not posixos.held_only_by(_St(1000, 0o100644), (0,))
+    assert not posixos.held_only_by(_St(0, 0o100664), (0, 1000))
+    target = tmp_path / "f"
+    target.write_text("")
+    os.chmod(target, 0o644)
+    st = os.stat(target)
+    assert posixos.held_only_by(st, (os.geteuid(),))
+    os.chmod(target, 0o666)
+    assert not posixos.held_only_by(os.stat(target), (os.geteuid(),))
+
+
 def test_environ_is_os_environ_where_os_is_loaded(monkeypatch):
     assert posixos.environ is os.environ
     monkeypatch.setenv("PYCNI_POSIXOS_TEST", "1")
