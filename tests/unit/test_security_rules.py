@@ -2,9 +2,12 @@
 config-, CNI_*- or prevResult-derived string that reaches an
 iptables-restore or nft script is exactly one token of one rule.
 
-`restore_tokens` is a port of iptables' own tokenizer (xshared.c
-add_param_to_argv, the lines of a script split by fgets), so these tests
-check what iptables-restore would really read from our scripts.
+`restore_lines` reads a script as iptables-restore does: lines split as
+fgets splits them, each tokenized by `fwquote.ipt_tokens`, pycni's port of
+iptables' own tokenizer (xshared.c add_param_to_argv), which
+test_ipt_tokens_reads_as_iptables_restore_does pins to what that C code
+does. So these tests check what iptables-restore would really read from
+our scripts.
 """
 
 import json
@@ -32,42 +35,8 @@ def restore_lines(script: str) -> list[list[str]]:
     tokenized as add_param_to_argv does."""
     out = []
     for raw in script.splitlines(keepends=True):
-        out.append(restore_tokens(raw.split("\0")[0]))
+        out.append(fwquote.ipt_tokens(raw.split("\0")[0]))
     return out
-
-
-def restore_tokens(line: str) -> list[str]:
-    tokens, param, quote_open, escaped = [], [], False, False
-    for c in line:
-        if quote_open:
-            if escaped:
-                param.append(c)
-                escaped = False
-                continue
-            if c == "\\":
-                escaped = True
-                continue
-            if c == '"':
-                quote_open = False
-            else:
-                param.append(c)
-                continue
-        elif c == '"':
-            quote_open = True
-            continue
-        if c == '"':
-            pass
-        elif c in " \t\n":
-            if not param:
-                continue
-        else:
-            param.append(c)
-            continue
-        tokens.append("".join(param))
-        param = []
-    if param:
-        tokens.append("".join(param))
-    return tokens
 
 
 NASTY = ["plain", "two words", 'a"b', "back\\slash", 'end\\', '\\"',
@@ -83,6 +52,32 @@ def code7(fn, *args, **kw) -> CNIError:
 
 
 # --- the quoting itself -------------------------------------------------------------
+
+# add_param_to_argv, read by hand: blanks separate outside quotes; `"` opens
+# a quoted part and the closing `"` ends the token (even an empty one);
+# inside quotes a backslash takes the next character; outside quotes a
+# backslash and a `'` are plain characters.
+IPT_TOKENS = [
+    ("-A X -j Y\n", ["-A", "X", "-j", "Y"]),
+    ("  a \t b  \n", ["a", "b"]),
+    ('"two words"', ["two words"]),
+    ('""', [""]),
+    ('a"b c"d', ["ab c", "d"]),
+    ('"a""b"', ["a", "b"]),
+    ('x"" y', ["x", "y"]),
+    ('"a\\"b"', ['a"b']),
+    ('"back\\\\slash"', ["back\\slash"]),
+    ("\"it\\'s\"", ["it's"]),
+    ("a\\b", ["a\\b"]),
+    ("'single quoted'", ["'single", "quoted'"]),
+    ('"open x', ["open x"]),
+]
+
+
+@pytest.mark.parametrize("line, tokens", IPT_TOKENS)
+def test_ipt_tokens_reads_as_iptables_restore_does(line, tokens):
+    assert fwquote.ipt_tokens(line) == tokens
+
 
 @pytest.mark.parametrize("arg", NASTY)
 def test_ipt_token_is_read_back_as_exactly_that_argument(arg):
@@ -492,8 +487,7 @@ def test_ipt_script_refuses_lines_iptables_restore_would_split():
 @pytest.mark.parametrize("arg", NASTY + ["it's", "a'b\"c\\d"])
 def test_saved_lines_are_tokenized_as_iptables_restore_does(arg):
     line = "-A X " + fwquote.ipt_line(["-m", "comment", "--comment", arg, "-j", "Y"])
-    assert iptsave.split(line) == restore_tokens(line)
-    assert iptsave.split(line)[5] == arg
+    assert iptsave.split(line) == ["-A", "X", "-m", "comment", "--comment", arg, "-j", "Y"]
 
 
 def test_iptables_save_quoting_is_undone():
