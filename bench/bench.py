@@ -32,10 +32,8 @@ one iteration, each a CNI command with its config. Adding host-local or
 bridge means appending a case.
 """
 
-import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -237,15 +235,9 @@ def run_step(binary: str, step: Step, cni_path: str, ctx: Context) -> float:
     """Exec one plugin call; its wall time in ms. Fails loudly on error."""
     conf = step.config(ctx) if callable(step.config) else step.config
     stdin = json.dumps(conf).encode() if conf is not None else b""
-    env = step_env(step, cni_path, ctx)
-    t0 = time.perf_counter()
-    proc = subprocess.run([binary], input=stdin, env=env, capture_output=True)
-    elapsed = (time.perf_counter() - t0) * 1000
-    if proc.returncode != 0:
-        raise RuntimeError(f"{binary} {step.command} failed ({proc.returncode}): "
-                           f"{proc.stdout.decode()} {proc.stderr.decode()}")
+    out, elapsed = refs.timed_call(binary, step_env(step, cni_path, ctx), stdin)
     if step.command == "ADD":
-        ctx.last_result = json.loads(proc.stdout)
+        ctx.last_result = json.loads(out)
     return elapsed
 
 
@@ -258,8 +250,7 @@ def measure(case: Case, impls: dict[str, str], ctx: Context, n: int) -> dict:
     if not names:
         return times
     for i in range(-WARMUP, n):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in refs.alternate(i, names):
             cni_path = impls[name]
             total = 0.0
             for step in case.steps:
@@ -338,17 +329,7 @@ def import_profile(ctx: Context, runs: int = 5, top: int = 12) -> str:
 
 
 def machine_info(impls: dict[str, str]) -> str:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    lines = [f"- CPU: {cpu}, nproc {os.cpu_count()}, load average {load} at start",
-             f"- kernel {platform.release()}, Python {platform.python_version()} "
-             f"({sys.executable})",
+    lines = [*refs.machine_lines(),
              "- implementations: " + ", ".join(f"{k} = {v}" for k, v in impls.items())]
     lines += [f"- {r}: {refs.describe(impls[r])}" for r in REFERENCES]
     if impls.get("pycni-frozen") == FROZEN_DIR:
@@ -369,36 +350,19 @@ def outer(args) -> int:
         sys.exit("bench.py: needs root and iproute2 (it creates network namespaces)")
     refs.parse(args.ref)                    # fails before any namespace exists
     cases = [c for c in CASES if not args.case or c.name in args.case]
-    prefix = f"pycni-bench-{os.getpid()}"
-    created = []
-    try:
-        host = f"{prefix}-host"
-        ip("netns", "add", host)
-        created.append(host)
-        ip("-n", host, "link", "set", "lo", "up")
-        for case in cases:
-            for argv in case.host_setup or []:
-                ip("-n", host, *argv)
-        containers = []
-        for i in range(max((c.containers for c in cases), default=0)):
-            name = f"{prefix}-ctr{i}"
-            ip("netns", "add", name)
-            created.append(name)
-            containers.append(f"/run/netns/{name}")
-        inner_cmd = ["ip", "netns", "exec", host, sys.executable, os.path.abspath(__file__),
-                     "--inner", json.dumps(containers), "-n", str(args.n)]
-        for c in args.case or []:
-            inner_cmd += ["--case", c]
-        if args.no_frozen:
-            inner_cmd.append("--no-frozen")
-        for spec in args.impl or []:
-            inner_cmd += ["--impl", spec]
-        for spec in args.ref or []:
-            inner_cmd += ["--ref", spec]
-        return subprocess.run(inner_cmd).returncode
-    finally:
-        for name in reversed(created):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    host_setup = [["link", "set", "lo", "up"]]
+    for case in cases:
+        host_setup += case.host_setup or []
+    inner_args = ["-n", str(args.n)]
+    for c in args.case or []:
+        inner_args += ["--case", c]
+    if args.no_frozen:
+        inner_args.append("--no-frozen")
+    for spec in args.impl or []:
+        inner_args += ["--impl", spec]
+    return refs.run_in_namespaces(__file__, f"pycni-bench-{os.getpid()}", host_setup,
+                                  max((c.containers for c in cases), default=0),
+                                  inner_args, args.ref)
 
 
 def inner(args) -> int:
@@ -422,18 +386,17 @@ def inner(args) -> int:
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser) -> None:
     parser.add_argument("-n", type=int, default=50, help="iterations per case (default 50)")
     parser.add_argument("--case", action="append",
                         help=f"only these cases ({', '.join(c.name for c in CASES)})")
     parser.add_argument("--no-frozen", action="store_true", help="skip dist/cni-bin")
     parser.add_argument("--impl", action="append", metavar="NAME=DIR",
                         help="also time the plugins in DIR (e.g. another build)")
-    refs.add_argument(parser)
-    parser.add_argument("--inner", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    return inner(args) if args.inner is not None else outer(args)
+
+
+def main() -> int:
+    return refs.main(__doc__, inner, outer, add_arguments)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ included) and DEL (DHCPRELEASE), alternating implementations as bench.py
 does. Prints bench.py's table.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -62,13 +61,7 @@ def run(binary: str, command: str, config: dict, cni_path: str, ctr: str) -> flo
     env = {"PATH": bench.BARE_PATH, "CNI_COMMAND": command, "CNI_PATH": cni_path,
            "CNI_CONTAINERID": "bench-dh", "CNI_IFNAME": "eth0", "CNI_ARGS": "",
            "CNI_NETNS": ctr}
-    t0 = time.perf_counter()
-    proc = subprocess.run([binary], input=json.dumps(config).encode(), env=env,
-                          capture_output=True)
-    elapsed = (time.perf_counter() - t0) * 1000
-    if proc.returncode != 0:
-        raise RuntimeError(f"{binary} {command} failed: {proc.stdout.decode()}")
-    return elapsed
+    return refs.timed_call(binary, env, json.dumps(config).encode())[1]
 
 
 def inner(args) -> int:
@@ -83,8 +76,7 @@ def inner(args) -> int:
         times = {name: {"macvlan ADD": [], "macvlan DEL": [], "total": []} for name in impls}
         names = list(impls)
         for i in range(-bench.WARMUP, args.n):
-            order = names[i % len(names):] + names[:i % len(names)]
-            for name in order:
+            for name in refs.alternate(i, names):
                 binary = os.path.join(impls[name], "macvlan")
                 c = conf(daemons[name][1])
                 add = run(binary, "ADD", c, impls[name], ctr)
@@ -150,13 +142,12 @@ def outer(args) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser) -> None:
     parser.add_argument("-n", type=int, default=20, help="iterations (default 20)")
-    refs.add_argument(parser)
-    parser.add_argument("--inner", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    return inner(args) if args.inner is not None else outer(args)
+
+
+def main() -> int:
+    return refs.main(__doc__, inner, outer, add_arguments)
 
 
 if __name__ == "__main__":

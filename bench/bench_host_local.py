@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+import refs
+
 NETWORK = "benchnet"
 SUBNET_BASE = (10 << 24) | (88 << 16)      # 10.88.0.0/16
 
@@ -58,13 +60,7 @@ def call(binary: str, command: str, cid: str, conf: bytes) -> float:
            "CNI_IFNAME": "eth0", "CNI_PATH": os.path.dirname(binary),
            # the bench's stores live in temporary directories (pycni.nodeconf)
            "PYCNI_STATE_DIRS": os.environ.get("PYCNI_STATE_DIRS", "/tmp")}
-    start = time.perf_counter()
-    proc = subprocess.run([binary], input=conf, env=env, capture_output=True)
-    elapsed = (time.perf_counter() - start) * 1000
-    if proc.returncode != 0:
-        raise SystemExit(f"{binary} {command} failed: "
-                         f"{proc.stdout.decode()} {proc.stderr.decode()}")
-    return elapsed
+    return refs.timed_call(binary, env, conf)[1]
 
 
 def config(data_dir: str) -> bytes:

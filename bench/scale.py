@@ -38,10 +38,8 @@ re-executes itself inside the host namespace once (`ip netns exec`), and
 removes every namespace and scratch directory in a `finally`.
 """
 
-import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -169,13 +167,6 @@ def ratio(ours: float, ref: float) -> str:
     return f"{ours / ref:.2f}" if ref and ref == ref and ours == ours else "-"
 
 
-def alternate(i: int, names: list) -> list:
-    """Round i's order: rotated by i (A B C, B C A, C A B, ...), so every
-    implementation takes every place in turn."""
-    shift = i % len(names)
-    return names[shift:] + names[:shift]
-
-
 def fmt_ms(value: float) -> str:
     return f"{value:.1f}" if value == value else "-"
 
@@ -294,7 +285,7 @@ def case_lifecycle(world: World, impls: dict, golibcni: str, rounds: int) -> str
     client, direct = {}, {}
     names = list(setups)
     for i in range(-2, rounds):            # 2 uncounted warm-up rounds
-        for name in alternate(i, names):
+        for name in refs.alternate(i, names):
             s = setups[name]
             run = golibcni_run(golibcni, s, s["list"], ctr, "p4-life", world.scratch,
                                "add", "check", "del")
@@ -451,7 +442,7 @@ def case_parallel(world: World, impls: dict, golibcni: str, rounds: int) -> str:
     summary = {name: {"add": [], "del": []} for name in setups}
     cids = [f"p4par{k:03d}" for k in range(len(containers))]
     for i in range(rounds):
-        for name in alternate(i, list(setups)):
+        for name in refs.alternate(i, list(setups)):
             s = setups[name]
             add_wall, adds, add_err = parallel_round(golibcni, s, containers, world.scratch, "add")
             ips = [ip_["address"] for r in adds if r for ip_ in r.out[0]["result"].get("ips", [])]
@@ -521,7 +512,7 @@ def case_portmap(world: World, impls: dict, rounds: int, existing: int) -> str:
     store: dict = {}
     names = list(impls)
     for i in range(-2, rounds):
-        for name in alternate(i, names):
+        for name in refs.alternate(i, names):
             binary = os.path.join(impls[name], "portmap")
             conf = portmap_conf(existing + 1, 29999)
             for cmd in ("ADD", "DEL"):
@@ -630,7 +621,7 @@ def case_version(world: World, impls: dict, rounds: int) -> str:
     floor: dict = {}
     names = list(impls)
     for i in range(-3, rounds):             # 3 uncounted warm-up rounds
-        for name in alternate(i, names):
+        for name in refs.alternate(i, names):
             for plugin in plugins:
                 binary = os.path.join(impls[name], plugin)
                 if not os.access(binary, os.X_OK):
@@ -679,19 +670,8 @@ CASE_NAMES = ("lifecycle", "parallel", "portmap-500", "host-local-50k", "version
 
 
 def machine_info(impls: dict) -> str:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return "\n".join([
-        f"- {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; CPU: {cpu}, "
-        f"nproc {os.cpu_count()}, load average {load} at start",
-        f"- kernel {platform.release()}, Python {platform.python_version()} "
-        f"({sys.executable})",
+        *refs.machine_lines(stamp=True),
         *(f"- {k} = {v}" + (f" ({refs.describe(v)})" if k != OURS else "")
           for k, v in impls.items())])
 
@@ -744,41 +724,23 @@ def outer(args) -> int:
         sys.exit("scale.py: needs root and iproute2 (it creates network namespaces)")
     refs.parse(args.ref)                    # fails before any namespace exists
     cases = args.case or list(CASE_NAMES)
-    prefix = f"pycni-p4b-{os.getpid()}"
-    created = []
-    try:
-        host = f"{prefix}-host"
-        ip("netns", "add", host)
-        created.append(host)
-        count = PARALLEL if "parallel" in cases else 1
-        containers = []
-        for i in range(count):
-            name = f"{prefix}-c{i}"
-            ip("netns", "add", name)
-            created.append(name)
-            containers.append(f"/run/netns/{name}")
-        cmd = ["ip", "netns", "exec", host, sys.executable, os.path.abspath(__file__),
-               "--inner", json.dumps(containers)]
-        for c in cases:
-            cmd += ["--case", c]
-        if args.quick:
-            cmd.append("--quick")
-        for spec in args.ref or []:
-            cmd += ["--ref", spec]
-        return subprocess.run(cmd).returncode
-    finally:
-        for name in reversed(created):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    inner_args = []
+    for c in cases:
+        inner_args += ["--case", c]
+    if args.quick:
+        inner_args.append("--quick")
+    return refs.run_in_namespaces(__file__, f"pycni-p4b-{os.getpid()}", [],
+                                  PARALLEL if "parallel" in cases else 1, inner_args,
+                                  args.ref, ctr="c")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--case", action="append", choices=CASE_NAMES)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--case", action="append", choices=CASE_NAMES)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    refs.add_argument(parser)
-    parser.add_argument("--inner", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    return inner(args) if args.inner is not None else outer(args)
+    return refs.main(__doc__, inner, outer, add_arguments)
 
 
 if __name__ == "__main__":

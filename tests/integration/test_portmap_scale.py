@@ -16,10 +16,15 @@ scripts that log and exec the real tool).
 
 import os
 import stat
+import sys
 
 import pytest
 
 from pycni.plugins.portmap import rules_iptables as ri
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import scale  # noqa: E402  (bench/scale.py: the same mappings as its portmap-500 case)
 
 NET = "p4pm"
 COUNT = 500
@@ -51,13 +56,8 @@ def reference_nat(count: int) -> str:
 
 
 def conf(k: int, host_port: int) -> dict:
-    return {"cniVersion": "1.0.0", "name": NET, "type": "portmap",
-            "runtimeConfig": {"portMappings": [
-                {"hostPort": host_port, "containerPort": 80, "protocol": "tcp"}]},
-            "prevResult": {"cniVersion": "1.0.0",
-                           "interfaces": [{"name": "eth0", "sandbox": "/run/netns/none"}],
-                           "ips": [{"address": f"10.127.{k // 250}.{k % 250 + 2}/16",
-                                    "interface": 0}]}}
+    """Container k's one TCP mapping (its address 10.127.k/250.k%250+2)."""
+    return scale.portmap_conf(k, host_port, NET)
 
 
 class Node:
