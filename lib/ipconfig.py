@@ -8,7 +8,7 @@ and must be called inside `netns.entered(container)`.
 
 As in the reference: addresses, link up, then (with IPv6 addresses) a
 bounded wait until duplicate address detection has settled
-(`rtaddr.settle`: a `dadfailed` address fails the ADD, so the
+(`addr_dad.settle`: a `dadfailed` address fails the ADD, so the
 caller's rollback releases it), then routes, each added beside any
 other route to the same destination (`rtroute.add_route_ecmp`: IPv4
 keeps them as separate routes, IPv6 joins them into one multipath
@@ -107,12 +107,13 @@ def configure_iface(ifname: str, result: Result, *, settle: bool | None = None,
         add_addresses(nl, link.index, plan.addresses, f'"{ifname}"')
         rtlink.set_link_up(nl, link.index)
         if should_settle(plan, settle):
-            timeout = rtaddr.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
+            from .netlink import addr_dad     # only where an IPv6 address was added
+            timeout = addr_dad.SETTLE_TIMEOUT if dad_timeout is None else dad_timeout
             try:
-                rtaddr.settle(nl, link.index, timeout)
-            except rtaddr.DadFailed as exc:
+                addr_dad.settle(nl, link.index, timeout)
+            except addr_dad.DadFailed as exc:
                 raise settle_error(ifname, failed_address=exc.address) from None
-            except rtaddr.StillTentative:
+            except addr_dad.StillTentative:
                 raise settle_error(ifname, timeout=timeout) from None
             except netlink.NetlinkError as exc:
                 raise CNIError(INTERNAL, f'failed to settle addresses for "{ifname}": '

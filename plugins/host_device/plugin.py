@@ -25,7 +25,7 @@ from pycni import posixos as os
 import sys
 
 from pycni import containerlink, invoke, netlink, netns, skel, undo
-from pycni.netlink import link as rtlink
+from pycni.netlink import link as rtlink, linkinfo as rtlinkinfo
 from pycni.decode import decode
 from pycni.errors import CNIError, INTERNAL, INVALID_NETWORK_CONFIG, IO_FAILURE, on_netlink_error
 from pycni.result import Result
@@ -45,10 +45,10 @@ def not_found(msg: str, details: str = "") -> CNIError:
 
 
 def find_host_link(host: netlink.RtNetlink, tree: sysfs.Tree,
-                   selector: config.Selector) -> rtlink.LinkInfo:
+                   selector: config.Selector) -> rtlinkinfo.LinkInfo:
     """The host link the selector names."""
     if selector.kind == "hwaddr":
-        info = config.pick_by_hwaddr(rtlink.list_link_infos(host), selector.mac)
+        info = config.pick_by_hwaddr(rtlinkinfo.list_link_infos(host), selector.mac)
         if info is None:
             raise not_found("failed to find physical interface",
                             f"no link with hwaddr {selector.value} in the host")
@@ -66,7 +66,7 @@ def find_host_link(host: netlink.RtNetlink, tree: sysfs.Tree,
         raise not_found(str(err)) from None
     except OSError as err:
         raise not_found(f"{selector.describe()}: {err.strerror or err}") from None
-    info = rtlink.get_link_info(host, name=name)
+    info = rtlinkinfo.get_link_info(host, name=name)
     if info is None:
         raise not_found("Link not found", f"no link {name} in the host ({selector.describe()})")
     if net_dir is not None:
@@ -113,7 +113,7 @@ def _where_it_went(err: CNIError, settings: config.Settings, req: skel.Request) 
     return err
 
 
-def record_of(info: rtlink.LinkInfo, req: skel.Request) -> state.Record:
+def record_of(info: rtlinkinfo.LinkInfo, req: skel.Request) -> state.Record:
     return state.Record(container_id=req.container_id, ifname=req.ifname, name=info.name,
                         mtu=info.link.mtu, alias=info.alias, mac=info.link.mac,
                         perm_mac=info.perm_mac, parent=info.parent, kind=info.link.kind,
@@ -123,26 +123,26 @@ def record_of(info: rtlink.LinkInfo, req: skel.Request) -> state.Record:
 # --- moving ----------------------------------------------------------------------
 
 def move_in(host: netlink.RtNetlink, container: netlink.RtNetlink, container_fd: int,
-            host_fd: int, info: rtlink.LinkInfo, ifname: str) -> rtlink.LinkInfo:
+            host_fd: int, info: rtlinkinfo.LinkInfo, ifname: str) -> rtlinkinfo.LinkInfo:
     """Move `info` into the container as `ifname`; on failure everything
     is as it was and a CNIError says why."""
     if rtlink.get_link(container, ifname) is not None:
         raise CNIError(INTERNAL, f"failed to move link {info.name}: an interface named "
                        f"{ifname} already exists in the container")
     with on_netlink_error(f"failed to set alias to {config.go_quote(info.name)}"):
-        rtlink.set_alias(host, info.index, info.name)
+        rtlinkinfo.set_alias(host, info.index, info.name)
     try:
-        rtlink.move_link(host, info.index, container_fd, ifname)
+        rtlinkinfo.move_link(host, info.index, container_fd, ifname)
     except netlink.NetlinkError as exc:
         # Moved but not renamed (the kernel renames after the move when
         # the old name is free there): bring it back first.
-        stray = rtlink.get_link_info(container, name=info.name)
+        stray = rtlinkinfo.get_link_info(container, name=info.name)
         if stray is not None and stray.link.mac == info.link.mac:
-            _quietly(rtlink.move_link, container, stray.index, host_fd, info.name)
+            _quietly(rtlinkinfo.move_link, container, stray.index, host_fd, info.name)
         _restore_host_side(host, info.name, info.alias, info.link.is_up)
         raise CNIError(INTERNAL, f'failed to move "{info.name}" to the container as '
                        f'"{ifname}"', exc.strerror) from None
-    moved = rtlink.get_link_info(container, name=ifname)
+    moved = rtlinkinfo.get_link_info(container, name=ifname)
     if moved is None:
         _restore_host_side(host, info.name, info.alias, info.link.is_up)
         raise CNIError(INTERNAL, f'failed to find "{ifname}" in the container after moving '
@@ -151,12 +151,12 @@ def move_in(host: netlink.RtNetlink, container: netlink.RtNetlink, container_fd:
 
 
 def move_back(container: netlink.RtNetlink, host: netlink.RtNetlink, host_fd: int,
-              container_fd: int, link: rtlink.LinkInfo, name: str, mtu: int,
+              container_fd: int, link: rtlinkinfo.LinkInfo, name: str, mtu: int,
               alias: str, up: bool) -> None:
     """Move container link `link` to the host as `name`, with MTU `mtu`
     (0: as it is), alias `alias` and up if `up`."""
     ifname = link.name
-    if rtlink.get_link_info(host, name=name) is not None:
+    if rtlinkinfo.get_link_info(host, name=name) is not None:
         raise CNIError(INTERNAL, f"failed to rename device {config.go_quote(ifname)} to "
                        f"{config.go_quote(name)}", "a link of that name exists in the host")
     if mtu and link.link.mtu != mtu:
@@ -166,31 +166,31 @@ def move_back(container: netlink.RtNetlink, host: netlink.RtNetlink, host_fd: in
             raise CNIError(INTERNAL, f"failed to restore the MTU {mtu} of "
                            f"{config.go_quote(ifname)}", exc.strerror) from None
     try:
-        rtlink.move_link(container, link.index, host_fd, name)
+        rtlinkinfo.move_link(container, link.index, host_fd, name)
     except netlink.NetlinkError as exc:
-        stray = rtlink.get_link_info(host, name=ifname)
+        stray = rtlinkinfo.get_link_info(host, name=ifname)
         if stray is not None and stray.link.mac == link.link.mac:
-            _quietly(rtlink.move_link, host, stray.index, container_fd, ifname)
+            _quietly(rtlinkinfo.move_link, host, stray.index, container_fd, ifname)
         raise CNIError(INTERNAL, f"failed to move {config.go_quote(ifname)} to the host as "
                        f"{config.go_quote(name)}", exc.strerror) from None
     _restore_host_side(host, name, alias, up)
 
 
 def _restore_host_side(host: netlink.RtNetlink, name: str, alias: str, up: bool) -> None:
-    info = rtlink.get_link_info(host, name=name)
+    info = rtlinkinfo.get_link_info(host, name=name)
     if info is None:
         return
     if info.alias != alias:
-        _quietly(rtlink.set_alias, host, info.index, alias)
+        _quietly(rtlinkinfo.set_alias, host, info.index, alias)
     if up and not info.link.is_up:
         _quietly(rtlink.set_link_up, host, info.index)
 
 
 def _move_home(container: netlink.RtNetlink, host: netlink.RtNetlink, host_fd: int,
-               container_fd: int, index: int, info: rtlink.LinkInfo) -> None:
+               container_fd: int, index: int, info: rtlinkinfo.LinkInfo) -> None:
     """Undo move_in: the container link `index` (if it is still there)
     back to the host as it was in `info`."""
-    current = rtlink.get_link_info(container, index=index)
+    current = rtlinkinfo.get_link_info(container, index=index)
     if current is not None:
         move_back(container, host, host_fd, container_fd, current, info.name,
                   info.link.mtu, info.alias, info.link.is_up)
@@ -208,11 +208,11 @@ def restore_returned(rec: state.Record) -> bool:
     namespace went away: give it its name, MTU, alias and up state back.
     True if it was found."""
     with netlink.RtNetlink() as host:
-        info = state.find_returned(rec, rtlink.list_link_infos(host))
+        info = state.find_returned(rec, rtlinkinfo.list_link_infos(host))
         if info is None:
             return False
         if info.name != rec.name:
-            if rtlink.get_link_info(host, name=rec.name) is not None:
+            if rtlinkinfo.get_link_info(host, name=rec.name) is not None:
                 warn(f"{info.name} (was {rec.name}) is back in the host, but a link named "
                      f"{rec.name} exists: left as {info.name}")
                 return True
@@ -263,7 +263,7 @@ class HostDevicePlugin(skel.Plugin):
         return result
 
     def _add_link(self, req: skel.Request, settings: config.Settings,
-                  host: netlink.RtNetlink, info: rtlink.LinkInfo) -> Result:
+                  host: netlink.RtNetlink, info: rtlinkinfo.LinkInfo) -> Result:
         rec = record_of(info, req)
         store = state.Store(settings.data_dir, req.network_name)
         container_fd = netns.open_netns(req.netns)
@@ -351,16 +351,16 @@ class HostDevicePlugin(skel.Plugin):
 
     @staticmethod
     def _our_link(container: netlink.RtNetlink, ifname: str,
-                  rec: state.Record | None) -> tuple[rtlink.LinkInfo | None, str]:
+                  rec: state.Record | None) -> tuple[rtlinkinfo.LinkInfo | None, str]:
         """The container link our ADD moved in, and its host name."""
         if rec is not None:
             # the index, which the container cannot change, not the name
-            link = rtlink.get_link_info(container, index=rec.index) if rec.index else None
+            link = rtlinkinfo.get_link_info(container, index=rec.index) if rec.index else None
             if link is not None and link.link.kind == rec.kind:
                 return link, rec.name
             return None, ""
         # ADD by another implementation (the reference): its alias is all
-        link = rtlink.get_link_info(container, name=ifname)
+        link = rtlinkinfo.get_link_info(container, name=ifname)
         if link is None:
             return None, ""
         if not link.alias:
@@ -386,7 +386,7 @@ class HostDevicePlugin(skel.Plugin):
             if settings.dpdk:
                 return
             intf = checks.container_interface(prev, req.ifname, req.netns)
-            link = rtlink.get_link_info(container, name=intf.name)
+            link = rtlinkinfo.get_link_info(container, name=intf.name)
             rec = None
             data_dir = config.data_dir_of(req.config, req.env)
             if data_dir:
