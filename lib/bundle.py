@@ -35,7 +35,6 @@ launchers pass theirs.
 
 import marshal
 from . import posixos as os
-from .posixos import held_only_by
 import sys
 
 FILE_NAME = ".pycni-bundle"
@@ -134,7 +133,7 @@ def _open(path: str):
     keep = False
     try:
         st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000 or not held_only_by(st, (0, os.geteuid())):
+        if (st.st_mode & 0o170000) != 0o100000 or not os.held_only_by(st, (0, os.geteuid())):
             return None
         first = os.pread(fd, 4096, 0)
         if not first.startswith(_MAGIC):

@@ -24,7 +24,6 @@ backups, cnitool's result cache):
 
 import errno
 from . import posixos as os
-from .posixos import others_can_write
 import _stat as stat
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -144,7 +143,7 @@ def open_subdir(dir_fd: int, name: str, mode: int, create: bool = True) -> int |
             raise UnsafePath(errno.EPERM, f"{name} is owned by uid {st.st_uid}, not {euid}")
         if created:
             os.fchmod(fd, mode)
-        elif others_can_write(st):
+        elif os.others_can_write(st):
             os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o022)
     except BaseException:
         os.close(fd)

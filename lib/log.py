@@ -43,7 +43,6 @@ one line, and no shell reading it would run anything.
 """
 
 from . import posixos as os
-from .posixos import held_only_by
 import time
 
 from . import jsontext, nodeconf
@@ -219,7 +218,7 @@ def open_log(directory: str, name: str) -> int:
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         st = os.fstat(dfd)
-        if not held_only_by(st, (0,)):
+        if not os.held_only_by(st, (0,)):
             raise OSError(errno.EPERM, "log directory must be owned by root and not "
                           "writable by group or others")
         try:

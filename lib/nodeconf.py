@@ -20,7 +20,6 @@ their state) or a directory root listed in ``stateDirs`` /
 """
 
 from . import posixos as os
-from .posixos import others_can_write
 from . import jsontext
 
 CONF_FILE = "/etc/cni/pycni.conf"
@@ -75,7 +74,7 @@ def _read(path: str) -> dict:
             reason = "not a regular file"
         elif st.st_uid != 0:
             reason = "not owned by root"
-        elif others_can_write(st):
+        elif os.others_can_write(st):
             reason = "writable by group or others"
         else:
             reason = ""

@@ -26,11 +26,7 @@ written; a symlink loop stops resolution there);
 tests/unit/test_posixos.py compares each helper with `os.path` on real
 trees of links.
 
-Beyond `os`: `others_can_write(st)` and `held_only_by(st, owners)`, the
-one test of "only its owner can change this file or directory" that every
-reader of a trusted file (node config, log directory, bundle, manifest,
-cache, lock) applies to what it fstat'ed; they live here because every
-module that needs them already imports this one.
+Beyond `os`: `others_can_write` and `held_only_by` (at the end).
 """
 
 import sys
@@ -188,6 +184,12 @@ class path:
         return path._mode(p, follow=False) == _S_IFLNK
 
 
+# The one test of "only its owner can change this file or directory" that
+# every reader of a trusted file (node config, log directory, bundle,
+# manifest, cache, lock) applies to what it fstat'ed. Here because every
+# module that needs it already imports this one; plugin-path modules call
+# it as `os.held_only_by(...)` (a `from .posixos import` would cost an
+# import statement per module, ~10k instructions on an ADD).
 _OTHERS_WRITE = 0o022       # S_IWGRP | S_IWOTH (POSIX ACL entries show in the group bits)
 
 
