@@ -215,7 +215,7 @@ def open_lock_dir(directory: str = LOCK_DIR) -> int:
             raise LockRefused(f"{directory} is owned by uid {st.st_uid}")
         if created and st.st_mode & 0o7777 != 0o700:
             os.fchmod(fd, 0o700)
-        elif st.st_mode & 0o022:
+        elif os.others_can_write(st):
             raise LockRefused(f"{directory} is writable by group or others")
     except BaseException:
         os.close(fd)
@@ -225,7 +225,7 @@ def open_lock_dir(directory: str = LOCK_DIR) -> int:
 
 def _check_lock_file(st, name: str) -> None:
     from _stat import S_ISREG
-    if not S_ISREG(st.st_mode) or not _ours(st) or st.st_mode & 0o022 or st.st_nlink > 1:
+    if not S_ISREG(st.st_mode) or not _ours(st) or os.others_can_write(st) or st.st_nlink > 1:
         raise LockRefused(f"{name} is not a lock file made by root")
 
 

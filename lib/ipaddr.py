@@ -43,9 +43,14 @@ def _parse(text: str) -> tuple[int, int]:
 
 
 class _Keyed:
-    """Equality, ordering and hashing by `_key()`, among instances of one class."""
+    """Equality, ordering and hashing by `_key()`, among instances of one
+    class; `max_prefixlen` from the instance's `version`."""
 
     __slots__ = ()
+
+    @property
+    def max_prefixlen(self) -> int:
+        return _BITS[self.version]      # type: ignore[attr-defined]
 
     def _key(self):
         raise NotImplementedError
@@ -70,10 +75,6 @@ class Address(_Keyed):
             raise ValueError(f"{value} does not fit an IPv{version} address")
         self.version = version
         self._int = value
-
-    @property
-    def max_prefixlen(self) -> int:
-        return _BITS[self.version]
 
     @property
     def packed(self) -> bytes:
@@ -149,10 +150,6 @@ class Network(_Keyed):
         self.prefixlen = prefixlen
 
     @property
-    def max_prefixlen(self) -> int:
-        return _BITS[self.version]
-
-    @property
     def network_address(self) -> Address:
         return Address(self.version, self._int)
 
@@ -198,10 +195,6 @@ class Interface(_Keyed):
     @property
     def version(self) -> int:
         return self.ip.version
-
-    @property
-    def max_prefixlen(self) -> int:
-        return self.ip.max_prefixlen
 
     @property
     def network(self) -> Network:

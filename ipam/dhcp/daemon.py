@@ -31,6 +31,7 @@ import threading
 import time
 
 from pycni import decode, digest, dhcp4, files, netns, skel
+from pycni.posixos import held_only_by
 from pycni.errors import CNIError, INTERNAL, INVALID_ENVIRONMENT
 
 from . import client, config as cfg, lease as leases
@@ -495,7 +496,7 @@ def listen(path: str) -> socket.socket:
     fd = files.open_tree(directory, 0o700)
     try:
         st = os.fstat(fd)
-        if st.st_uid != 0 or st.st_mode & 0o022:
+        if not held_only_by(st, (0,)):
             raise OSError(errno.EPERM, f"{directory} must be owned by root and writable by "
                           "root only")
         try:
