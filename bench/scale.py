@@ -4,6 +4,11 @@
     sudo python3 bench/scale.py [--quick] [--case lifecycle --case parallel
                                  --case portmap-500 --case host-local-50k
                                  --case version] [--ref NAME=DIR ...]
+                                [--ours DIR]
+
+--ours DIR measures the plugins in DIR as "pycni" (the portable bundle:
+--ours dist/cni-bin after ./build.sh) instead of a `pycni install` of the
+pycni this Python imports (the venv install).
 
 Cases (each side by side with every reference, runs alternating, medians
 and ratios ours ÷ each reference). References (bench/refs.py): --ref
@@ -688,7 +693,7 @@ def inner(args) -> int:
         global REFS, REF
         references = refs.parse(args.ref)
         REFS, REF = list(references), next(iter(references))
-        impls = {OURS: install_ours(work), **references}
+        impls = {OURS: args.ours or install_ours(work), **references}
         world = World(containers, os.path.join(work, "scratch"))
         os.makedirs(world.scratch)
         quick = args.quick
@@ -729,6 +734,10 @@ def outer(args) -> int:
         inner_args += ["--case", c]
     if args.quick:
         inner_args.append("--quick")
+    if args.ours:
+        if not os.access(os.path.join(args.ours, "loopback"), os.X_OK):
+            sys.exit(f"scale.py: --ours {args.ours}: no pycni plugins there")
+        inner_args += ["--ours", os.path.abspath(args.ours)]
     return refs.run_in_namespaces(__file__, f"pycni-p4b-{os.getpid()}", [],
                                   PARALLEL if "parallel" in cases else 1, inner_args,
                                   args.ref, ctr="c")
@@ -737,6 +746,9 @@ def outer(args) -> int:
 def add_arguments(parser) -> None:
     parser.add_argument("--case", action="append", choices=CASE_NAMES)
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--ours", metavar="DIR",
+                        help="measure the pycni plugins in DIR (e.g. the portable bundle, "
+                             "dist/cni-bin) instead of a `pycni install` of this Python's pycni")
 
 
 def main() -> int:
