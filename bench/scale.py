@@ -621,7 +621,9 @@ def case_version(world: World, impls: dict, rounds: int) -> str:
     installs, each implementation that has it, alternating; plus the floor,
     this Python's `-I -S -c pass`, measured in the same rounds."""
     ours = impls[OURS]
-    plugins = sorted(p for p in os.listdir(ours) if os.access(os.path.join(ours, p), os.X_OK))
+    plugins = sorted(p for p in os.listdir(ours) if not p.startswith(".")
+                     and os.path.isfile(os.path.join(ours, p))
+                     and os.access(os.path.join(ours, p), os.X_OK))
     store: dict = {}
     floor: dict = {}
     names = list(impls)
