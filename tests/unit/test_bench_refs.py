@@ -74,10 +74,10 @@ def test_rows_table_has_a_ratio_per_reference(monkeypatch):
 
 def test_alternate_rotates_every_implementation_through_every_place():
     names = ["pycni", "ref-v1.1", "ref-v1.9"]
-    orders = [scale.alternate(i, names) for i in range(3)]
+    orders = [refs.alternate(i, names) for i in range(3)]
     for k in range(3):
         assert sorted(order[k] for order in orders) == sorted(names)
-    assert scale.alternate(1, ["a", "b"]) == ["b", "a"]
+    assert refs.alternate(1, ["a", "b"]) == ["b", "a"]
 
 
 def test_build_reference_without_source_says_how_to_get_it():
