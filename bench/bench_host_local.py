@@ -54,12 +54,18 @@ def fill(data_dir: str, count: int, network: str = NETWORK) -> None:
             f.write(last)
 
 
-def call(binary: str, command: str, cid: str, conf: bytes) -> float:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": command,
-           "CNI_CONTAINERID": cid, "CNI_NETNS": "/run/netns/bench-none",
-           "CNI_IFNAME": "eth0", "CNI_PATH": os.path.dirname(binary),
-           # the bench's stores live in temporary directories (pycni.nodeconf)
-           "PYCNI_STATE_DIRS": os.environ.get("PYCNI_STATE_DIRS", "/tmp")}
+def plugin_env(command: str, cid: str, cni_path: str, work: str) -> dict:
+    """The CNI_* environment of one call, for a process and in-process alike.
+    The bench's stores live below `work`, a temporary directory: listed in
+    PYCNI_STATE_DIRS, or ours refuses the dataDir (code 7, pycni.nodeconf)."""
+    state_dirs = ":".join(d for d in (os.environ.get("PYCNI_STATE_DIRS", ""), work) if d)
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": command,
+            "CNI_CONTAINERID": cid, "CNI_NETNS": "/run/netns/bench-none",
+            "CNI_IFNAME": "eth0", "CNI_PATH": cni_path, "PYCNI_STATE_DIRS": state_dirs}
+
+
+def call(binary: str, command: str, cid: str, conf: bytes, work: str) -> float:
+    env = plugin_env(command, cid, os.path.dirname(binary), work)
     return refs.timed_call(binary, env, conf)[1]
 
 
@@ -79,15 +85,15 @@ def measure(impls: list, size: int, runs: int, work: str) -> dict:
         fill(data_dir, size)
         confs[label] = config(data_dir)
         out[label] = {"version": [], "add": [], "del": []}
-        out[label]["cold_add"] = call(binary, "ADD", "cold", confs[label])
-        call(binary, "DEL", "cold", confs[label])
+        out[label]["cold_add"] = call(binary, "ADD", "cold", confs[label], work)
+        call(binary, "DEL", "cold", confs[label], work)
     for i in range(runs):
         for label, binary in impls:
-            out[label]["version"].append(call(binary, "VERSION", "", b""))
-            out[label]["add"].append(call(binary, "ADD", f"bench{i}", confs[label]))
+            out[label]["version"].append(call(binary, "VERSION", "", b"", work))
+            out[label]["add"].append(call(binary, "ADD", f"bench{i}", confs[label], work))
     for i in range(runs):
         for label, binary in impls:
-            out[label]["del"].append(call(binary, "DEL", f"bench{i}", confs[label]))
+            out[label]["del"].append(call(binary, "DEL", f"bench{i}", confs[label], work))
     return out
 
 
@@ -101,13 +107,13 @@ def measure_in_process(size: int, runs: int, work: str) -> dict:
     conf = config(data_dir)
 
     def run(command, cid):
-        env = {"CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": "/run/netns/none",
-               "CNI_IFNAME": "eth0", "CNI_PATH": "/nonexistent"}
+        env = plugin_env(command, cid, "/nonexistent", work)
+        out = io.StringIO()
         start = time.perf_counter()
-        code = skel.run(HostLocalPlugin(), env, io.BytesIO(conf), io.StringIO())
+        code = skel.run(HostLocalPlugin(), env, io.BytesIO(conf), out)
         elapsed = (time.perf_counter() - start) * 1000
         if code != 0:
-            raise SystemExit(f"in-process {command} failed")
+            raise SystemExit(f"in-process {command} failed: {out.getvalue()}")
         return elapsed
 
     cold = run("ADD", "cold")
