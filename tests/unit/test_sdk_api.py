@@ -18,7 +18,7 @@ STABLE = {
     "pycni.result": ["Result", "Interface", "IPConfig", "Route", "DNS", "parse_result"],
     "pycni.errors": ["CNIError", "invalid_config", "internal"],
     "pycni.decode": ["loads", "decode", "lenient", "lookup", "key", "DecodeError", "GoKeys"],
-    "pycni.config": ["NetConf", "IPAMConf", "DNSConf"],
+    "pycni.config": ["NetConf", "IPAMConf", "DNSConf", "IPAMPluginConf", "IPAMRuntimeConf"],
     "pycni.model": ["dataclass", "field", "fields", "replace", "asdict"],
     "pycni.args": ["CniArgs", "parse_cni_args"],
     "pycni.invoke": ["delegate_add", "delegate_del", "delegate_check", "delegate_gc",
