@@ -71,8 +71,9 @@ def parse_config(raw: dict, detect_backend=None, check_zone: bool = True,
     config names none (only called then: it looks for tools and asks the
     system bus). `check_zone=False` (DEL) leaves an invalid firewalldZone
     to the caller: no source can have been added to it. `check_admin=False`
-    (DEL, which never reads iptablesAdminChainName, as the reference's)
-    leaves an invalid one to the caller too: `usable_admin_chain`."""
+    (DEL, which never reads iptablesAdminChainName, as the reference's, and
+    GC, which never needs it) leaves an invalid one to the caller too:
+    `usable_admin_chain`."""
     conf = decode(FirewallConf, raw)
     if conf.ingress_policy and conf.ingress_policy not in INGRESS_POLICIES:
         raise _invalid(f"unknown ingress policy: {_go_quote(conf.ingress_policy)}",

@@ -87,7 +87,10 @@ class FirewallPlugin(skel.Plugin):
             raise CNIError(INTERNAL, problems[0], "; ".join(problems[1:]))
 
     def gc(self, req: skel.Request) -> None:
-        conf = _conf(req, check_zone=False)
+        # as DEL: an invalid iptablesAdminChainName (or firewalldZone) does
+        # not fail GC, which removes attachments' rules only and hands the
+        # backend no admin chain (the name reaches no rule)
+        conf = _conf(req, check_zone=False, check_admin=False)
         valid = [(a.container_id, a.ifname) for a in req.valid_attachments]
         _backend(conf).gc(req.network_name, valid)
 

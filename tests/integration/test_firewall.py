@@ -220,6 +220,30 @@ def test_nft_gc_is_scoped_to_network_and_attachment(node, plugin_dir, tmp_path):
     assert len(container_rules(w, "nftables", b1)) == 2       # other network untouched
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("admin", ["CNI-ADMIN\n-I INPUT 1 -j ACCEPT", "has space"])
+def test_gc_takes_an_invalid_admin_chain_name_as_del_does(node, plugin_dir, tmp_path,
+                                                          backend, admin):
+    """GC does not fail on a config DEL accepts: it still removes the
+    stale attachments' rules (nftables; iptables rules carry no owner) and
+    the name goes into no rule."""
+    w = node
+    stale = attach(w, plugin_dir, str(tmp_path), "fxgc1", backend=backend)
+    kept = attach(w, plugin_dir, str(tmp_path), "fxgc2", backend=backend)
+    before = filter_rules(w), nft_table(w).splitlines()
+    conf = fw_conf("fwa", version="1.1.0", backend=backend, iptablesAdminChainName=admin,
+                   **{"cni.dev/valid-attachments": [{"containerID": "fxgc2", "ifname": "eth0"}]})
+    ok(w.run_plugin(plugin_dir, "firewall", "GC", conf))
+    after = filter_rules(w), nft_table(w).splitlines()
+    assert len(container_rules(w, backend, kept)) == 2
+    if backend == "nftables":
+        assert container_rules(w, backend, stale) == []
+    else:
+        assert after[0] == before[0]        # nothing attributable: nothing removed
+    assert set(after[0]) <= set(before[0]) and set(after[1]) <= set(before[1])
+    assert not any("INPUT" in r or "has space" in r for r in after[0] + after[1])
+
+
 @pytest.mark.parametrize("version", ["0.4.0", "1.0.0", "1.1.0"])
 def test_versions(node, plugin_dir, tmp_path, version):
     w = node

@@ -213,6 +213,17 @@ def test_gc_passes_the_valid_attachments(fake):
     assert fake.calls == [("gc", "net", [("c2", "eth0"), ("c3", "net1")])]
 
 
+@pytest.mark.parametrize("name", BAD_ADMIN)
+def test_gc_takes_an_invalid_admin_chain_name_as_del_does(fake, name):
+    # GC must not fail on a config DEL accepts; the backend's gc gets no
+    # admin chain at all, so the name cannot reach a rule
+    config = conf("1.1.0", prev=None, iptablesAdminChainName=name, **{
+        "cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}]})
+    assert run(config, "GC") == (0, None)
+    assert fake.calls == [("gc", "net", [("c2", "eth0")])]
+    assert not any(name in repr(call) for call in fake.calls)
+
+
 def test_iptables_gc_is_a_no_op():
     assert backend.IptablesBackend().gc("net", []) is None
 
