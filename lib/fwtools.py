@@ -77,6 +77,30 @@ def iptables_usable(family: int = 4) -> bool:
     return all(find_tool(t) for t in IPT_TOOLS[family])
 
 
+def iptables_nft(family: int = 4) -> bool:
+    """Is this family's iptables-restore iptables-nft (its rules are
+    nf_tables rules, in tables `ip`/`ip6` of iptables' table names, which
+    pycni.nfnetlink can edit in-process)? Told by the names along its
+    chain of symbolic links (Debian's alternatives: iptables-restore ->
+    /etc/alternatives/iptables-restore -> iptables-nft-restore ->
+    xtables-nft-multi): a name with "nft" says yes, one with "legacy" or
+    anything unreadable says no (the tool is then run as always)."""
+    path = find_tool(IPT_TOOLS[family][1])
+    for _hop in range(8):
+        if path is None:
+            return False
+        name = os.path.basename(path)
+        if "legacy" in name:
+            return False
+        if "nft" in name:
+            return True
+        try:
+            path = os.path.join(os.path.dirname(path), os.readlink(path))
+        except OSError:
+            return False
+    return False
+
+
 def default_backend() -> str:
     if iptables_usable(4):
         return IPTABLES

@@ -40,6 +40,10 @@ from ..iptsave import Saved, parse_saved, render
 from ..fwtools import (iptables_restore, iptables_save, iptables_usable, restore_if_accepted,
                        retrying)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..netlink import NetlinkSocket
+
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
 
@@ -299,25 +303,54 @@ class StartedSetup:
 
 
 class StartedTeardown:
-    """`teardown` under way (see the module docstring)."""
+    """`teardown` under way (see the module docstring). Where iptables is
+    iptables-nft, the chain and its POSTROUTING jumps are removed here and
+    now, in-process (pycni.nfnetlink.remove_chains: no exec); its socket
+    stays open until finish() or reap(), so that the kernel's grace period
+    for the deleted rules passes during the caller's work rather than in
+    the close. Only a family where that was not done runs a batch."""
 
-    __slots__ = ("chain", "families", "strict", "usable", "batches")
+    __slots__ = ("chain", "families", "strict", "usable", "batches", "_nl")
 
     def __init__(self, ips: list[str], network: str, container_id: str, eager: bool = True):
         self.chain = chain_name(network, container_id)
         self.families = sorted({family_of(c) for c in ips})
         self.strict = bool(self.families)
         self.usable = [f for f in self.families or (4, 6) if available(f)]
+        self._nl: "NetlinkSocket | None" = None
+        self.usable = [f for f in self.usable if not self._removed_in_process(f)]
         exact = plan(assigned(ips), network, container_id)
         self.batches = _Batches({f: exact_teardown_script(exact[f])
                                  for f in self.usable if f in exact})
         if eager:
             self.batches.start()
 
+    def _removed_in_process(self, family: int) -> bool:
+        """Removed (or found absent) over nf_tables; False: the batch decides."""
+        from ..fwtools import iptables_nft
+        if not iptables_nft(family):
+            return False
+        from .. import netlink, nfnetlink
+        nl = self._nl
+        try:
+            if nl is None:
+                nl = self._nl = netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER)
+        except OSError:
+            return False
+        done = nfnetlink.remove_chains(nl, "ip" if family == 4 else "ip6", "nat",
+                                       "POSTROUTING", [self.chain])
+        return done is not None
+
+    def _close(self) -> None:
+        nl, self._nl = self._nl, None
+        if nl is not None:
+            nl.close()
+
     def finish(self) -> None:
         """The families of `ips` (failures raised); with no ips, both
         families, ignoring failures (IPv6 may be off). A family without
         tools has nothing to remove."""
+        self._close()
         errors = []
         for family in self.usable:
             if family in self.batches.scripts and self.batches.accepted(family):
@@ -332,6 +365,7 @@ class StartedTeardown:
             raise CNIError(INTERNAL, "failed to tear down IP masquerading", "; ".join(errors))
 
     def reap(self) -> bool:
+        self._close()
         return self.batches.reap()
 
 

@@ -194,6 +194,36 @@ class NetlinkSocket:
                     return replies
                 replies.append((kind, payload))  # a reply; the ACK follows
 
+    def send_batch(self, messages: list[tuple[int, int, bytes]]) -> list[int]:
+        """Send `messages` ((type, flags, body) each; NLM_F_REQUEST is
+        added) in one datagram, as nfnetlink takes a transaction, and
+        return the error codes of the NLMSG_ERROR replies to them (0: an
+        ACK), in order. The kernel handles such a datagram within the send
+        (nfnetlink's batches do): the replies are queued when it returns,
+        so they are read without waiting, and whatever is not there then
+        is not coming (never a hang)."""
+        first = self.seq + 1
+        data = b""
+        for msg_type, flags, body in messages:
+            self.seq += 1
+            data += _NLMSGHDR.pack(_NLMSGHDR.size + len(body), msg_type, flags | NLM_F_REQUEST,
+                                   self.seq, 0) + body
+        self.sock.send(data)
+        codes: list[int] = []
+        while True:
+            try:
+                data = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return codes
+            offset = 0
+            while offset + _NLMSGHDR.size <= len(data):
+                length, kind, _flags, mseq, _ = _NLMSGHDR.unpack_from(data, offset)
+                if length < _NLMSGHDR.size:
+                    break
+                if kind == NLMSG_ERROR and first <= mseq <= self.seq:
+                    codes.append(struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0])
+                offset += _align(length)
+
 
 # An rtnetlink socket in the current network namespace: `RtNetlink()`. The
 # same class under the name the families use (a subclass that only fixed

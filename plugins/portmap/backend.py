@@ -155,6 +155,9 @@ class IptablesBackend(IptablesTable):
         exact = self.exact_script if families and self.nameable(conf) else None
 
         def remove_in(family: int) -> bool:
+            done = self.removed_in_process(family, network, cid)
+            if done is not None:
+                return done
             script = exact(network, cid, conf, family) if exact and family in families else None
             if script:
                 if self.restore_if_accepted(family, script):
@@ -183,6 +186,25 @@ class IptablesBackend(IptablesTable):
             probe[0] = len(saved.lines.get(ipt.DNAT_CHAIN, ())) >= PROBE_MIN_ENTRIES
             return self._apply_removal(family, ipt.del_script(network, cid, saved))
         return self._remove(remove_in)
+
+    @staticmethod
+    def removed_in_process(family: int, network: str, cid: str) -> bool | None:
+        """Where iptables is iptables-nft: the container's entry rules in
+        CNI-HOSTPORT-DNAT and its two chains removed over nf_tables, in
+        one transaction and without an exec (pycni.nfnetlink.remove_chains,
+        the same change as ipt.del_listed_script). True: removed; False:
+        none of it exists; None: not done (legacy iptables, a jump from
+        another chain, ...): the iptables-restore ways below decide."""
+        from pycni.fwtools import iptables_nft
+        if not iptables_nft(family):
+            return None
+        from pycni import netlink, nfnetlink
+        try:
+            with netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER) as nl:
+                return nfnetlink.remove_chains(nl, "ip" if family == 4 else "ip6", "nat",
+                                               ipt.DNAT_CHAIN, ipt.container_chains(network, cid))
+        except OSError:
+            return None
 
     @staticmethod
     def nameable(conf: PortMapConf | None) -> bool:

@@ -200,3 +200,43 @@ def test_nfnetlink_table_exists_as_nft_sees_it(world):
     n.run("nft", "delete", "table", "inet", "cni_plugins_masquerade")
     assert exists("inet", "cni_plugins_masquerade") is False
     assert n.run("nft", "list", "tables").stdout.strip() == b""
+
+
+def test_nfnetlink_remove_chains_as_iptables_nft_sees_it(world):
+    """The in-process teardown (bridge ipMasq, portmap DEL) on rules that
+    iptables-nft wrote: the entry rules jumping to the chains and the
+    chains go in one transaction; other rules stay; a chain still jumped
+    to from elsewhere is refused with nothing changed; read back with
+    iptables-save."""
+    from pycni import netlink as nlcore, nfnetlink
+    n = world.external("ipt")
+    for line in ("-N CNI-HOSTPORT-DNAT", "-N CNI-DN-t1", "-N CNI-DN-t2",
+                 "-A CNI-DN-t1 -p tcp -j DNAT --to-destination 10.0.0.2:80",
+                 "-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment t1 -m multiport --dports 80,81 -j CNI-DN-t1",
+                 "-A CNI-HOSTPORT-DNAT -p udp -m multiport --dports 53 -j CNI-DN-t1",
+                 "-A CNI-HOSTPORT-DNAT -p tcp -j CNI-DN-t2",
+                 "-A CNI-HOSTPORT-DNAT -p tcp --dport 9 -j ACCEPT"):
+        n.run("iptables", "-w", "-t", "nat", *line.split())
+
+    def saved():
+        return [x for x in n.run("iptables-save", "-t", "nat").stdout.decode().splitlines()
+                if x.startswith(("-A", ":CNI"))]
+
+    def remove(entry, chains):
+        with netns.entered(n.path), nlcore.NetlinkSocket(nfnetlink.NETLINK_NETFILTER) as s:
+            assert [t for _h, t in nfnetlink.jumps_in(s, "ip", "nat", entry)] == \
+                [line.split()[-1] for line in saved() if line.startswith(f"-A {entry} ")
+                 and line.split()[-2] == "-j" and line.split()[-1].startswith("CNI-")]
+            return nfnetlink.remove_chains(s, "ip", "nat", entry, chains)
+
+    assert remove("CNI-HOSTPORT-DNAT", ["CNI-DN-t1", "CNI-SN-t1"]) is True
+    assert saved() == [":CNI-DN-t2 - [0:0]", ":CNI-HOSTPORT-DNAT - [0:0]",
+                       "-A CNI-HOSTPORT-DNAT -p tcp -j CNI-DN-t2",
+                       "-A CNI-HOSTPORT-DNAT -p tcp -m tcp --dport 9 -j ACCEPT"]
+    assert remove("CNI-HOSTPORT-DNAT", ["CNI-DN-t1", "CNI-SN-t1"]) is False
+    n.run("iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-j", "CNI-DN-t2")
+    before = saved()
+    assert remove("CNI-HOSTPORT-DNAT", ["CNI-DN-t2"]) is None
+    assert saved() == before
+    with netns.entered(n.path), nlcore.NetlinkSocket(nfnetlink.NETLINK_NETFILTER) as s:
+        assert nfnetlink.remove_chains(s, "ip6", "nat", "POSTROUTING", ["CNI-x"]) is False
