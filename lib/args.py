@@ -4,11 +4,14 @@ podman sends ``IgnoreUnknown=1;K8S_POD_NAME=x`` (plus ``MAC=``/``IP=``),
 containerd ``IgnoreUnknown=1;K8S_POD_NAMESPACE=..;K8S_POD_NAME=..;..``.
 The reference matches keys case-sensitively against the plugin's known
 fields and rejects unknown keys unless IgnoreUnknown is true.
+
+Also here: reading the per-container MAC a link plugin may be given
+(CNI_ARGS MAC=, runtimeConfig.mac, args.cni.mac), without pycni.mac.
 """
 
 from .model import dataclass, field
 
-from .errors import CNIError, INVALID_ENVIRONMENT
+from .errors import CNIError, INVALID_ENVIRONMENT, INVALID_NETWORK_CONFIG
 
 # Keys every plugin understands (reference types.CommonArgs and the K8S set
 # that kubelet/containerd/CRI-O send).
@@ -69,3 +72,34 @@ def parse_go_bool(value: str, name: str) -> bool:
         return False
     raise CNIError(INVALID_ENVIRONMENT, f'boolean CNI_ARGS value for {name} '
                    f'must be one of 1, 0, true, false, got "{value}"')
+
+
+# --- the MAC a plugin puts on the link it creates (macvlan, tap) ---------------
+# Read here, where CNI_ARGS are: pycni.mac, which checks and normalises
+# the chosen address, loads only when one of these is set.
+
+def mac_from_cni_args(cni_args: CniArgs | None) -> str:
+    """CNI_ARGS MAC= ("" without CNI_ARGS); any other key but the common
+    ones is code 4 unless IgnoreUnknown, as the reference's args struct
+    knows MAC only. `cni_args`: a skel.Request's cni_args, or None."""
+    if cni_args is None or not cni_args.pairs:
+        return ""
+    cni_args.require_known({"MAC"})
+    return cni_args.get("MAC")
+
+
+def config_string(obj, path: str, *keys: str) -> str:
+    """obj[k1][k2].. looked up Go-style (a MAC under runtimeConfig or
+    args): "" where a level is absent or no object, code 7 where the value
+    is no string; `path` names it in the error."""
+    from .decode import lookup
+    value = obj
+    for k in keys:
+        if not isinstance(value, dict):
+            return ""
+        value = lookup(value, k)
+        if value is None:
+            return ""
+    if not isinstance(value, str):
+        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid value for {path}: expected a string")
+    return value

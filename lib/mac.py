@@ -62,34 +62,9 @@ def interface_mac(spelling: str) -> str:
 
 
 # --- the MAC a plugin puts on the link it creates (macvlan, tap) ---------------
-
-def from_cni_args(cni_args) -> str:
-    """CNI_ARGS MAC= ("" without CNI_ARGS); any other key but the common
-    ones is code 4 unless IgnoreUnknown, as the reference's args struct
-    knows MAC only. `cni_args`: a skel.Request's cni_args, or None."""
-    if cni_args is None or not cni_args.pairs:
-        return ""
-    cni_args.require_known({"MAC"})
-    return cni_args.get("MAC")
-
-
-def config_string(obj, path: str, *keys: str) -> str:
-    """obj[k1][k2].. looked up Go-style (a MAC under runtimeConfig or
-    args): "" where a level is absent or no object, code 7 where the value
-    is no string; `path` names it in the error."""
-    from .decode import lookup
-    value = obj
-    for k in keys:
-        if not isinstance(value, dict):
-            return ""
-        value = lookup(value, k)
-        if value is None:
-            return ""
-    if not isinstance(value, str):
-        from .errors import CNIError, INVALID_NETWORK_CONFIG
-        raise CNIError(INVALID_NETWORK_CONFIG, f"invalid value for {path}: expected a string")
-    return value
-
+# Where its candidates come from (CNI_ARGS MAC=, runtimeConfig.mac,
+# args.cni.mac) is read by pycni.args (mac_from_cni_args, config_string),
+# so that this module loads only when one of them is set.
 
 def choose(*candidates: str) -> str:
     """The first of `candidates` that is set (the caller lists them most

@@ -80,10 +80,13 @@ def choose_mac(conf: MacvlanConf, cni_args_mac: str) -> str:
     and mac, normalised ("" = the kernel's choice): per-container values
     beat the network-wide `mac`, the runtime's capability beats `args`,
     and `args` supersedes the deprecated CNI_ARGS."""
+    from pycni.args import config_string
+    candidates = (config_string(conf.runtime_config, "runtimeConfig.mac", "mac"),
+                  config_string(conf.args, "args.cni.mac", "cni", "mac"), cni_args_mac, conf.mac)
+    if not any(candidates):
+        return ""       # the kernel's choice: pycni.mac is not needed
     from pycni import mac
-    return mac.choose(mac.config_string(conf.runtime_config, "runtimeConfig.mac", "mac"),
-                      mac.config_string(conf.args, "args.cni.mac", "cni", "mac"),
-                      cni_args_mac, conf.mac)
+    return mac.choose(*candidates)
 
 
 def dns_from_conf(dns: DNSConf) -> DNS:
@@ -93,9 +96,9 @@ def dns_from_conf(dns: DNSConf) -> DNS:
 
 def load(config: dict, cni_args=None) -> Settings:
     """Decode and validate the config (plus CNI_ARGS MAC=) for ADD/CHECK."""
-    from pycni import mac
+    from pycni.args import mac_from_cni_args
     conf = decode(MacvlanConf, config)
-    cni_args_mac = mac.from_cni_args(cni_args)
+    cni_args_mac = mac_from_cni_args(cni_args)
     mode = parse_mode(conf.mode)
     check_bc_queue_len(conf.bcqueuelen)
     if conf.mtu < 0:

@@ -106,9 +106,13 @@ def check_selinux(context: str) -> None:
 def choose_mac(conf: TapConf, cni_args_mac: str) -> str:
     """The reference's order: runtimeConfig.mac (capability `mac`), then
     CNI_ARGS MAC=, then `mac`; normalised ("" = the kernel's random one)."""
+    from pycni.args import config_string
+    candidates = (config_string(conf.runtime_config, "runtimeConfig.mac", "mac"),
+                  cni_args_mac, conf.mac)
+    if not any(candidates):
+        return ""       # the kernel's choice: pycni.mac is not needed
     from pycni import mac
-    return mac.choose(mac.config_string(conf.runtime_config, "runtimeConfig.mac", "mac"),
-                      cni_args_mac, conf.mac)
+    return mac.choose(*candidates)
 
 
 def dns_from_conf(conf: TapConf) -> DNS:
@@ -119,9 +123,9 @@ def dns_from_conf(conf: TapConf) -> DNS:
 
 def load(config: dict, cni_args=None) -> Settings:
     """Decode and validate the config (plus CNI_ARGS MAC=) for ADD/CHECK."""
-    from pycni import mac
+    from pycni.args import mac_from_cni_args
     conf = decode(TapConf, config)
-    cni_args_mac = mac.from_cni_args(cni_args)
+    cni_args_mac = mac_from_cni_args(cni_args)
     check_selinux(conf.selinux_context)
     check_mtu(conf.mtu)
     owner = check_id("owner", conf.owner)

@@ -38,27 +38,28 @@ def test_unicast_problem():
     assert "all-zero" in mac.unicast_problem(bytes(6))
 
 
-# --- the MAC of a new link: CNI_ARGS, config strings, the choice ----------------
+# --- the MAC of a new link: CNI_ARGS, config strings (pycni.args), the choice ----
 
 def test_from_cni_args():
-    from pycni.args import parse_cni_args
+    from pycni.args import mac_from_cni_args, parse_cni_args
     from pycni.errors import CNIError, INVALID_ENVIRONMENT
-    assert mac.from_cni_args(None) == ""
-    assert mac.from_cni_args(parse_cni_args("")) == ""
-    assert mac.from_cni_args(parse_cni_args("MAC=02:00:00:00:00:01")) == "02:00:00:00:00:01"
-    assert mac.from_cni_args(parse_cni_args("IgnoreUnknown=1;X=1")) == ""
+    assert mac_from_cni_args(None) == ""
+    assert mac_from_cni_args(parse_cni_args("")) == ""
+    assert mac_from_cni_args(parse_cni_args("MAC=02:00:00:00:00:01")) == "02:00:00:00:00:01"
+    assert mac_from_cni_args(parse_cni_args("IgnoreUnknown=1;X=1")) == ""
     with pytest.raises(CNIError) as err:
-        mac.from_cni_args(parse_cni_args("MAC=02:00:00:00:00:01;X=1"))
+        mac_from_cni_args(parse_cni_args("MAC=02:00:00:00:00:01;X=1"))
     assert (err.value.code, err.value.msg) == (INVALID_ENVIRONMENT, 'unknown CNI_ARGS key "X"')
 
 
 def test_config_string():
+    from pycni.args import config_string
     from pycni.errors import CNIError, INVALID_NETWORK_CONFIG
-    assert mac.config_string({"cni": {"MAC": "x"}}, "args.cni.mac", "cni", "mac") == "x"
+    assert config_string({"cni": {"MAC": "x"}}, "args.cni.mac", "cni", "mac") == "x"
     for absent in ({}, {"cni": None}, {"cni": "text"}, {"cni": {}}, None):
-        assert mac.config_string(absent, "args.cni.mac", "cni", "mac") == ""
+        assert config_string(absent, "args.cni.mac", "cni", "mac") == ""
     with pytest.raises(CNIError) as err:
-        mac.config_string({"mac": 1}, "runtimeConfig.mac", "mac")
+        config_string({"mac": 1}, "runtimeConfig.mac", "mac")
     assert (err.value.code, err.value.msg) == (
         INVALID_NETWORK_CONFIG, "invalid value for runtimeConfig.mac: expected a string")
 
