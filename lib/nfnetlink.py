@@ -142,6 +142,13 @@ def chain_exists(nl: netlink.NetlinkSocket, family: str, table: str, chain: str)
     return True
 
 
+def rule_bodies(nl: netlink.NetlinkSocket, family: str, table: str, chain: str) -> list[bytes]:
+    """The NFT_MSG_NEWRULE bodies (nfgenmsg header cut off) of every rule
+    of `chain`, in order (a dump of that one chain)."""
+    replies = nl.request(_nft(NFT_MSG_GETRULE), netlink.NLM_F_DUMP, rule_body(family, table, chain))
+    return [body[_NFGENMSG.size:] for kind, body in replies if kind == _nft(NFT_MSG_NEWRULE)]
+
+
 def jumps_in(nl: netlink.NetlinkSocket, family: str, table: str,
              chain: str) -> list[tuple[int, str]]:
     """(handle, target) of every rule of `chain` that jumps to a chain."""

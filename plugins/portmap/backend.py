@@ -69,12 +69,39 @@ class IptablesBackend(IptablesTable):
         nothing and is accepted only when every rule is there; the whole
         table, read only when it is refused, says what is missing."""
         p = ipt.plan(conf, network, cid, cip)
+        if self.seen_in_process(p):
+            return []
         try:
             if self.restore_if_accepted(cip.family, ipt.check_script(p)):
                 return []
         except CNIError:
             pass     # a rule too long for one batch line: the table says
         return ipt.check(p, self.saved(cip.family))
+
+    @staticmethod
+    def seen_in_process(p: ipt.Plan) -> bool:
+        """Where iptables is iptables-nft: is every rule of plan `p` in its
+        chain, as iptables-nft writes it (pycni.nftexpr), seen in one dump
+        of each of the two chains, without an exec? False means only "not
+        seen" (a rule missing, written otherwise, a form nftexpr does not
+        cover): `-C` then decides, as without this."""
+        from pycni.fwtools import iptables_nft
+        if not iptables_nft(p.family):
+            return False
+        from pycni import netlink, nfnetlink, nftexpr
+        wanted = [(p.chain, nftexpr.expressions(r, p.family)) for r in p.rules]
+        wanted += [(ipt.DNAT_CHAIN, nftexpr.expressions(e, p.family)) for e in p.entries]
+        if any(exprs is None for _chain, exprs in wanted):
+            return False
+        table = "ip" if p.family == 4 else "ip6"
+        try:
+            with netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER) as nl:
+                have = {chain: [nftexpr.rule_expressions(b)
+                                for b in nfnetlink.rule_bodies(nl, table, "nat", chain)]
+                        for chain in (p.chain, ipt.DNAT_CHAIN)}
+        except OSError:
+            return False
+        return all(exprs in have[chain] for chain, exprs in wanted)
 
     @staticmethod
     def listed(family: int, chain: str) -> ipt.Saved | None:

@@ -625,3 +625,36 @@ def test_benchmark_add_del_against_the_reference(request, node, cni_path, data_d
               f"reference {timings['reference']:.1f}")
     assert leftover_rules(w, "iptables") == []
     assert timings["ours"] < 3 * timings["reference"] + 50
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("keys", [{}, {"snat": False}, {"conditionsV4": ["-s", "10.0.0.0/8"]}])
+def test_check_sees_the_rules_in_process_where_iptables_is_nft(request, node, cni_path, data_dir,
+                                                                keys):
+    """CHECK's in-process look (pycni.nftexpr: the expressions iptables-nft
+    writes for our rules, compared with one dump per chain) recognises
+    every rule a real ADD wrote, IPv4 and IPv6, so that CHECK runs no
+    `iptables-restore -C` exec; a rule removed is not seen (then `-C`
+    decides, as test_check_detects_a_removed_rule shows). Forms nftexpr
+    does not cover (user conditions) are not seen, never wrongly seen."""
+    from pycni import fwtools, netns
+    from pycni.plugins.portmap import backend, config, rules_iptables as ipt
+    from pycni.result import parse_result
+    w = node
+    if not fwtools.iptables_nft(4):
+        pytest.skip("iptables here is not iptables-nft")
+    m = maps(18170)
+    conf = portmap_conf("1.0.0", m, **keys)
+    c = attach(request, w, cni_path, data_dir, "ctr1", m, ipv6=True, **keys)
+    parsed = config.parse_config(conf)
+    cips = config.container_ips(parse_result(c.result, "1.0.0"), "eth0")
+    assert sorted(cip.family for cip in cips) == [4, 6]
+    plans = [ipt.plan(parsed, NET, "ctr1", cip) for cip in cips]
+    with netns.entered(w.host.path):
+        seen = [backend.IptablesBackend.seen_in_process(p) for p in plans]
+    assert seen == ([False, True] if keys.get("conditionsV4") else [True, True])
+    dnat = next(line for line in nat_rules(w) if "DNAT --to-destination" in line and "udp" in line)
+    w.host.run("sh", "-c", f"iptables -t nat {'-D' + dnat[2:]}")
+    with netns.entered(w.host.path):
+        assert backend.IptablesBackend.seen_in_process(plans[0 if cips[0].family == 4 else 1]) \
+            is False
