@@ -42,7 +42,9 @@ def run(tree: str, plugin: str, command: str, stdin: str, extra: dict | None = N
     # (the plugins leave with it): a normal exit instead, in training only.
     code = ("import sys, posix; posix._exit = sys.exit; sys.path.insert(0, sys.argv[1]); "
             "from pycni.entry import serve; serve(sys.argv[2])")
+    # PYCNI_STATE_DIRS: host-local may keep its store in the temporary directory
     env = {"PATH": "/nonexistent", "CNI_COMMAND": command, "CNI_CONTAINERID": "pgo-train",
+           "PYCNI_STATE_DIRS": os.path.dirname(tree),
            "CNI_NETNS": "/nonexistent/netns", "CNI_IFNAME": "eth0", "CNI_PATH": "/nonexistent",
            **(extra or {})}
     # compiled once into a cache of the training's own (the launchers' -B
