@@ -96,9 +96,11 @@ class IptablesBackend(IptablesTable):
         table = "ip" if p.family == 4 else "ip6"
         try:
             with netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER) as nl:
+                # of the entry chain (a rule per container) only the rules
+                # naming the container's chain are read
                 have = {chain: [nftexpr.rule_expressions(b)
-                                for b in nfnetlink.rule_bodies(nl, table, "nat", chain)]
-                        for chain in (p.chain, ipt.DNAT_CHAIN)}
+                                for b in nfnetlink.rule_bodies(nl, table, "nat", chain, naming)]
+                        for chain, naming in ((p.chain, None), (ipt.DNAT_CHAIN, [p.chain]))}
         except OSError:
             return False
         return all(exprs in have[chain] for chain, exprs in wanted)
