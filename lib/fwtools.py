@@ -101,6 +101,36 @@ def iptables_nft(family: int = 4) -> bool:
     return False
 
 
+# the nf_tables family of iptables-nft's tables, per IP family
+NFT_FAMILY = {4: "ip", 6: "ip6"}
+
+
+def remove_chains_in_process(family: int, entry: str, chains: list[str],
+                             keep: list | None = None) -> bool | None:
+    """Where iptables is iptables-nft: the rules of nat chain `entry`
+    jumping to `chains`, and those chains, removed in one nf_tables
+    transaction (pycni.nfnetlink.remove_chains). True: removed; False:
+    none of it exists; None: not done (legacy iptables, no socket,
+    refused, ...): the caller's iptables-restore way decides. The socket
+    is closed at once, or appended to `keep` for a caller with more work
+    to do, which closes it after that work: the kernel's grace period for
+    the deleted rules then passes meanwhile instead of in the close."""
+    if not iptables_nft(family):
+        return None
+    from . import netlink, nfnetlink
+    try:
+        nl = netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER)
+    except OSError:
+        return None
+    try:
+        return nfnetlink.remove_chains(nl, NFT_FAMILY[family], "nat", entry, chains)
+    finally:
+        if keep is None:
+            nl.close()
+        else:
+            keep.append(nl)
+
+
 def default_backend() -> str:
     if iptables_usable(4):
         return IPTABLES
@@ -121,7 +151,7 @@ def no_table(family: int, table: str) -> bool:
     /proc/net/ip{,6}_tables_names does not name it (absent: the legacy
     module is not even loaded). False whenever either cannot be told."""
     from .nfnetlink import table_exists
-    if table_exists("ip" if family == 4 else "ip6", table) is not False:
+    if table_exists(NFT_FAMILY[family], table) is not False:
         return False
     names = "/proc/net/ip_tables_names" if family == 4 else "/proc/net/ip6_tables_names"
     try:

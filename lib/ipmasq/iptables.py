@@ -37,8 +37,8 @@ from . import CHAIN_PREFIX, chain_name, comment
 from ..errors import CNIError, INTERNAL
 from ..fwquote import ipt_script
 from ..iptsave import Saved, parse_saved, render
-from ..fwtools import (iptables_restore, iptables_save, iptables_usable, restore_if_accepted,
-                       retrying)
+from ..fwtools import (iptables_restore, iptables_save, iptables_usable,
+                       remove_chains_in_process, restore_if_accepted, retrying)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -310,14 +310,14 @@ class StartedTeardown:
     for the deleted rules passes during the caller's work rather than in
     the close. Only a family where that was not done runs a batch."""
 
-    __slots__ = ("chain", "families", "strict", "usable", "batches", "_nl")
+    __slots__ = ("chain", "families", "strict", "usable", "batches", "_sockets")
 
     def __init__(self, ips: list[str], network: str, container_id: str, eager: bool = True):
         self.chain = chain_name(network, container_id)
         self.families = sorted({family_of(c) for c in ips})
         self.strict = bool(self.families)
         self.usable = [f for f in self.families or (4, 6) if available(f)]
-        self._nl: "NetlinkSocket | None" = None
+        self._sockets: "list[NetlinkSocket]" = []
         self.usable = [f for f in self.usable if not self._removed_in_process(f)]
         exact = plan(assigned(ips), network, container_id)
         self.batches = _Batches({f: exact_teardown_script(exact[f])
@@ -327,23 +327,12 @@ class StartedTeardown:
 
     def _removed_in_process(self, family: int) -> bool:
         """Removed (or found absent) over nf_tables; False: the batch decides."""
-        from ..fwtools import iptables_nft
-        if not iptables_nft(family):
-            return False
-        from .. import netlink, nfnetlink
-        nl = self._nl
-        try:
-            if nl is None:
-                nl = self._nl = netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER)
-        except OSError:
-            return False
-        done = nfnetlink.remove_chains(nl, "ip" if family == 4 else "ip6", "nat",
-                                       "POSTROUTING", [self.chain])
-        return done is not None
+        return remove_chains_in_process(family, "POSTROUTING", [self.chain],
+                                        keep=self._sockets) is not None
 
     def _close(self) -> None:
-        nl, self._nl = self._nl, None
-        if nl is not None:
+        sockets, self._sockets = self._sockets, []
+        for nl in sockets:
             nl.close()
 
     def finish(self) -> None:

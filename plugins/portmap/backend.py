@@ -17,8 +17,9 @@ Both follow the firewall backend protocol (pycni.fwtools):
 """
 
 from pycni.errors import CNIError, INTERNAL
-from pycni.fwtools import (IPT_TOOLS, IptablesTable, default_backend, find_tool, nft_apply,
-                           nft_list, no_table, retrying, run_tool)
+from pycni.fwtools import (IPT_TOOLS, NFT_FAMILY, IptablesTable, default_backend, find_tool,
+                           nft_apply, nft_list, no_table, remove_chains_in_process, retrying,
+                           run_tool)
 from pycni.lazy import lazy
 
 from . import rules_iptables as ipt
@@ -93,7 +94,7 @@ class IptablesBackend(IptablesTable):
         wanted += [(ipt.DNAT_CHAIN, nftexpr.expressions(e, p.family)) for e in p.entries]
         if any(exprs is None for _chain, exprs in wanted):
             return False
-        table = "ip" if p.family == 4 else "ip6"
+        table = NFT_FAMILY[p.family]
         try:
             with netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER) as nl:
                 # of the entry chain (a rule per container) only the rules
@@ -220,20 +221,11 @@ class IptablesBackend(IptablesTable):
     def removed_in_process(family: int, network: str, cid: str) -> bool | None:
         """Where iptables is iptables-nft: the container's entry rules in
         CNI-HOSTPORT-DNAT and its two chains removed over nf_tables, in
-        one transaction and without an exec (pycni.nfnetlink.remove_chains,
-        the same change as ipt.del_listed_script). True: removed; False:
-        none of it exists; None: not done (legacy iptables, a jump from
-        another chain, ...): the iptables-restore ways below decide."""
-        from pycni.fwtools import iptables_nft
-        if not iptables_nft(family):
-            return None
-        from pycni import netlink, nfnetlink
-        try:
-            with netlink.NetlinkSocket(nfnetlink.NETLINK_NETFILTER) as nl:
-                return nfnetlink.remove_chains(nl, "ip" if family == 4 else "ip6", "nat",
-                                               ipt.DNAT_CHAIN, ipt.container_chains(network, cid))
-        except OSError:
-            return None
+        one transaction and without an exec (the same change as
+        ipt.del_listed_script). None: not done, the iptables-restore ways
+        below decide."""
+        return remove_chains_in_process(family, ipt.DNAT_CHAIN,
+                                        ipt.container_chains(network, cid))
 
     @staticmethod
     def nameable(conf: PortMapConf | None) -> bool:
